@@ -1,0 +1,6 @@
+"""pcseg: 3D point-cloud instance segmentation of indoor scenes (ScanNet-style)."""
+from .errors import ConfigError, DataError, PcsegError
+from .structures import Batch, InstanceSet, Scene, SegGroup
+
+__version__ = "0.1.0"
+__all__ = ["Batch", "ConfigError", "DataError", "InstanceSet", "PcsegError", "Scene", "SegGroup", "__version__"]

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up everything pcseg needs on a fresh Debian machine: the system libraries Open3D and headless
+# rendering need, a virtual environment, and the package with its dependencies. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+# Open3D needs libusb/libGL/libgomp; headless rendering (OffscreenRenderer) needs Mesa's software Vulkan.
+SYSTEM_PACKAGES="libusb-1.0-0 libgl1 libgomp1 libvulkan1 mesa-vulkan-drivers"
+missing=""
+for pkg in $SYSTEM_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    if ! command -v apt-get >/dev/null; then
+        echo "pcseg setup: please install the system libraries:$missing" >&2
+    elif [ "$(id -u)" = 0 ]; then
+        echo "pcseg setup: apt-get install$missing"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    else
+        echo "pcseg setup: sudo apt-get install$missing"
+        sudo apt-get update -qq
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    fi
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+# The CPU build of torch when the machine offers it (no multi-GB CUDA download); otherwise pip's choice.
+"$VENV/bin/pip" install -q "torch==2.13.0" 2>/dev/null || "$VENV/bin/pip" install -q torch
+"$VENV/bin/pip" install -q -e ".[test]"
+echo "pcseg setup: ready in $VENV"
