@@ -1,0 +1,141 @@
+"""The ``pcseg`` command: ``pcseg data|eval|viz|demo ...``.
+
+Heavy modules are imported inside each command, so ``pcseg --help`` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import PcsegError
+
+
+def _cmd_data_synth(args) -> None:
+    from .synth import write_synthetic_dataset
+
+    summary = write_synthetic_dataset(args.out, args.scenes, seed=args.seed, frames=args.frames,
+                                      workers=args.workers, progress=not args.quiet)
+    from .synth.stats import format_summary
+
+    print(format_summary(summary))
+    print(f"wrote {args.scenes} scenes to {args.out}")
+
+
+def _cmd_data_export_gt(args) -> None:
+    from .io.export import export_gt
+
+    written = export_gt(args.scannet, args.out, labels_tsv=args.labels, split=args.split,
+                        progress=not args.quiet)
+    print(f"wrote {len(written)} GT files to {args.out}")
+
+
+def _cmd_eval(args) -> None:
+    from .evaluation import evaluate_folders, format_table, write_json
+
+    result = evaluate_folders(args.gt, args.pred, missing=args.missing, progress=not args.quiet)
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"wrote {args.json}")
+
+
+def _cmd_viz(args) -> None:
+    from .io import read_scene
+    from .viz import colorize, render_image, save_png, to_open3d
+
+    scene = read_scene(args.scene, labels_tsv=args.labels)
+    instances = None
+    if args.pred:
+        from .io.official import read_instance_predictions
+
+        instances = read_instance_predictions(args.pred, scene.name, num_points=len(scene))
+    colors = colorize(scene, args.color, instances)
+    out = args.out
+    if out is None and os.environ.get("DISPLAY"):
+        import open3d as o3d
+
+        o3d.visualization.draw_geometries([to_open3d(scene, colors)], window_name=f"pcseg: {scene.name}")
+        return
+    if out is None:
+        out = f"{scene.name}_{args.color}.png"
+        print("no display: rendering to a PNG instead of opening a window")
+    save_png(render_image(scene, colors, size=(args.width, args.height), view=args.view), out)
+    print(f"wrote {out}")
+
+
+def _cmd_demo(args) -> None:
+    from .engine.demo import run_demo
+
+    run_demo(args.config, args.overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pcseg", description="3D point-cloud instance segmentation of indoor scenes.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="generate and convert datasets").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("synth", help="write synthetic ScanNet-format rooms")
+    p.add_argument("--out", required=True, help="dataset root to create (scans/, labels tsv, split files)")
+    p.add_argument("--scenes", type=int, default=10, help="number of rooms (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--frames", type=int, default=0, help="RGB-D frames per room (default 0)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: number of CPUs)")
+    p.set_defaults(func=_cmd_data_synth)
+    p = data.add_parser("export-gt", help="write the official instance GT .txt of every scene")
+    p.add_argument("--scannet", required=True, help="ScanNet root (with scans/) or a folder of scene folders")
+    p.add_argument("--out", required=True, help="folder for <scene>.txt files")
+    p.add_argument("--labels", default=None, help="scannetv2-labels.combined.tsv (default: beside scans/)")
+    p.add_argument("--split", default=None, help="only scenes of this split, e.g. val (reads scannetv2_<split>.txt)")
+    p.set_defaults(func=_cmd_data_export_gt)
+
+    p = sub.add_parser("eval", help="score instance predictions with the official ScanNet v2 protocol")
+    p.add_argument("--gt", required=True, help="folder of official GT <scene>.txt files")
+    p.add_argument("--pred", required=True, help="folder of official instance predictions")
+    p.add_argument("--json", default=None, help="also write the result as JSON here")
+    p.add_argument("--missing", choices=("skip", "miss"), default="skip",
+                   help="GT scenes without a prediction file: skip them (official) or count all missed")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("viz", help="look at a scene (window, or PNG when headless or with --out)")
+    p.add_argument("scene", help="ScanNet scene folder, .ply or .npz")
+    p.add_argument("--pred", default=None, help="prediction folder (official format) to show instead of GT")
+    p.add_argument("--color", choices=("rgb", "semantic", "instance"), default="instance")
+    p.add_argument("--out", default=None, help="PNG to write")
+    p.add_argument("--view", choices=("oblique", "top"), default="oblique")
+    p.add_argument("--labels", default=None, help="labels tsv for a ScanNet folder")
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=960)
+    p.set_defaults(func=_cmd_viz)
+
+    p = sub.add_parser("demo", help="the main job on built-in synthetic data: generate, predict, evaluate")
+    p.add_argument("config", nargs="?", default=None, help="YAML recipe (default configs/demo.yaml values)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo" and args.config and "=" in args.config:
+        args.overrides.insert(0, args.config)
+        args.config = None
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    try:
+        args.func(args)
+    except PcsegError as e:
+        print(f"pcseg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pcseg: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

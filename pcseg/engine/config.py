@@ -1,0 +1,106 @@
+"""Flat YAML recipes loaded into dataclasses, with ``key=value`` command-line overrides.
+
+A recipe is one flat mapping; every key must be a field of the recipe's dataclass (a typo is an
+error naming the key), and values are checked against the field's type.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+import yaml
+
+from ..errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _coerce(cls: type, name: str, value: Any, hint: Any, source: str) -> Any:
+    """Check ``value`` against the type ``hint`` (int, float, str, bool, Optional[...], list[...])."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(cls, name, value, arg, source)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0])
+    if origin in (list, tuple, Sequence):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {name}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        return [_coerce(cls, name, v, item, source) for v in value]
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:
+        return value
+    raise ConfigError(f"{source}: {name}: expected {hint.__name__}, got {value!r}")
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """``["lr=0.01", "name=run1"]`` -> ``{"lr": 0.01, "name": "run1"}`` (values parsed as YAML)."""
+    out = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: expected key=value")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def build_config(cls: type[T], values: dict[str, Any], source: str = "config") -> T:
+    """Instantiate the dataclass ``cls`` from a flat mapping, rejecting unknown keys."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _coerce(cls, k, v, hints[k], source) for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def load_config(cls: type[T], path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> T:
+    """Load a flat YAML recipe into ``cls`` and apply ``key=value`` overrides."""
+    values: dict[str, Any] = {}
+    source = "overrides"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a flat mapping of key: value, got {type(loaded).__name__}")
+        values.update(loaded or {})
+    values.update(parse_overrides(overrides))
+    return build_config(cls, values, source)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,48 @@
+from dataclasses import dataclass
+
+import pytest
+
+from pcseg.engine.config import load_config, parse_overrides
+from pcseg.errors import ConfigError
+
+
+@dataclass
+class Recipe:
+    lr: float = 0.1
+    epochs: int = 3
+    name: str = "run"
+    widths: list[int] | None = None
+    cuda: bool = False
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("lr: 0.5\nwidths: [32, 64]\n")
+    cfg = load_config(Recipe, path, ["epochs=7", "name=abc", "cuda=true"])
+    assert cfg == Recipe(lr=0.5, epochs=7, name="abc", widths=[32, 64], cuda=True)
+    assert parse_overrides(["a=1", "b=x"]) == {"a": 1, "b": "x"}
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("lr: 0.5\nepcohs: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epcohs'\]"):
+        load_config(Recipe, path)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("epochs=1.5", "epochs: expected int"), ("cuda=3", "cuda: expected bool"),
+    ("widths=5", "widths: expected a list"), ("lr", "expected key=value"),
+])
+def test_bad_values(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(Recipe, None, [override])
+
+
+def test_missing_and_non_mapping_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(Recipe, tmp_path / "nope.yaml")
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="flat mapping"):
+        load_config(Recipe, path)
