@@ -240,7 +240,7 @@ def read_scannet_scene(folder: str | os.PathLike, labels_tsv: str | os.PathLike 
         if segments is None:
             raise DataError(files["segs"], None, f"missing: {files['aggregation'].name} needs the segmentation file")
         groups = read_seg_groups(files["aggregation"])
-        tsv = Path(labels_tsv) if labels_tsv is not None else find_labels_tsv(folder.parent)
+        tsv = Path(labels_tsv) if labels_tsv is not None else find_labels_tsv(folder)
         if tsv is None:
             raise DataError(folder.parent.parent / LABELS_TSV_NAME, None,
                             f"label mapping tsv not found beside scans/; pass --labels PATH to {LABELS_TSV_NAME}")

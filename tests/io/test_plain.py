@@ -1,0 +1,177 @@
+"""A user's own point clouds: .ply (plyfile-written, binary and ASCII) and .npz in and out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from plyfile import PlyData, PlyElement
+
+from pcseg.errors import DataError
+from pcseg.structures import Scene
+from pcseg.io.plain import read_point_cloud, write_point_cloud
+
+N = 50
+
+
+def cloud(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"points": rng.normal(size=(N, 3)).astype(np.float32),
+            "rgb": rng.integers(0, 256, (N, 3), dtype=np.uint8),
+            "normals": rng.normal(size=(N, 3)).astype(np.float32),
+            "semantic": rng.integers(0, 41, N), "instance": rng.integers(-1, 6, N)}
+
+
+def write_user_ply(path: Path, fields: dict, text=False, faces=None) -> Path:
+    """fields: property name -> 1-D array, written in order with its own dtype."""
+    vertex = np.empty(len(next(iter(fields.values()))), [(k, v.dtype.str) for k, v in fields.items()])
+    for k, v in fields.items():
+        vertex[k] = v
+    elements = [PlyElement.describe(vertex, "vertex")]
+    if faces is not None:
+        face = np.empty(len(faces), [("vertex_indices", "O")])
+        face["vertex_indices"] = [np.asarray(f, np.int32) for f in faces]
+        elements.append(PlyElement.describe(face, "face"))
+    PlyData(elements, text=text).write(str(path))
+    return path
+
+
+def xyz_fields(c):
+    return {k: c["points"][:, i] for i, k in enumerate("xyz")}
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_ply_with_uchar_colours_normals_and_labels(tmp_path, text):
+    c = cloud()
+    fields = {**xyz_fields(c), **{k: c["rgb"][:, i] for i, k in enumerate(("red", "green", "blue"))},
+              **{k: c["normals"][:, i] for i, k in enumerate(("nx", "ny", "nz"))},
+              "label": c["semantic"].astype(np.uint16), "instance_id": c["instance"].astype(np.int32)}
+    scene = read_point_cloud(write_user_ply(tmp_path / "room.ply", fields, text=text, faces=[[0, 1, 2]]))
+    assert scene.name == "room"
+    np.testing.assert_array_equal(scene.points, c["points"])
+    np.testing.assert_array_equal(scene.colors, (c["rgb"] / 255.0).astype(np.float32))
+    np.testing.assert_array_equal(scene.normals, c["normals"])
+    np.testing.assert_array_equal(scene.semantic, c["semantic"])
+    np.testing.assert_array_equal(scene.instance, c["instance"])
+    np.testing.assert_array_equal(scene.faces, [[0, 1, 2]])
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0])
+def test_ply_float_colours_detect_range(tmp_path, scale):
+    c = cloud()
+    unit = c["rgb"] / 255.0
+    fields = {**xyz_fields(c), **{k: (unit[:, i] * scale).astype(np.float32)
+                                   for i, k in enumerate(("red", "green", "blue"))}}
+    scene = read_point_cloud(write_user_ply(tmp_path / "a.ply", fields))
+    np.testing.assert_allclose(scene.colors, unit, atol=1e-6)
+    assert scene.semantic is None and scene.instance is None and scene.normals is None
+
+
+def test_ply_without_colours_gets_default_grey(tmp_path):
+    c = cloud()
+    scene = read_point_cloud(write_user_ply(tmp_path / "a.ply", {**xyz_fields(c), "semantic": c["semantic"].astype(np.int32)}))
+    assert np.all(scene.colors == 0.5)
+    np.testing.assert_array_equal(scene.semantic, c["semantic"])
+
+
+def test_npz_alternative_keys_and_0_255_colours(tmp_path):
+    c = cloud()
+    np.savez(tmp_path / "a.npz", coord=c["points"].astype(np.float64), rgb=c["rgb"],
+             label=c["semantic"], instance=c["instance"])
+    scene = read_point_cloud(tmp_path / "a.npz")
+    np.testing.assert_array_equal(scene.points, c["points"])
+    np.testing.assert_allclose(scene.colors, c["rgb"] / 255.0, atol=1e-7)
+    np.testing.assert_array_equal(scene.semantic, c["semantic"])
+    np.testing.assert_array_equal(scene.instance, c["instance"])
+    # float colours above 1 are 0..255 too; at most 1 they are 0..1
+    np.savez(tmp_path / "b.npz", xyz=c["points"], color=c["rgb"].astype(np.float32))
+    np.testing.assert_allclose(read_point_cloud(tmp_path / "b.npz").colors, c["rgb"] / 255.0, atol=1e-7)
+    np.savez(tmp_path / "c.npz", points=c["points"], colors=c["rgb"] / 255.0)
+    np.testing.assert_allclose(read_point_cloud(tmp_path / "c.npz").colors, c["rgb"] / 255.0, atol=1e-7)
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".npz"])
+def test_write_read_round_trip(tmp_path, suffix):
+    c = cloud()
+    scene = Scene(points=c["points"], colors=c["rgb"] / 255.0, semantic=c["semantic"], instance=c["instance"],
+                  normals=c["normals"], faces=[[0, 1, 2], [2, 3, 4]], name="mine")
+    back = read_point_cloud(write_point_cloud(scene, tmp_path / f"mine{suffix}"))
+    for name in ("points", "colors", "normals", "semantic", "instance", "faces"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(scene, name), err_msg=name)
+    assert back.name == "mine"
+
+
+def test_npz_keeps_float_colours_exactly_and_ply_rounds_to_uchar(tmp_path):
+    rng = np.random.default_rng(3)
+    scene = Scene(points=rng.normal(size=(N, 3)), colors=rng.random((N, 3)))
+    np.testing.assert_array_equal(read_point_cloud(write_point_cloud(scene, tmp_path / "a.npz")).colors, scene.colors)
+    ply = read_point_cloud(write_point_cloud(scene, tmp_path / "a.ply"))
+    np.testing.assert_array_equal(ply.colors, (np.round(scene.colors.astype(np.float64) * 255) / 255.0).astype(np.float32))
+    assert ply.semantic is None and ply.faces is None
+
+
+# --- bad input ------------------------------------------------------------------------------------
+def message(path) -> str:
+    with pytest.raises(DataError) as e:
+        read_point_cloud(path)
+    return str(e.value)
+
+
+def test_npz_missing_points_key(tmp_path):
+    np.savez(tmp_path / "a.npz", colors=np.zeros((3, 3)))
+    msg = message(tmp_path / "a.npz")
+    assert "a.npz: points" in msg and "coord" in msg and "colors" in msg
+
+
+@pytest.mark.parametrize("key", ["semantic", "instance", "label"])
+def test_npz_wrong_label_length(tmp_path, key):
+    np.savez(tmp_path / "a.npz", points=np.zeros((5, 3)), **{key: np.zeros(4, int)})
+    msg = message(tmp_path / "a.npz")
+    assert f"a.npz: {key}" in msg and "5" in msg and "(4,)" in msg
+
+
+def test_npz_bad_colours_and_labels(tmp_path):
+    np.savez(tmp_path / "a.npz", points=np.zeros((5, 3)), rgb=np.zeros((5, 4)))
+    assert "a.npz: rgb" in message(tmp_path / "a.npz")
+    np.savez(tmp_path / "b.npz", points=np.zeros((5, 3)), colors=np.full((5, 3), 300.0))
+    assert "b.npz: colors" in message(tmp_path / "b.npz")
+    np.savez(tmp_path / "c.npz", points=np.zeros((5, 3)), instance=np.full(5, 1.5))
+    assert "c.npz: instance" in message(tmp_path / "c.npz")
+
+
+def test_non_finite_and_empty(tmp_path):
+    pts = np.zeros((6, 3))
+    pts[4, 2] = np.nan
+    np.savez(tmp_path / "a.npz", points=pts)
+    msg = message(tmp_path / "a.npz")
+    assert "a.npz: points" in msg and "vertex 4" in msg
+    np.savez(tmp_path / "b.npz", points=np.zeros((0, 3)))
+    assert "empty" in message(tmp_path / "b.npz")
+    c = cloud()
+    c["points"][9, 0] = np.inf
+    assert "vertex 9" in message(write_user_ply(tmp_path / "c.ply", xyz_fields(c)))
+
+
+def test_corrupt_files(tmp_path):
+    (tmp_path / "a.npz").write_bytes(b"not a zip")
+    assert "a.npz" in message(tmp_path / "a.npz")
+    ply = write_user_ply(tmp_path / "b.ply", xyz_fields(cloud()))
+    ply.write_bytes(ply.read_bytes()[:-5])
+    msg = message(ply)
+    assert "b.ply" in msg and "truncated" in msg and "vertex" in msg
+    ply.write_bytes(b"PNG...")
+    assert "b.ply: header" in message(ply)
+    assert "file not found" in message(tmp_path / "missing.ply")
+    assert "unsupported" in message(tmp_path / "x.xyz")
+
+
+def test_ply_without_coordinates(tmp_path):
+    ply = write_user_ply(tmp_path / "a.ply", {"x": np.zeros(3, np.float32), "y": np.zeros(3, np.float32)})
+    msg = message(ply)
+    assert "a.ply: vertex" in msg and "'z'" in msg
+
+
+def test_unsupported_output_suffix_writes_nothing(tmp_path):
+    with pytest.raises(DataError, match="unsupported"):
+        write_point_cloud(Scene(points=np.zeros((2, 3))), tmp_path / "out.xyz")
+    assert list(tmp_path.iterdir()) == []
