@@ -83,10 +83,14 @@ def load_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
         prop = next((p for p in FACE_PROPS if p in face_el.data.dtype.names), None)
         if prop is None:
             raise DataError(path, "face", f"no 'vertex_indices' property (has {face_el.data.dtype.names})")
-        faces = np.asarray(np.stack(face_el.data[prop]) if face_el.data.dtype[prop] == object
-                           else face_el.data[prop], np.int64)
-        if faces.ndim != 2 or faces.shape[1] != 3:
-            raise DataError(path, f"face.{prop}", "only triangle faces are supported")
+        lists = face_el.data[prop]
+        if lists.dtype == object:  # ASCII files: one array per face, possibly of other lengths
+            sizes = np.fromiter((len(f) for f in lists), np.int64, len(lists))
+            if np.any(sizes != 3):
+                raise DataError(path, f"face.{prop}", f"only triangle faces are supported "
+                                f"(face {int(np.flatnonzero(sizes != 3)[0])} has {int(sizes[sizes != 3][0])} vertices)")
+            lists = np.stack(lists)
+        faces = np.asarray(lists, np.int64)
         bad = np.flatnonzero((faces < 0).any(1) | (faces >= len(vertex)).any(1))
         if bad.size:
             raise DataError(path, f"face.{prop}", f"face {int(bad[0])} refers to a vertex outside 0..{len(vertex) - 1}")

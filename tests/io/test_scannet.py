@@ -360,8 +360,10 @@ def test_bad_axis_alignment(dataset):
     assert f"{SID}.txt: line 1" in error_of(folder)
 
 
-def test_non_triangle_face(tmp_path):
-    folder = write_scene(tmp_path / "scans_test" / SID, annotated=False, faces=[[0, 1, 2], [0, 1, 2, 3]])
+@pytest.mark.parametrize("text", [False, True])
+def test_non_triangle_face(tmp_path, text):
+    folder = write_scene(tmp_path / "scans_test" / SID, annotated=False, faces=[[0, 1, 2], [0, 1, 2, 3]],
+                         text_ply=text)
     msg = error_of(folder)
     assert f"{SID}_vh_clean_2.ply" in msg and "face" in msg and "triangle" in msg
 
