@@ -7,13 +7,14 @@ Files of one scene (docs/scannet-format.md §1-§4):
     <id>.txt                             "key = value" meta lines, axisAlignment = 16 floats (4x4)
 Test scans (``scans_test/``) have only the mesh and the meta txt: they read as unlabelled Scenes.
 
-Labels are built like the official helper ``export_train_mesh_for_evaluation.py`` describes them
-(§4): walking the groups in file order, every vertex whose segment is in a group gets
-``instance = objectId + 1`` and ``semantic = nyu40id(label)``; later groups overwrite earlier
-ones; vertices in no group get semantic 0 and instance -1 (pcseg's "none"; the official helper
-writes 0). Semantic and instance always come from the same group. The official script itself
-fills semantic per *label* (in order of first appearance) rather than per group, which only
-differs when groups of different labels share a segment; we keep the two consistent instead.
+Labels are built exactly as the official helper ``export_train_mesh_for_evaluation.py`` builds
+them (§4): classes are filled per raw category (categories in order of first appearance, each over
+all segments of its groups), then instances per objectId (``objectId + 1``, groups in file order,
+later ones overwriting), including the helper's list aliasing (the first group of a category also
+claims the segments of that category's later groups, which they then overwrite). Vertices in no
+group get semantic 0 and instance -1 (pcseg's "none"; the official helper writes 0). On real scans
+this is the same as "each vertex takes its last group's class and instance"; the two only differ
+when groups of different categories share a segment, and then we follow the official code.
 Raw categories missing from the tsv become 0 (unannotated) with a warning.
 """
 from __future__ import annotations
@@ -176,15 +177,33 @@ def owner_groups(segments: np.ndarray, groups: Sequence[SegGroup], source: str |
 
 def build_labels(segments: np.ndarray, groups: Sequence[SegGroup], label_map: Mapping[str, int],
                  source: str | os.PathLike = "") -> tuple[np.ndarray, np.ndarray]:
-    """(semantic, instance) IntArray[N] each, from per-vertex segments and the aggregation's groups
-    (see the module docstring for the rule)."""
-    owner = owner_groups(segments, groups, source)
-    nyu = map_raw_categories([g.label for g in groups], label_map, source)
-    obj = np.array([g.object_id + 1 for g in groups], np.int64)
-    labelled = owner >= 0
-    semantic = np.where(labelled, nyu[np.maximum(owner, 0)] if len(groups) else 0, 0).astype(np.int64)
-    instance = np.where(labelled, obj[np.maximum(owner, 0)] if len(groups) else -1, -1).astype(np.int64)
-    return semantic, instance
+    """(semantic, instance) IntArray[N] each, from per-vertex segments and the aggregation's groups,
+    by the official helper's rule (see the module docstring)."""
+    uniq, inverse = np.unique(segments, return_inverse=True)
+    owner_groups(segments, groups, source)  # warns about segment ids no vertex has
+    object_segs: dict[int, list[int]] = {}
+    label_segs: dict[str, list[int]] = {}
+    for g in groups:
+        segs = list(g.segments)
+        object_segs[g.object_id + 1] = segs
+        if g.label in label_segs:
+            label_segs[g.label].extend(segs)
+        else:
+            label_segs[g.label] = segs  # the same list object as the group's: the official aliasing
+
+    def positions(segs: list[int]) -> np.ndarray:
+        seg = np.asarray(segs, np.int64)
+        pos = np.clip(np.searchsorted(uniq, seg), 0, max(len(uniq) - 1, 0))
+        return pos[uniq[pos] == seg] if len(uniq) else pos[:0]
+
+    nyu = map_raw_categories(list(label_segs), label_map, source)
+    seg_semantic = np.zeros(len(uniq), np.int64)
+    for value, segs in zip(nyu, label_segs.values()):
+        seg_semantic[positions(segs)] = value
+    seg_instance = np.full(len(uniq), -1, np.int64)
+    for object_id, segs in object_segs.items():
+        seg_instance[positions(segs)] = object_id
+    return seg_semantic[inverse], seg_instance[inverse]
 
 
 def find_labels_tsv(path: str | os.PathLike) -> Path | None:

@@ -81,9 +81,10 @@ def test_labels_agree_with_official_helper_code(dataset):
     np.testing.assert_array_equal(scene.instance, inst)
 
 
-def test_cross_label_overlap_takes_class_and_instance_from_the_same_group(tmp_path):
-    # chair(seg 1), table(seg 2), chair(seg 2): the last group owns seg 2, so it is a chair of object 3.
-    # (The official script fills classes per raw category and would call seg 2 a table.)
+def test_cross_label_overlap_follows_the_official_helper_code(tmp_path):
+    # chair(seg 1), table(seg 2), chair(seg 2): the official helper fills classes per raw category in
+    # order of first appearance (chair, then table), so seg 2 is a table, while its instance is the
+    # last group's (object 3). We reproduce that, not the per-group rule.
     groups = [{"id": 0, "objectId": 0, "segments": [1], "label": "chair"},
               {"id": 1, "objectId": 1, "segments": [2], "label": "table"},
               {"id": 2, "objectId": 2, "segments": [2], "label": "chair"}]
@@ -91,11 +92,28 @@ def test_cross_label_overlap_takes_class_and_instance_from_the_same_group(tmp_pa
     folder = write_scene(tmp_path / "scans" / SID, seg_indices=[1] * 4 + [2] * 4, groups=groups)
     scene = read_scannet_scene(folder)
     _, segs, agg, _ = files_of(folder)
-    sem, inst = reference_labels(segs, agg, tmp_path / TSV_NAME)
+    sem, inst = official_helper_labels(segs, agg, tmp_path / TSV_NAME)
     np.testing.assert_array_equal(scene.semantic, sem)
     np.testing.assert_array_equal(scene.instance, inst)
-    assert scene.semantic[4:].tolist() == [5] * 4 and scene.instance[4:].tolist() == [3] * 4
-    assert official_helper_labels(segs, agg, tmp_path / TSV_NAME)[0][4:].tolist() == [7] * 4
+    assert scene.semantic[4:].tolist() == [7] * 4 and scene.instance[4:].tolist() == [3] * 4
+    assert reference_labels(segs, agg, tmp_path / TSV_NAME)[0][4:].tolist() == [5] * 4
+
+
+def test_duplicate_object_ids_and_aliasing_match_the_official_helper(tmp_path):
+    # two groups share objectId 4 (the later one's segments win the dict), and chairs alias their
+    # segment lists: every case must equal the official code on the same files
+    groups = [{"id": 0, "objectId": 4, "segments": [1, 2], "label": "chair"},
+              {"id": 1, "objectId": 1, "segments": [3], "label": "chair"},
+              {"id": 2, "objectId": 4, "segments": [5], "label": "table"},
+              {"id": 3, "objectId": 0, "segments": [2], "label": "couch"}]
+    write_tsv(tmp_path / TSV_NAME)
+    folder = write_scene(tmp_path / "scans" / SID, seg_indices=[1] * 2 + [2] * 2 + [3] * 2 + [5] * 2,
+                         groups=groups)
+    scene = read_scannet_scene(folder)
+    _, segs, agg, _ = files_of(folder)
+    sem, inst = official_helper_labels(segs, agg, tmp_path / TSV_NAME)
+    np.testing.assert_array_equal(scene.semantic, sem)
+    np.testing.assert_array_equal(scene.instance, inst)
 
 
 def test_geometry_colours_meta_and_groups(dataset):
