@@ -1,0 +1,54 @@
+"""ScanNet v2 3D semantic evaluation: per-class IoU over the 20 benchmark classes and mIoU
+(official ``evaluate_semantic_label.py``, docs/scannet-format.md §8.3).
+
+GT ids outside the 20 classes are ignored; predicted ids outside the 20 count as wrong. A class
+whose IoU denominator is 0 (absent from GT and never predicted on valid GT) is NaN and left out
+of the mean.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import DataError
+from ..labels import SEMANTIC20_NAMES, nyu40_to_semantic20
+
+_C = len(SEMANTIC20_NAMES)
+
+
+class SemanticEvaluator:
+    """detectron2-style evaluator over NYU40 label arrays: ``reset``, ``process``, ``evaluate``."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        # rows: GT class 0..19; columns: predicted class 0..19, column 20 = any other id
+        self.confusion = np.zeros((_C, _C + 1), np.int64)
+
+    def process(self, gt_nyu40: np.ndarray, pred_nyu40: np.ndarray, name: str | None = None) -> None:
+        """gt_nyu40, pred_nyu40: IntArray[N] NYU40 ids per vertex of one scene."""
+        gt = np.asarray(gt_nyu40, np.int64).reshape(-1)
+        pred = np.asarray(pred_nyu40, np.int64).reshape(-1)
+        if gt.shape != pred.shape:
+            raise DataError(name, "prediction", f"{pred.shape[0]} labels for a scene of {gt.shape[0]} GT vertices")
+        g = nyu40_to_semantic20(gt)
+        p = nyu40_to_semantic20(pred)
+        p[p < 0] = _C
+        valid = g >= 0
+        self.confusion += np.bincount(g[valid] * (_C + 1) + p[valid], minlength=_C * (_C + 1)).reshape(_C, _C + 1)
+
+    def evaluate(self) -> dict:
+        """-> {"mIoU": float, "classes": {name: IoU}}; NaN for classes with an empty union."""
+        conf = self.confusion
+        tp = np.diag(conf[:, :_C]).astype(np.float64)
+        fn = conf.sum(1) - tp
+        fp = conf[:, :_C].sum(0) - tp
+        denom = tp + fp + fn
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = np.where(denom > 0, tp / denom, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: mIoU is NaN
+            miou = float(np.nanmean(iou))
+        return {"mIoU": miou, "classes": {name: float(v) for name, v in zip(SEMANTIC20_NAMES, iou)}}

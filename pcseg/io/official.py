@@ -1,0 +1,226 @@
+"""The official ScanNet v2 evaluation file formats (docs/scannet-format.md §8).
+
+* GT for instance evaluation: one ``nyu40 * 1000 + instance`` integer per vertex line (§8.1).
+* Instance submission: ``<pred_dir>/<scene>.txt`` with lines ``<relative mask path> <nyu40> <score>``
+  and one mask file per instance, one integer per vertex line (§8.2).
+* Semantic labels: one nyu40 id per vertex line (§8.3).
+
+The readers follow the official reader's rules (``util_3d.read_instance_prediction_file`` /
+``load_ids``): integers parsed as Python ``int`` does (so ``1.0`` is rejected), exactly three
+space-separated fields, relative mask paths that stay inside the prediction folder. Where the
+official script prints an error and exits, these raise ``DataError`` naming the file and the line.
+One leniency: blank lines at the very end of a file are ignored (the official reader fails on them).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..structures import InstanceSet
+from .atomic import write_text
+
+INSTANCE_ID_LIMIT = 1000  # the GT encoding nyu40 * 1000 + instance needs instance < 1000
+
+
+# --- integer-per-line files ----------------------------------------------------------------------
+def _int_lines(path: Path, what: str) -> np.ndarray:
+    """Read one integer per line -> IntArray[L]. Raises DataError naming the first bad line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DataError(path, None, f"{what} file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(path, None, f"cannot read {what} file: {e}") from None
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():  # trailing blank lines: tolerated
+        lines.pop()
+    try:
+        return np.array(lines, dtype=np.int64).reshape(len(lines))
+    except (ValueError, OverflowError):
+        for number, line in enumerate(lines, start=1):
+            try:
+                int(line)
+            except ValueError:
+                problem = "blank line" if not line.strip() else f"not an integer: {line!r}"
+                raise DataError(path, f"line {number}", problem) from None
+        raise DataError(path, None, f"{what} values out of the int64 range") from None
+
+
+def _write_int_lines(path: str | os.PathLike, values: np.ndarray) -> Path:
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"{path}: expected a 1-D array of integers, got shape {values.shape}")
+    body = "\n".join(map(str, values.astype(np.int64).tolist()))
+    return write_text(path, body + "\n" if values.size else "")
+
+
+def _mask_bytes(mask: np.ndarray) -> bytes:
+    """BoolArray[N] -> b'0\\n1\\n...' (fast: one byte per digit, one per newline)."""
+    out = np.empty((mask.shape[0], 2), np.uint8)
+    out[:, 0] = ord("0") + mask.astype(np.uint8)
+    out[:, 1] = ord("\n")
+    return out.tobytes()
+
+
+# --- ground truth (§8.1) -------------------------------------------------------------------------
+def encode_gt_ids(semantic: np.ndarray, instance: np.ndarray) -> np.ndarray:
+    """Official GT ids: ``nyu40 * 1000 + instance`` where ``instance >= 1``, else 0.
+
+    semantic: IntArray[N] NYU40 ids; instance: IntArray[N] ids >= 1, anything else = none.
+    Returns IntArray[N] (int64).
+    """
+    semantic = np.asarray(semantic, np.int64)
+    instance = np.asarray(instance, np.int64)
+    if semantic.shape != instance.shape or semantic.ndim != 1:
+        raise ValueError(f"encode_gt_ids: semantic {semantic.shape} and instance {instance.shape} "
+                         "must be 1-D arrays of one length")
+    if instance.size and instance.max() >= INSTANCE_ID_LIMIT:
+        raise ValueError(f"encode_gt_ids: instance id {int(instance.max())} >= {INSTANCE_ID_LIMIT} "
+                         "does not fit the nyu40 * 1000 + instance encoding")
+    if semantic.size and semantic.min() < 0:
+        raise ValueError(f"encode_gt_ids: negative semantic id {int(semantic.min())}")
+    return np.where(instance >= 1, semantic * 1000 + instance, 0)
+
+
+def write_gt_txt(path: str | os.PathLike, gt_ids: np.ndarray) -> Path:
+    """Atomically write official GT ids (IntArray[N]), one per line."""
+    return _write_int_lines(path, gt_ids)
+
+
+def read_gt_txt(path: str | os.PathLike) -> np.ndarray:
+    """Read an official GT file -> IntArray[N]."""
+    return _int_lines(Path(path), "ground-truth")
+
+
+# --- semantic labels (§8.3) ----------------------------------------------------------------------
+def write_semantic_txt(path: str | os.PathLike, labels: np.ndarray) -> Path:
+    """Atomically write one NYU40 id per line (IntArray[N])."""
+    return _write_int_lines(path, labels)
+
+
+def read_semantic_txt(path: str | os.PathLike) -> np.ndarray:
+    """Read one NYU40 id per line -> IntArray[N]."""
+    return _int_lines(Path(path), "semantic label")
+
+
+# --- instance submission (§8.2) ------------------------------------------------------------------
+def write_instance_predictions(pred_dir: str | os.PathLike, scene_name: str, instances: InstanceSet,
+                               mask_subdir: str = "predicted_masks") -> Path:
+    """Write ``<pred_dir>/<scene>.txt`` and ``<pred_dir>/<mask_subdir>/<scene>_<k:03d>.txt``.
+
+    Lines: ``<mask_subdir>/<scene>_<k:03d>.txt <nyu40> <score:.6f>``; masks hold one 0/1 per line.
+    All files are written under temporary names first; the scene txt is renamed last, so a
+    failure never leaves a scene file that points at missing or half-written masks.
+    Returns the scene txt path.
+    """
+    if not scene_name or any(c in scene_name for c in " /\\"):
+        raise ValueError(f"write_instance_predictions: bad scene name {scene_name!r}")
+    if not mask_subdir or " " in mask_subdir or os.path.isabs(mask_subdir) or ".." in Path(mask_subdir).parts:
+        raise ValueError(f"write_instance_predictions: mask_subdir must be a relative sub-folder without spaces, "
+                         f"got {mask_subdir!r}")
+    pred_dir = Path(pred_dir)
+    mask_dir = pred_dir / mask_subdir
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    rel = Path(mask_subdir).as_posix()
+    renames: list[tuple[str, Path]] = []
+    lines = []
+    try:
+        for k in range(len(instances)):
+            name = f"{scene_name}_{k:03d}.txt"
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=mask_dir)
+            renames.append((tmp, mask_dir / name))
+            with os.fdopen(fd, "wb") as f:
+                f.write(_mask_bytes(instances.masks[k]))
+            lines.append(f"{rel}/{name} {int(instances.labels[k])} {float(instances.scores[k]):.6f}\n")
+        scene_txt = pred_dir / f"{scene_name}.txt"
+        fd, tmp = tempfile.mkstemp(prefix=f".{scene_txt.name}.", suffix=".tmp", dir=pred_dir)
+        renames.append((tmp, scene_txt))
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(lines))
+        for tmp, final in renames:  # the scene txt is last: it commits the scene
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in renames:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        raise
+    # masks of an earlier, larger prediction of this scene are no longer referenced: remove them
+    stale = re.compile(re.escape(scene_name) + r"_(\d{3,})\.txt")
+    for p in mask_dir.iterdir():
+        m = stale.fullmatch(p.name)
+        if m and int(m.group(1)) >= len(instances):
+            p.unlink()
+    return scene_txt
+
+
+def read_prediction_arrays(pred_dir: str | os.PathLike, scene_name: str, num_points: int | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read one scene of a submission -> (masks BoolArray[K, N], labels IntArray[K], scores FloatArray[K]
+    float64 as the official reader keeps them). See ``read_instance_predictions``."""
+    pred_dir = Path(pred_dir)
+    scene_txt = pred_dir / f"{scene_name}.txt"
+    if not scene_txt.is_file():
+        raise DataError(scene_txt, None, "prediction file not found")
+    root = os.path.abspath(pred_dir)
+    entries: dict[str, tuple[int, float, int]] = {}  # mask path -> (label, score, line); last line wins
+    lines = scene_txt.read_text().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        where = f"line {number}"
+        parts = line.split(" ")
+        if len(parts) != 3:
+            raise DataError(scene_txt, where, f"expected 3 space-separated fields "
+                            f"'<relative mask path> <nyu40 id> <score>', got {len(parts)}: {line!r}")
+        rel, label_text, score_text = parts
+        if os.path.isabs(rel) or rel.startswith(("/", "\\")):
+            raise DataError(scene_txt, where, f"mask path must be relative to the prediction folder: {rel!r}")
+        mask_path = os.path.abspath(os.path.join(pred_dir, rel))
+        if os.path.commonpath([mask_path, root]) != root or mask_path == root:
+            raise DataError(scene_txt, where, f"mask path {rel!r} points outside the prediction folder {root}")
+        try:
+            label = int(float(label_text))
+        except (ValueError, OverflowError):
+            raise DataError(scene_txt, where, f"class id is not a number: {label_text!r}") from None
+        try:
+            score = float(score_text)
+        except ValueError:
+            raise DataError(scene_txt, where, f"score is not a number: {score_text!r}") from None
+        if not np.isfinite(score):
+            raise DataError(scene_txt, where, f"score is not finite: {score_text!r}")
+        entries[mask_path] = (label, score, number)
+
+    masks = []
+    for mask_path, (_, _, number) in entries.items():
+        if not os.path.isfile(mask_path):
+            raise DataError(mask_path, None, f"mask file not found (referenced by {scene_txt}, line {number})")
+        values = _int_lines(Path(mask_path), "mask")
+        expected = num_points if num_points is not None else (masks[0].shape[0] if masks else None)
+        if expected is not None and values.shape[0] != expected:
+            what = "the scene's vertices" if num_points is not None else "the scene's first mask"
+            raise DataError(mask_path, "length", f"expected {expected} lines ({what}), got {values.shape[0]}")
+        masks.append(values != 0)
+    n = num_points if num_points is not None else (masks[0].shape[0] if masks else 0)
+    mask_array = np.stack(masks) if masks else np.zeros((0, n), bool)
+    labels = np.array([e[0] for e in entries.values()], np.int64)
+    scores = np.array([e[1] for e in entries.values()], np.float64)
+    return mask_array, labels, scores
+
+
+def read_instance_predictions(pred_dir: str | os.PathLike, scene_name: str,
+                              num_points: int | None = None) -> InstanceSet:
+    """Read ``<pred_dir>/<scene>.txt`` and its masks -> InstanceSet (masks (K, N), labels as given, scores).
+
+    Lines keep their file order (greedy matching at AP25 depends on it, caveat C1). A repeated mask
+    path keeps the last line's class and score at the position of its first line, as the official
+    reader's dict does in Python 3. Labels are kept as written (the evaluator drops non-benchmark
+    ones). ``num_points``: expected mask length (the scene's vertex count); if None all masks must
+    have one common length. An empty file means no instances.
+    """
+    masks, labels, scores = read_prediction_arrays(pred_dir, scene_name, num_points)
+    return InstanceSet(masks, labels, scores.astype(np.float32))
