@@ -3,8 +3,8 @@
 Reproduces the official ``evaluate_semantic_instance.py`` exactly (strict IoU > t, 100-vertex
 minimum, void handling, duplicates, greedy matching per GT in ascending GT id order with
 predictions in file order, AP with the convolve trick, NaN for classes without GT, nanmean) but
-fast: ``process`` reduces a scene to small arrays (sizes and pred x GT intersection counts found
-with one ``np.bincount``), and ``evaluate`` matches on those.
+fast: ``process`` reduces a scene to small arrays (sizes and pred x GT intersection counts from
+bit-packed masks, one bincount per mask), and ``evaluate`` matches all scenes at once on those.
 
 The one deliberate difference: where the official script crashes (a class with GT and predictions
 but no TP/FP entry at some threshold, caveat C2) the AP is 0 and a warning says so.
