@@ -28,6 +28,18 @@ INSTANCE_ID_LIMIT = 1000  # the GT encoding nyu40 * 1000 + instance needs instan
 
 
 # --- integer-per-line files ----------------------------------------------------------------------
+def _binary_lines(text: str) -> np.ndarray | None:
+    """IntArray[L] for text that is exactly "d\\n" per line with d in 0/1 (what mask writers produce),
+    read straight from the bytes; None for anything else (then the general parser decides)."""
+    data = np.frombuffer(text.encode("ascii", "replace"), np.uint8)
+    if data.size == 0 or data.size % 2 or not np.all(data[1::2] == 10):
+        return None
+    digits = data[0::2] - 48
+    if np.any(digits > 1):
+        return None
+    return digits.astype(np.int64)
+
+
 def _int_lines(path: Path, what: str) -> np.ndarray:
     """Read one integer per line -> IntArray[L]. Raises DataError naming the first bad line."""
     try:
@@ -36,6 +48,9 @@ def _int_lines(path: Path, what: str) -> np.ndarray:
         raise DataError(path, None, f"{what} file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(path, None, f"cannot read {what} file: {e}") from None
+    fast = _binary_lines(text)
+    if fast is not None:
+        return fast
     lines = text.splitlines()
     while lines and not lines[-1].strip():  # trailing blank lines: tolerated
         lines.pop()
