@@ -184,3 +184,21 @@ def test_masks_of_different_lengths_without_num_points(tmp_path):
     with pytest.raises(DataError, match="first mask") as err:
         read_instance_predictions(tmp_path, "s")
     assert os.path.join("p", "b.txt") in str(err.value)
+
+
+def test_mask_fast_path_agrees_with_the_general_parser(tmp_path):
+    from pcseg.io.official import _binary_lines, _int_lines
+
+    rng = np.random.default_rng(3)
+    bits = rng.integers(0, 2, 1000)
+    text = "".join(f"{b}\n" for b in bits)
+    np.testing.assert_array_equal(_binary_lines(text), bits)
+    # anything that is not exactly "0|1\n" per line goes to the general parser, with its rules
+    for other, expected in [("0\n2\n", [0, 2]), ("1\n0", [1, 0]), ("01\n1\n", [1, 1]), ("1\n\n", [1])]:
+        assert _binary_lines(other) is None
+        path = tmp_path / "m.txt"
+        path.write_text(other)
+        np.testing.assert_array_equal(_int_lines(path, "mask"), expected)
+    path.write_text("1.0\n")
+    with pytest.raises(DataError, match="line 1"):
+        _int_lines(path, "mask")
