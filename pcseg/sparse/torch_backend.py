@@ -134,22 +134,29 @@ def submanifold_map(table: HashTable, kernel_size: int) -> KernelMap:
     return KernelMap(pairs, m, m, kernel_size ** 3, identity=centre)
 
 
+def _coarse_sites(coords: torch.Tensor, kernel_size: int, stride: int):
+    """For fine sites and each offset n: the coarse site q with ``q * stride + offset_n == site``.
+
+    coords: IntTensor[M, 4] -> (valid BoolTensor[K, M] where such a q exists, keys LongTensor[K, M])."""
+    volume, m = kernel_size ** 3, coords.shape[0]
+    c = coords.long()
+    shifted = c[None, :, 1:] - kernel_offsets(kernel_size, c.device)[:, None, :]   # [K, M, 3]
+    valid = (torch.remainder(shifted, stride) == 0).all(-1)
+    q = torch.div(shifted, stride, rounding_mode="floor")
+    keys = hash_coords(torch.cat([c[:, :1].expand(volume, m, 1), q], -1).reshape(-1, 4))
+    return valid, keys.reshape(volume, m)
+
+
 def downsample_map(coords: torch.Tensor, kernel_size: int, stride: int) -> KernelMap:
     """Map of a strided conv: output site q collects inputs ``q * stride + offset`` with offset in
     ``[0, kernel_size)^3``; the outputs are every q with at least one input, sorted by
     (batch, x, y, z). ``out_coords`` holds them."""
     m = coords.shape[0]
-    c = coords.long()
-    offsets = kernel_offsets(kernel_size, c.device)                          # [K, 3]
-    shifted = c[None, :, 1:] - offsets[:, None, :]                            # [K, M, 3]
-    valid = (torch.remainder(shifted, stride) == 0).all(-1)                   # [K, M]
-    q = torch.div(shifted, stride, rounding_mode="floor")
-    qkeys = hash_coords(torch.cat([c[:, :1].expand(kernel_size ** 3, m, 1), q], -1).reshape(-1, 4))
-    qkeys = qkeys.reshape(kernel_size ** 3, m)
+    valid, qkeys = _coarse_sites(coords, kernel_size, stride)
     out_keys, inverse = torch.unique(qkeys[valid], sorted=True, return_inverse=True)
     out_rows = torch.full_like(qkeys, -1)
     out_rows[valid] = inverse
-    in_rows = torch.arange(m, device=c.device).expand_as(out_rows)
+    in_rows = torch.arange(m, device=coords.device).expand_as(out_rows)
     pairs = _group_pairs(valid, in_rows, out_rows)
     return KernelMap(pairs, m, out_keys.numel(), kernel_size ** 3, out_coords=unhash_keys(out_keys))
 
@@ -158,15 +165,10 @@ def upsample_map(coarse: HashTable, fine_coords: torch.Tensor, kernel_size: int,
     """Map of a transposed conv from the coarse sites in ``coarse`` to ``fine_coords``: fine site
     ``q * stride + offset`` receives coarse site q, where q exists."""
     m = fine_coords.shape[0]
-    c = fine_coords.long()
-    offsets = kernel_offsets(kernel_size, c.device)
-    shifted = c[None, :, 1:] - offsets[:, None, :]
-    valid = (torch.remainder(shifted, stride) == 0).all(-1)
-    q = torch.div(shifted, stride, rounding_mode="floor")
-    qkeys = hash_coords(torch.cat([c[:, :1].expand(kernel_size ** 3, m, 1), q], -1).reshape(-1, 4))
-    src = coarse.lookup(qkeys).reshape(kernel_size ** 3, m)
+    valid, qkeys = _coarse_sites(fine_coords, kernel_size, stride)
+    src = coarse.lookup(qkeys)
     valid &= src >= 0
-    out_rows = torch.arange(m, device=c.device).expand_as(src)
+    out_rows = torch.arange(m, device=fine_coords.device).expand_as(src)
     pairs = _group_pairs(valid, src, out_rows)
     return KernelMap(pairs, coarse.keys.numel(), m, kernel_size ** 3)
 
