@@ -1,0 +1,146 @@
+"""Write a synthetic dataset in the layout of ScanNet v2's download:
+
+    DIR/scannetv2-labels.combined.tsv           raw category -> NYU40 (labels.write_label_tsv)
+    DIR/scannetv2_train.txt, scannetv2_val.txt  scene ids, 80 / 20 split
+    DIR/synth_stats.json                        per-scene statistics and their summary
+    DIR/scans/scene%04d_00/                     one ScanNet scene folder (io.scannet.write_scannet_scene)
+        scene%04d_00_vh_clean_2.ply, ..._vh_clean_2.0.010000.segs.json, .aggregation.json, .txt
+        frames/                                 RGB-D frames when frames > 0 (layout: pcseg.io.frames):
+            color/<i>.jpg  depth/<i>.png (uint16 mm, 0 invalid)  pose/<i>.txt (4x4 camera-to-world, scan frame)
+            intrinsic/{intrinsic,extrinsic}_{color,depth}.txt  label/<i>.png (NYU40)
+            instance/<i>.png (the scene's instance ids = objectId + 1, 0 = none)
+
+Each scene folder is written under a temporary name and renamed when complete, so an interrupted
+run leaves only whole scenes. Scene i's seed is child i of ``np.random.SeedSequence(seed)``: the
+same seed gives byte-identical files, whatever the number of workers.
+
+Workers are spawned processes: a script calling ``write_synthetic_dataset`` with workers > 1 must
+do so under ``if __name__ == "__main__":`` (Python's rule for spawned multiprocessing).
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..io.atomic import atomic_path, write_text
+from ..io.frames import write_frames
+from ..io.scannet import write_scannet_scene
+from ..labels import INSTANCE_IDS, LABELS_TSV_NAME, write_label_tsv
+from .generate import generate_scene
+
+VAL_FRACTION = 0.2
+
+
+def scene_seeds(seed: int, num_scenes: int) -> list[int]:
+    """Per-scene seeds: child i of SeedSequence(seed) (does not depend on num_scenes)."""
+    return [int(c.generate_state(1, np.uint64)[0]) for c in np.random.SeedSequence(seed).spawn(num_scenes)]
+
+
+def write_scene(out_dir: str | os.PathLike, name: str, seed: int, frames: int = 0) -> dict:
+    """Generate scene ``name`` from ``seed`` and write it to ``out_dir/scans/name`` atomically.
+    Returns its statistics."""
+    synth = generate_scene(seed, name, frames)
+    with atomic_path(Path(out_dir) / "scans" / name) as tmp:
+        write_scannet_scene(synth.scene, tmp)
+        if frames:
+            write_frames(tmp / "frames", synth.frames, synth.intrinsics)
+    return synth.stats
+
+
+def _worker_init() -> None:
+    from . import scan
+
+    scan.RAY_THREADS = 1  # one process per core: no nested thread pools
+
+
+def _run(task) -> dict:
+    return write_scene(*task)
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"write_synthetic_dataset: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def summarize(stats: list[dict]) -> dict:
+    """Means and ranges of the per-scene statistics, and the benchmark classes covered."""
+    out: dict = {"scenes": len(stats)}
+    for key in ("vertices", "faces", "benchmark_instances", "objects", "touching_pairs", "visible_fraction",
+                "nn_spacing", "segments"):
+        v = np.array([s[key] for s in stats], float)
+        out[key] = {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
+    covered = sorted({c for s in stats for c in s["classes"]})
+    out["classes_covered"] = covered
+    out["num_classes_covered"] = len(covered)
+    out["classes_missing"] = [c for c in INSTANCE_IDS if c not in covered]
+    out["room_types"] = {t: sum(s["room_type"] == t for s in stats) for t in sorted({s["room_type"] for s in stats})}
+    return out
+
+
+def write_synthetic_dataset(out_dir: str | os.PathLike, num_scenes: int, seed: int = 0, frames: int = 0,
+                            workers: int | None = None, progress: bool = True) -> dict:
+    """Generate ``num_scenes`` scenes (with ``frames`` RGB-D frames each) into ``out_dir``.
+
+    workers: processes (default: 2, at most the CPU count and the number of scenes; 1 = in this process).
+    Returns the summary of ``summarize`` plus ``seconds`` (also written, without timing, to
+    synth_stats.json).
+    """
+    num_scenes = _check_int("num_scenes", num_scenes, 1)
+    seed = _check_int("seed", seed, 0)
+    frames = _check_int("frames", frames, 0)
+    if workers is None:
+        workers = max(1, min(2, os.cpu_count() or 1))
+    workers = min(_check_int("workers", workers, 1), num_scenes)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"write_synthetic_dataset: {out} exists and is not a folder")
+    (out / "scans").mkdir(parents=True, exist_ok=True)
+
+    names = [f"scene{i:04d}_00" for i in range(num_scenes)]
+    tasks = [(str(out), n, s, frames) for n, s in zip(names, scene_seeds(seed, num_scenes))]
+    start = time.perf_counter()
+    bar = tqdm(total=num_scenes, desc="synth scenes", unit="scene", disable=not progress)
+    stats = []
+    if workers == 1:
+        for t in tasks:
+            stats.append(_run(t))
+            bar.update()
+    else:
+        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        os.environ.update({k: "1" for k in saved})  # inherited by the spawned workers
+        try:
+            # spawn, not fork: a forked child would inherit Open3D's thread pools mid-state. A dead
+            # worker raises BrokenProcessPool here instead of hanging (as multiprocessing.Pool would).
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+                for fut in as_completed([pool.submit(_run, t) for t in tasks]):
+                    stats.append(fut.result())
+                    bar.update()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    bar.close()
+    seconds = time.perf_counter() - start
+    stats.sort(key=lambda s: s["name"])
+
+    write_label_tsv(out / LABELS_TSV_NAME)
+    order = np.random.default_rng(seed).permutation(num_scenes)
+    n_val = int(round(VAL_FRACTION * num_scenes)) if num_scenes > 1 else 0
+    val = sorted(names[i] for i in order[:n_val])
+    train = sorted(names[i] for i in order[n_val:])
+    write_text(out / "scannetv2_train.txt", "".join(n + "\n" for n in train))
+    write_text(out / "scannetv2_val.txt", "".join(n + "\n" for n in val))
+    summary = summarize(stats)
+    write_text(out / "synth_stats.json", json.dumps({"seed": seed, "frames": frames, "summary": summary,
+                                                     "scenes": stats}, indent=1))
+    return {**summary, "seconds": seconds, "seconds_per_scene": seconds / num_scenes}
