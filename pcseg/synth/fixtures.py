@@ -149,7 +149,8 @@ def door(rng, w: float, h: float) -> Obj:
         box((-w / 2 - 0.08, 0, 0), (-w / 2, 0.015, h + 0.08), fc, bottom=False),
         box((w / 2, 0, 0), (w / 2 + 0.08, 0.015, h + 0.08), fc, bottom=False),
         box((-w / 2, 0, h), (w / 2, 0.015, h + 0.08), fc),
-        box((w / 2 - 0.12, leaf_y, 0.98), (w / 2 - 0.05, leaf_y + 0.06, 1.02), METAL[1])])
+        box((w / 2 - 0.12, leaf_y, 0.98), (w / 2 - 0.05, leaf_y + 0.06, 1.02), METAL[1]),
+        box((-w / 2, leaf_y, 0), (w / 2, 0, 0.01), fc, bottom=False)])  # threshold: the floor of the opening
 
 
 def window(rng, w: float, z0: float, z1: float) -> Obj:
