@@ -6,7 +6,7 @@ import numpy as np
 
 from ..io.frames import FrameIntrinsics, RGBDFrame
 from .mesh import RoomMesh
-from .scan import cast
+from .scan import cast_rays
 
 WIDTH, HEIGHT = 640, 480
 # ScanNet's typical depth camera (docs/scannet-format.md §9): fx = fy ~ 577.9 at 640 x 480
@@ -32,22 +32,27 @@ def render(scene, mesh: RoomMesh, face_label: np.ndarray, face_instance: np.ndar
     """
     cam_rays = pixel_rays(INTRINSICS.intrinsic_depth).astype(np.float32).reshape(-1, 3)
     colors = mesh.colors.astype(np.float32)
+    faces = mesh.faces.astype(np.int32)
     frames = []
     for start in range(0, len(poses), CHUNK):
         chunk = poses[start:start + CHUNK]
-        dirs = np.stack([cam_rays @ p[:3, :3].T.astype(np.float32) for p in chunk])  # (k, H*W, 3)
-        origins = np.broadcast_to(chunk[:, None, :3, 3].astype(np.float32), dirs.shape)
-        hit = cast(scene, origins, dirs)
+        rays = np.empty((len(chunk), len(cam_rays), 6), np.float32)
+        rays[..., :3] = chunk[:, None, :3, 3]
+        rot = chunk[:, :3, :3].astype(np.float32)
+        # world direction = R @ camera ray, written out per column (a tiny 3x3 matmul is slow in numpy)
+        rays[..., 3:] = (cam_rays[None, :, 0:1] * rot[:, None, :, 0] + cam_rays[None, :, 1:2] * rot[:, None, :, 1]
+                         + cam_rays[None, :, 2:3] * rot[:, None, :, 2])
+        hit = cast_rays(scene, rays)
         for i in range(len(chunk)):
             t = hit["t_hit"][i]
             ok = np.isfinite(t) & (t < MAX_DEPTH)
-            prim = np.where(ok, hit["primitive_ids"][i], 0).astype(np.int64)
+            prim = np.where(ok, hit["primitive_ids"][i], 0)
             z = np.where(ok, t, 0.0)
             if depth_noise:  # structured-light noise grows with the square of the distance
                 z = z + rng.standard_normal(z.shape, dtype=np.float32) * (0.0012 * z * z)
             depth = np.clip(np.round(z * 1000.0), 0, 65535).astype(np.uint16)
             u, v = hit["primitive_uvs"][i][:, :1], hit["primitive_uvs"][i][:, 1:]
-            tri = mesh.faces[prim]
+            tri = faces[prim]
             c0 = colors[tri[:, 0]]
             rgb = c0 + u * (colors[tri[:, 1]] - c0) + v * (colors[tri[:, 2]] - c0)
             rgb = rgb * np.float32(rng.uniform(0.9, 1.1)) + rng.standard_normal(rgb.shape, dtype=np.float32) * 0.012

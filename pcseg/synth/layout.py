@@ -10,7 +10,7 @@ Placement keeps two kinds of records: per wall, rectangles in (position along th
 doors, windows, curtains, furniture and pictures (a picture fits above a low cabinet but not over
 a window); and on the floor, axis-aligned footprints so groups on neighbouring walls and groups in
 the middle of the room do not collide. Touching is deliberate *inside* groups (chairs at a table,
-cabinets in a row), with 0-15 mm gaps.
+cabinets in a row), with 0-10 mm gaps.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def compose(items: list[tuple[Group, float, float, float]]) -> Group:
     return Group(objs, hi[0] - lo[0], hi[1] - lo[1], hi[2], tall)
 
 
-def row(groups: list[Group], rng, gap: tuple[float, float] = (0.0, 0.015)) -> Group:
+def row(groups: list[Group], rng, gap: tuple[float, float] = (0.0, 0.01)) -> Group:
     """Groups side by side along x, backs aligned, touching (gap drawn from ``gap``)."""
     items, x = [], 0.0
     for g in groups:

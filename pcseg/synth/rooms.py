@@ -11,23 +11,23 @@ from .layout import Room, compose, row
 
 ROOM_TYPES = ("bedroom", "office", "living room", "kitchen", "bathroom", "conference room", "classroom")
 # width range, depth range (metres)
-SIZES = {"bedroom": ((3.6, 5.2), (3.2, 4.6)), "office": ((4.2, 6.5), (3.6, 5.2)),
+SIZES = {"bedroom": ((4.0, 5.6), (3.5, 4.8)), "office": ((4.2, 6.5), (3.6, 5.2)),
          "living room": ((4.5, 6.5), (3.8, 5.4)), "kitchen": ((3.6, 5.5), (3.2, 4.6)),
-         "bathroom": ((2.8, 4.0), (2.4, 3.4)), "conference room": ((5.0, 7.0), (4.0, 5.6)),
+         "bathroom": ((3.0, 4.2), (2.6, 3.6)), "conference room": ((5.0, 7.0), (4.0, 5.6)),
          "classroom": ((5.5, 7.2), (4.5, 6.0))}
 
 
 def chairs_at(rng, t: Group, sides=(0, 1), raw: str = "chair", packed: bool = False) -> Group:
     """Table ``t`` with chairs along its +y/-y sides (side 0: +y, 1: -y), some pushed in, facing it.
 
-    packed: chairs side by side with 0-15 mm gaps (touching), else spread evenly.
+    packed: chairs side by side with 0-10 mm gaps (touching), else spread evenly.
     """
     items = [(t, 0.0, 0.0, 0.0)]
     for side in sides:
         c0 = chair(rng, raw)
         n = max(1, int((t.width - 0.1) // (c0.width + (0.01 if packed else 0.2))))
         if packed:
-            gaps = rng.uniform(0.0, 0.015, n)
+            gaps = rng.uniform(0.0, 0.01, n)
             xs = np.cumsum(np.full(n, c0.width) + gaps) - c0.width / 2
             xs -= (xs[-1] + xs[0]) / 2
         else:
@@ -74,13 +74,16 @@ def furnish(room: Room) -> None:
     rng, kind = room.rng, room.kind
     r = lambda a, b: int(rng.integers(a, b + 1))  # noqa: E731
     if kind == "bedroom":
-        _openings(room, r(1, 2), r(1, 2), 0.8)
+        _openings(room, r(1, 2), 0, 0.0)
         beds = [bed(rng) for _ in range(2 if rng.random() < 0.25 else 1)]
         stands = [small_furniture(rng, "nightstand") for _ in range(r(1, 2))]
-        room.place_against_wall(row([stands[0]] + beds + stands[1:], rng))
+        # the bed goes in before the windows, which then find a wall it does not block
+        if not room.place_against_wall(row([stands[0]] + beds + stands[1:], rng)):
+            room.place_against_wall(beds[0]) or room.place_free(beds[0], clearance=0.2)
+        _openings(room, 0, r(1, 2), 0.8)
         room.place_against_wall(small_furniture(rng, rng.choice(["wardrobe", "dresser"])))
         room.place_against_wall(row([cabinet(rng, "cabinet") for _ in range(r(1, 2))], rng))
-        room.place_against_wall(desks_row(rng, 1))
+        room.place_against_wall(desks_row(rng, 1)) or room.place_against_wall(desk(rng))
         room.place_against_wall(row([bookshelf(rng) for _ in range(r(1, 2))], rng))
         if rng.random() < 0.6:
             room.place_free(chair(rng, "armchair"))
@@ -95,22 +98,27 @@ def furnish(room: Room) -> None:
         room.place_against_wall(row([cabinet(rng, "file cabinet", 0.45, 0.6, 0.75) for _ in range(r(2, 4))], rng))
         room.place_against_wall(row([bookshelf(rng, rng.choice(["bookshelf", "bookshelves"])) for _ in range(r(1, 3))], rng))
         if rng.random() < 0.6:
-            room.place_free(chairs_at(rng, table(rng, "table", w=rng.uniform(1.2, 1.8))))
+            room.place_free(chairs_at(rng, table(rng, "table", w=rng.uniform(1.2, 1.8)), packed=rng.random() < 0.4))
+        if rng.random() < 0.4:
+            room.place_against_wall(sofa(rng, rng.choice(["sofa", "couch"]), pillows=r(0, 2)))
         room.add_on_wall("whiteboard", rng.uniform(1.2, 2.0), rng.uniform(0.9, 1.1), 0.9)
         for raw in ("trash can", "trash can", "box", "plant", "box"):
             if rng.random() < 0.6:
                 room.place_free(small_furniture(rng, raw), clearance=0.3)
         _pictures(room, r(1, 3))
     elif kind == "living room":
-        _openings(room, r(1, 2), r(2, 3), 0.8)
+        _openings(room, r(1, 2), 0, 0.0)
         raw = rng.choice(["sofa", "couch"])
-        sofas = row([sofa(rng, raw, pillows=r(1, 3)) for _ in range(r(1, 2))], rng)
+        sofas = row([sofa(rng, raw, pillows=r(1, 3)) for _ in range(1 if rng.random() < 0.4 else 2)], rng)
         ct = table(rng, "coffee table")
-        room.place_against_wall(compose([(sofas, 0.0, 0.0, 0.0), (ct, 0.0, sofas.depth / 2 + rng.uniform(0.35, 0.5) +
-                                                                   ct.depth / 2, 0.0)]))
+        if not room.place_against_wall(compose([(sofas, 0.0, 0.0, 0.0),
+                                                (ct, 0.0, sofas.depth / 2 + rng.uniform(0.35, 0.5) + ct.depth / 2, 0.0)])):
+            room.place_against_wall(sofa(rng, raw, pillows=r(1, 2)))
+        _openings(room, 0, r(2, 3), 0.8)
         room.place_against_wall(small_furniture(rng, "tv stand"))
-        for _ in range(r(1, 2)):
-            room.place_free(chair(rng, rng.choice(["armchair", "sofa chair"])), clearance=0.3)
+        arm = rng.choice(["armchair", "sofa chair"])
+        armchairs = row([chair(rng, arm) for _ in range(r(1, 2))], rng)  # side by side, touching
+        room.place_free(armchairs, clearance=0.3)
         room.place_against_wall(row([bookshelf(rng) for _ in range(r(1, 2))], rng))
         room.place_against_wall(row([cabinet(rng) for _ in range(r(1, 2))], rng))
         if rng.random() < 0.5:
@@ -122,14 +130,15 @@ def furnish(room: Room) -> None:
             room.place_free(Group([lamp(rng, 0.0, 0.0, 0.0, small=False)], 0.5, 0.5, 1.9), clearance=0.2)
         _pictures(room, r(2, 4))
     elif kind == "kitchen":
-        _openings(room, r(1, 2), r(1, 2), 0.4)
+        _openings(room, r(1, 2), 0, 0.0)
         kr = kitchen_row(rng, r(3, 5), sink=True)
         if not room.place_against_wall(row([kr, refrigerator(rng)], rng)):
             room.place_against_wall(kr)
             room.place_against_wall(refrigerator(rng))
+        _openings(room, 0, r(1, 2), 0.4)
         room.place_against_wall(kitchen_row(rng, r(2, 3), sink=rng.random() < 0.3))
         room.place_free(chairs_at(rng, table(rng, rng.choice(["table", "dining table"])),
-                                  raw=rng.choice(["chair", "chair", "office chair"])))
+                                  raw=rng.choice(["chair", "chair", "office chair"]), packed=rng.random() < 0.4))
         for raw in ("trash can", "stool", "stool", "box"):
             if rng.random() < 0.6:
                 room.place_free(small_furniture(rng, raw), clearance=0.3)
@@ -140,13 +149,13 @@ def furnish(room: Room) -> None:
         room.place_against_wall(bathtub(rng, curtain=rng.random() < 0.85))
         room.place_against_wall(toilet(rng))
         room.place_against_wall(vanity(rng, sinks=r(1, 2)))
-        room.place_against_wall(row([cabinet(rng, rng.choice(["cabinet", "bathroom vanity"]), h=rng.uniform(0.8, 1.9))
-                                     for _ in range(r(1, 3))], rng))
+        cabs = [cabinet(rng, rng.choice(["cabinet", "bathroom vanity"]), h=rng.uniform(0.8, 1.9)) for _ in range(r(2, 3))]
+        room.place_against_wall(row(cabs, rng)) or room.place_against_wall(cabs[0])
         if rng.random() < 0.5:
             room.place_against_wall(toilet(rng))
-        for _ in range(r(1, 2)):  # wall-hung (medicine) cabinets
-            room.place_against_wall(cabinet(rng, "cabinet", rng.uniform(0.4, 0.8), rng.uniform(0.15, 0.3),
-                                            rng.uniform(0.4, 0.7), z0=rng.uniform(1.3, 1.6)), hung=True)
+        hung_d, hung_h, hung_z = rng.uniform(0.15, 0.3), rng.uniform(0.4, 0.7), rng.uniform(1.3, 1.6)
+        wall_cabs = [cabinet(rng, "cabinet", rng.uniform(0.4, 0.7), hung_d, hung_h, z0=hung_z) for _ in range(r(1, 2))]
+        room.place_against_wall(row(wall_cabs, rng), hung=True) or room.place_against_wall(wall_cabs[0], hung=True)
         room.add_on_wall("mirror", rng.uniform(0.5, 1.0), rng.uniform(0.6, 0.9), 1.2)
         for _ in range(r(1, 2)):
             room.add_on_wall("towel", rng.uniform(0.3, 0.6), rng.uniform(0.4, 0.7), 0.9)
@@ -175,7 +184,7 @@ def furnish(room: Room) -> None:
         desks = []
         for _ in range(n_rows):
             g = row([desk(rng, items=False) for _ in range(per_row)], rng)
-            desks.append(chairs_at(rng, g, sides=(0,), raw="chair"))
+            desks.append(chairs_at(rng, g, sides=(0,), raw="chair", packed=rng.random() < 0.6))
         cx, cy = room.width / 2, room.depth / 2
         for g in desks:
             room.place_free(g, clearance=0.35, near=(cx, cy))

@@ -31,8 +31,13 @@ def raycaster(mesh: RoomMesh) -> o3d.t.geometry.RaycastingScene:
 
 def cast(scene: o3d.t.geometry.RaycastingScene, origins: np.ndarray, dirs: np.ndarray) -> dict[str, np.ndarray]:
     """Cast rays (origins, dirs: (..., 3)); t_hit is in units of |dir|, inf on a miss."""
-    rays = np.concatenate([origins, dirs], -1).astype(np.float32)
-    return {k: v.numpy() for k, v in scene.cast_rays(o3d.core.Tensor(rays), nthreads=RAY_THREADS).items()}
+    return cast_rays(scene, np.concatenate([origins, dirs], -1).astype(np.float32))
+
+
+def cast_rays(scene: o3d.t.geometry.RaycastingScene, rays: np.ndarray) -> dict[str, np.ndarray]:
+    """Cast rays FloatArray[..., 6] (origin, direction): t_hit, primitive_ids, primitive_uvs, ... as numpy."""
+    out = scene.cast_rays(o3d.core.Tensor.from_numpy(np.ascontiguousarray(rays, np.float32)), nthreads=RAY_THREADS)
+    return {k: v.numpy() for k, v in out.items()}
 
 
 def trajectory(room: Room, n: int, rng: np.random.Generator) -> np.ndarray:
