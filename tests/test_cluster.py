@@ -1,6 +1,9 @@
 import numpy as np
+import pytest
+import torch
 
-from pcseg.cluster import dbscan_xyz
+from pcseg.cluster import cluster_instances, dbscan_xyz, mean_shift, mean_shift_modes
+from pcseg.labels import semantic20_to_nyu40
 
 
 def test_connected_components_split_touching_classes_but_not_far_ones():
@@ -22,3 +25,263 @@ def test_small_clusters_dropped_and_empty_result():
     points = np.array([[0, 0, 0], [5, 5, 5]], np.float32)
     inst = dbscan_xyz(points, np.array([5, 5]), min_size=2)
     assert len(inst) == 0 and inst.num_points == 2
+
+
+# --- mean-shift ------------------------------------------------------------------------------------
+
+def blobs(sizes, dim=4, spread=0.05, gap=3.0, seed=0, centres=None):
+    """Gaussian blobs on well-separated centres: (x FloatTensor[N, dim], gt LongTensor[N])."""
+    g = torch.Generator().manual_seed(seed)
+    k = len(sizes)
+    if centres is None:
+        centres = torch.zeros(k, dim)
+        centres[:, 0] = torch.arange(k) * gap  # on a line: every pair at least `gap` apart
+        centres[:, 1:] = torch.rand(k, dim - 1, generator=g)
+    gt = torch.repeat_interleave(torch.arange(k), torch.as_tensor(sizes))
+    x = centres[gt] + spread * torch.randn(gt.numel(), dim, generator=g)
+    perm = torch.randperm(gt.numel(), generator=g)
+    return x[perm], gt[perm]
+
+
+def same_partition(labels, gt) -> bool:
+    """True when labels equal gt up to a renaming of the cluster ids (noise must match noise)."""
+    labels, gt = np.asarray(labels), np.asarray(gt)
+    if np.any((labels < 0) != (gt < 0)):
+        return False
+    pairs = set(zip(labels[labels >= 0].tolist(), gt[gt >= 0].tolist()))
+    return len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
+
+
+def mostly_same_partition(labels, gt, min_assigned=0.99) -> bool:
+    """same_partition on the points given a cluster, and at least min_assigned of them given one
+    (points in a blob's far tail may fall outside every cluster's reach)."""
+    labels, gt = np.asarray(labels), np.asarray(gt)
+    got = labels >= 0
+    return got.mean() >= min_assigned and same_partition(labels[got], gt[got]) and \
+        len(set(labels[got].tolist())) == len(set(gt.tolist()))
+
+
+@pytest.mark.parametrize("kernel", ["flat", "gaussian"])
+@pytest.mark.parametrize("seeding", ["fps", "random"])
+def test_mean_shift_recovers_separated_blobs(kernel, seeding):
+    x, gt = blobs([300, 120, 500, 60, 200])
+    labels = mean_shift(x, bandwidth=0.5, kernel=kernel, seeding=seeding)
+    assert labels.dtype == torch.long and labels.shape == gt.shape
+    assert same_partition(labels, gt)
+    assert int(labels.max()) == 4
+    # ids are ordered densest mode first: the 500-point blob is cluster 0
+    assert torch.equal(labels == 0, gt == 2)
+
+
+def test_mean_shift_noise_and_small_clusters():
+    x, gt = blobs([200, 300, 150])
+    tiny = torch.tensor([20.0, 20, 20, 20]) + 0.01 * torch.randn(6, 4)  # a clump of 6 points
+    outliers = torch.tensor([[-30.0, 0, 0, 0], [50, 5, 5, 5], [0, 40, 0, 0]])
+    x_all = torch.cat([x, tiny, outliers])
+    labels = mean_shift(x_all, bandwidth=0.5, min_size=10)
+    assert same_partition(labels[: len(gt)], gt)
+    assert bool((labels[len(gt):] == -1).all())
+    assert set(labels.unique().tolist()) == {-1, 0, 1, 2}  # kept ids stay contiguous
+    # without min_size the clump is a cluster; the outliers, alone in their grid bins, get no seed
+    # and lie farther than the bandwidth from every mode: noise
+    labels1 = mean_shift(x_all, bandwidth=0.5, min_size=1)
+    assert same_partition(labels1[: len(gt) + 6], torch.cat([gt, torch.full((6,), 3)]))
+    assert bool((labels1[-3:] == -1).all())
+    # seeded from every point, each outlier is a mode of its own (and all blob seeds merge)
+    labels2 = mean_shift(x_all, bandwidth=0.5, min_size=1, seeding="random", num_seeds=len(x_all))
+    assert same_partition(labels2, torch.cat([gt, torch.full((6,), 3), torch.tensor([4, 5, 6])]))
+
+
+def test_mean_shift_merges_seeds_of_one_mode():
+    x, _ = blobs([400], dim=3, spread=0.1)
+    for seeding in ("fps", "random"):
+        labels, modes = mean_shift_modes(x, bandwidth=0.6, num_seeds=64, seeding=seeding)
+        assert bool((labels == 0).all()) and modes.shape == (1, 3)
+        assert torch.allclose(modes[0], x.mean(0), atol=0.02)
+
+
+def test_mean_shift_is_deterministic_and_chunking_changes_nothing():
+    x, gt = blobs([3000, 2500, 1500, 40], dim=8, spread=0.12, gap=2.0, seed=3)
+    noise = torch.rand(200, 8, generator=torch.Generator().manual_seed(9)) * 8 - 2
+    x = torch.cat([x, noise])
+    kwargs = dict(bandwidth=0.6, seed=5, min_size=30, max_points=2000, seeding="random", num_seeds=64)
+    a, modes_a = mean_shift_modes(x, **kwargs)
+    b, modes_b = mean_shift_modes(x, **kwargs)
+    assert torch.equal(a, b) and torch.equal(modes_a, modes_b)
+    c, modes_c = mean_shift_modes(x, chunk_size=37, **kwargs)  # 1 seed row x 37 cols at a time
+    assert torch.equal(a, c) and torch.allclose(modes_a, modes_c, atol=1e-5)
+    blob = gt < 3  # the 40-point blob is below min_size
+    assert mostly_same_partition(a[: len(gt)][blob], gt[blob]) and bool((a[: len(gt)][~blob] == -1).all())
+    # another seed draws another subsample, yet the blobs are the same clusters
+    d = mean_shift(x, **{**kwargs, "seed": 6})
+    assert mostly_same_partition(d[: len(gt)][blob], gt[blob])
+
+
+def test_mean_shift_inputs():
+    x, gt = blobs([50, 80], dim=2)
+    from_numpy = mean_shift(x.numpy(), 0.5)
+    assert torch.equal(from_numpy, mean_shift(x, 0.5))
+    assert torch.equal(mean_shift(x.double(), 0.5), from_numpy)
+    empty = mean_shift(torch.zeros(0, 8), 0.5)
+    assert empty.shape == (0,) and empty.dtype == torch.long
+    with pytest.raises(ValueError, match="bandwidth"):
+        mean_shift(x, 0.0)
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        mean_shift(torch.zeros(5), 0.5)
+    with pytest.raises(ValueError, match="NaN"):
+        mean_shift(torch.full((4, 2), float("nan")), 0.5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_mean_shift_cuda_matches_cpu():
+    x, gt = blobs([500, 300, 700], dim=8, spread=0.1)
+    cpu = mean_shift(x, 0.6)
+    gpu = mean_shift(x.cuda(), 0.6)
+    assert gpu.device.type == "cuda" and torch.equal(gpu.cpu(), cpu)
+
+
+# --- cluster_instances -----------------------------------------------------------------------------
+
+def one_hot_probs(classes, num_classes=20, confidence=0.9):
+    classes = np.asarray(classes)
+    p = np.full((classes.size, num_classes), (1 - confidence) / (num_classes - 1), np.float32)
+    p[np.arange(classes.size), classes] = confidence
+    return p
+
+
+def scene(seed=0, dim=8):
+    """Two classes whose instance embeddings interleave: chairs (class 4) and tables (class 6) share
+    blob centres, so only the per-class split keeps them apart. Plus wall points (class 0)."""
+    x, gt = blobs([300, 200, 250, 150], dim=dim, spread=0.08, gap=2.5, seed=seed)
+    gt = gt.numpy()
+    cls = np.where(gt % 2 == 0, 4, 6)  # blob 0, 2 chairs; 1, 3 tables
+    x2, gt2 = blobs([220, 180], dim=dim, spread=0.08, gap=2.5, seed=seed + 1)
+    # table 4 sits exactly on chair blob 0's centre, chair 5 on table blob 1's centre
+    emb = np.concatenate([x.numpy(), x2.numpy()])
+    gt_all = np.r_[gt, gt2.numpy() + 4]
+    cls_all = np.r_[cls, np.where(gt2.numpy() == 0, 6, 4)]
+    wall = np.random.default_rng(seed).uniform(-1, 9, (100, dim)).astype(np.float32)
+    return (np.concatenate([emb, wall]), np.r_[gt_all, np.full(100, -1)], np.r_[cls_all, np.zeros(100, np.int64)])
+
+
+def instance_partition(inst, n):
+    """InstanceSet -> per-point instance index (-1 = none); asserts the masks do not overlap."""
+    assert not np.any(inst.masks.sum(0) > 1)
+    ids = np.full(n, -1)
+    for k, m in enumerate(inst.masks):
+        ids[m] = k
+    return ids
+
+
+@pytest.mark.parametrize("method", ["meanshift", "hdbscan", "dbscan"])
+def test_cluster_instances_per_class_with_every_method(method):
+    emb, gt, cls = scene()
+    inst = cluster_instances(emb, one_hot_probs(cls), method=method, bandwidth=0.6, min_size=50)
+    assert len(inst) == 6
+    assert same_partition(instance_partition(inst, len(gt)), gt)
+    # labels mapped to NYU40: class 4 -> bed (4), class 6 -> sofa (6)... via the ScanNet20 table
+    for k, m in enumerate(inst.masks):
+        assert set(cls[m].tolist()) in ({4}, {6})  # never across classes
+        assert inst.labels[k] == semantic20_to_nyu40(cls[m][:1])[0]
+    assert sorted(inst.labels.tolist()) == [5, 5, 5, 7, 7, 7]
+    assert np.all((inst.scores > 0) & (inst.scores <= 1))
+
+
+def test_cluster_instances_class_mapping_and_classes():
+    emb, gt, cls = scene()
+    probs = one_hot_probs(cls)
+    table = np.arange(20) + 100
+    inst = cluster_instances(emb, probs, class_to_nyu40=table)
+    assert sorted(set(inst.labels.tolist())) == [104, 106]
+    inst = cluster_instances(emb, probs, classes=[6], class_to_nyu40=lambda c: c * 0 + 33)
+    assert len(inst) == 3 and set(inst.labels.tolist()) == {33}
+    assert set(cls[inst.masks.any(0)].tolist()) == {6}
+    # wall (class 0) is not an instance class by default, but clusters when asked to
+    assert not np.any(inst.masks[:, gt == -1])
+    with pytest.raises(ValueError, match="classes"):
+        cluster_instances(emb, probs, classes=[20])
+    with pytest.raises(ValueError, match="class_to_nyu40"):
+        cluster_instances(emb, probs, class_to_nyu40=np.arange(5))
+
+
+def test_cluster_instances_min_size_and_too_small_class():
+    emb, gt, cls = scene()
+    sizes = np.bincount(gt[gt >= 0])  # 300 200 250 150 220 180
+    inst = cluster_instances(emb, one_hot_probs(cls), min_size=190)
+    assert sorted(inst.sizes().tolist()) == sorted(s for s in sizes.tolist() if s >= 190)
+    # a class with fewer points than min_size yields nothing; the other class is unaffected
+    few = cls.copy()
+    few[np.flatnonzero(cls == 6)[40:]] = 0  # only 40 table points left
+    inst = cluster_instances(emb, one_hot_probs(few), min_size=50)
+    assert set(inst.labels.tolist()) == {5} and len(inst) == 3
+
+
+def test_scores_rank_tight_and_confident_clusters_first():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0] * 8, [3.0] + [0.0] * 7, [6.0] + [0.0] * 7])
+    spreads = torch.tensor([0.02, 0.1, 0.02])
+    gt = torch.arange(3).repeat_interleave(200)
+    emb = centres[gt] + spreads[gt, None] * torch.randn(600, 8, generator=g)
+    probs = torch.from_numpy(one_hot_probs(np.full(600, 3)))
+    probs[gt == 2] = torch.from_numpy(one_hot_probs(np.full(200, 3), confidence=0.5))
+    inst = cluster_instances(emb, probs)
+    assert len(inst) == 3
+    by_blob = [inst.scores[np.argmax(inst.masks[:, (gt == b).numpy()].sum(1))] for b in range(3)]
+    assert by_blob[0] > by_blob[1]  # same confidence, tighter
+    assert by_blob[0] > by_blob[2]  # same spread, more confident
+    assert np.isclose(by_blob[2] / by_blob[0], 0.5 / 0.9, rtol=0.02)
+    assert np.all((inst.scores > 0) & (inst.scores <= 1))
+
+
+def test_cluster_instances_numpy_and_torch_inputs_agree():
+    emb, gt, cls = scene()
+    probs = one_hot_probs(cls)
+    a = cluster_instances(emb, probs)
+    b = cluster_instances(torch.from_numpy(emb), torch.from_numpy(probs))
+    assert np.array_equal(a.masks, b.masks) and np.array_equal(a.labels, b.labels)
+    assert np.allclose(a.scores, b.scores)
+
+
+def test_cluster_instances_edge_cases():
+    empty = cluster_instances(np.zeros((0, 8), np.float32), np.zeros((0, 20), np.float32))
+    assert len(empty) == 0 and empty.num_points == 0
+    x, gt = blobs([300, 200], dim=8, spread=0.08)
+    one_class = cluster_instances(x, one_hot_probs(np.full(500, 9)))
+    assert same_partition(instance_partition(one_class, 500), gt.numpy())
+    assert set(one_class.labels.tolist()) == {10}  # ScanNet20 class 9 = bookshelf, NYU40 10
+    none = cluster_instances(x, one_hot_probs(np.full(500, 1)))  # all floor
+    assert len(none) == 0 and none.num_points == 500
+    with pytest.raises(ValueError, match="embeddings"):
+        cluster_instances(x[:10], one_hot_probs(np.full(500, 9)))
+    with pytest.raises(ValueError, match="method"):
+        cluster_instances(x, one_hot_probs(np.full(500, 9)), method="kmeans")
+    with pytest.raises(ValueError, match="softmax"):
+        cluster_instances(x, one_hot_probs(np.full(500, 9)) * 5)
+
+
+def test_coordinates_and_offsets():
+    rng = np.random.default_rng(0)
+    # two chairs with the same embedding, 3 m apart: one instance unless coordinates take part
+    pts = np.concatenate([rng.uniform(0, 0.5, (200, 3)), rng.uniform(0, 0.5, (200, 3)) + [3, 0, 0]]).astype(np.float32)
+    emb = np.zeros((400, 8), np.float32) + rng.normal(0, 0.05, (400, 8)).astype(np.float32)
+    probs = one_hot_probs(np.full(400, 4))
+    assert len(cluster_instances(emb, probs, pts)) == 1
+    inst = cluster_instances(emb, probs, pts, coord_weight=1.0)
+    assert len(inst) == 2 and same_partition(instance_partition(inst, 400), np.repeat([0, 1], 200))
+    # PointGroup-style: offsets move each point to its object's centre; points alone would merge
+    touching = np.concatenate([rng.uniform(0, 1, (200, 3)), rng.uniform(1, 2, (200, 3))]).astype(np.float32)
+    centre = np.where(np.arange(400)[:, None] < 200, [0.5, 0.5, 0.5], [1.5, 1.5, 1.5])
+    offsets = (centre - touching + rng.normal(0, 0.02, (400, 3))).astype(np.float32)
+    inst = cluster_instances(None, probs, touching, offsets=offsets, use_offsets=True, bandwidth=0.3)
+    assert len(inst) == 2 and same_partition(instance_partition(inst, 400), np.repeat([0, 1], 200))
+    with pytest.raises(ValueError, match="points"):
+        cluster_instances(emb, probs, coord_weight=1.0)
+    with pytest.raises(ValueError, match="offsets"):
+        cluster_instances(emb, probs, pts, use_offsets=True)
+
+
+@pytest.mark.parametrize("method", ["hdbscan", "dbscan"])
+def test_subsampled_fit_assigns_every_point(method):
+    x, gt = blobs([900, 700, 400], dim=8, spread=0.08, seed=2)
+    inst = cluster_instances(x, one_hot_probs(np.full(2000, 3)), method=method, max_fit_points=300)
+    assert mostly_same_partition(instance_partition(inst, 2000), gt.numpy())

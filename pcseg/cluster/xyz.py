@@ -1,8 +1,5 @@
-"""Clustering: per-point predictions -> InstanceSet.
-
-This module works on arrays and ``structures`` only, never on a model. The non-learned baseline
-lives here too: split each semantic class into spatially connected components (DBSCAN on xyz with
-``min_samples=1`` is exactly connected components of the eps-neighbourhood graph).
+"""The non-learned baseline: split each semantic class into spatially connected components (DBSCAN
+on xyz with ``min_samples=1`` is exactly connected components of the eps-neighbourhood graph).
 """
 from __future__ import annotations
 
@@ -10,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .labels import INSTANCE_IDS
-from .structures import InstanceSet
+from ..labels import INSTANCE_IDS
+from ..structures import InstanceSet
 
 
 def _size_score(sizes: np.ndarray, scale: float = 1000.0) -> np.ndarray:

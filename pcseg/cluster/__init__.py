@@ -1,0 +1,15 @@
+"""Clustering: per-point predictions -> InstanceSet.
+
+Works on arrays/tensors and ``structures`` only, never on a model (clustering stays out of
+``forward``).
+
+* ``mean_shift``: seeded, batched mean-shift in torch (CPU or CUDA);
+* ``cluster_instances``: embeddings / offsets + semantic probabilities -> InstanceSet, per class,
+  with mean-shift, HDBSCAN or DBSCAN, and a score for AP ranking;
+* ``dbscan_xyz``: the non-learned baseline (connected components of each class on xyz).
+"""
+from .instances import METHODS, cluster_instances
+from .meanshift import mean_shift, mean_shift_modes
+from .xyz import dbscan_xyz
+
+__all__ = ["METHODS", "cluster_instances", "dbscan_xyz", "mean_shift", "mean_shift_modes"]

@@ -1,0 +1,207 @@
+"""Per-point predictions (semantic probabilities + embeddings and/or offsets) -> InstanceSet.
+
+Bottom-up instance segmentation: points are split by their predicted class (argmax), and each
+class's points are clustered in feature space (mean-shift, HDBSCAN or DBSCAN); every cluster of
+at least ``min_size`` points becomes one instance of that class.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..labels import semantic20_to_nyu40
+from ..structures import InstanceSet
+from .meanshift import mean_shift, nearest
+
+METHODS = ("meanshift", "hdbscan", "dbscan")
+
+
+def _tensor(name: str, value, rows: int | None, cols: int | None, device=None) -> torch.Tensor:
+    """numpy or torch -> float32 tensor (N, C) on ``device``; ValueError naming the argument."""
+    t = torch.as_tensor(value)
+    if t.ndim != 2 or (cols is not None and t.shape[1] != cols) or (rows is not None and t.shape[0] != rows):
+        want = f"({rows if rows is not None else 'N'}, {cols if cols is not None else 'C'})"
+        raise ValueError(f"cluster_instances: {name} must have shape {want}, got {tuple(t.shape)}")
+    t = t.to(device=device if device is not None else t.device, dtype=torch.float32)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"cluster_instances: {name} holds NaN or infinite values")
+    return t
+
+
+def _nyu40_of(classes: Sequence[int], class_to_nyu40) -> np.ndarray:
+    classes = np.asarray(classes, np.int64)
+    if callable(class_to_nyu40):
+        nyu = np.asarray(class_to_nyu40(classes), np.int64)
+    else:
+        table = np.asarray(class_to_nyu40, np.int64)
+        if table.ndim != 1 or (classes.size and classes.max() >= table.shape[0]):
+            raise ValueError(f"cluster_instances: class_to_nyu40 table of shape {table.shape} does not cover "
+                             f"classes {classes.tolist()}")
+        nyu = table[classes]
+    if nyu.shape != classes.shape:
+        raise ValueError(f"cluster_instances: class_to_nyu40 returned shape {nyu.shape} for {classes.shape} classes")
+    return nyu
+
+
+def _fit_and_assign(f: np.ndarray, max_fit_points: int, seed: int, fit: Callable[[np.ndarray, float], np.ndarray],
+                    assign_radius: float | None) -> np.ndarray:
+    """Cluster f FloatArray[n, D] with ``fit(sample, rate) -> (labels IntArray[m], core BoolArray[m])``
+    on at most max_fit_points random rows; every other row takes the label of its nearest core
+    sample (if within assign_radius, when given), else -1."""
+    n = f.shape[0]
+    if n <= max_fit_points:
+        return fit(f, 1.0)[0]
+    pick = np.sort(np.random.default_rng(seed).choice(n, max_fit_points, replace=False))
+    sample_labels, core = fit(f[pick], max_fit_points / n)
+    labels = np.full(n, -1, np.int64)
+    labels[pick] = sample_labels
+    if not core.any():
+        return labels
+    rest = np.setdiff1d(np.arange(n), pick, assume_unique=True)
+    ref = torch.from_numpy(f[pick][core])
+    dist, idx = nearest(torch.from_numpy(f[rest]), ref)
+    got = sample_labels[core][idx.numpy()]
+    if assign_radius is not None:
+        got[dist.numpy() > assign_radius ** 2] = -1
+    labels[rest] = got
+    return labels
+
+
+def _hdbscan(f: np.ndarray, min_cluster_size: int, min_samples: int, max_fit_points: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import HDBSCAN
+
+    def fit(sample, rate):
+        mcs = max(2, math.ceil(min_cluster_size * rate))
+        labels = HDBSCAN(min_cluster_size=mcs, min_samples=max(1, min(min_samples, mcs)),
+                         allow_single_cluster=True, copy=True).fit_predict(sample)
+        return labels.astype(np.int64), np.ones(sample.shape[0], bool)
+
+    return _fit_and_assign(f, max_fit_points, seed, fit, None)
+
+
+def _dbscan(f: np.ndarray, eps: float, min_samples: int, max_fit_points: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import DBSCAN
+
+    def fit(sample, rate):
+        model = DBSCAN(eps=eps, min_samples=max(1, round(min_samples * rate))).fit(sample)
+        core = np.zeros(sample.shape[0], bool)
+        core[model.core_sample_indices_] = True
+        return model.labels_.astype(np.int64), core
+
+    return _fit_and_assign(f, max_fit_points, seed, fit, eps)
+
+
+def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = "meanshift",
+                      bandwidth: float = 0.6, eps: float | None = None, min_samples: int = 5,
+                      min_cluster_size: int | None = None, min_size: int = 50,
+                      classes: Sequence[int] = tuple(range(2, 20)),
+                      class_to_nyu40: Callable | Sequence[int] | np.ndarray = semantic20_to_nyu40,
+                      coord_weight: float = 0.0, offsets=None, use_offsets: bool = False,
+                      offset_weight: float = 1.0, num_seeds: int = 256, iters: int = 20,
+                      kernel: str = "flat", max_points: int = 10000, max_fit_points: int = 2000,
+                      seed: int = 0) -> InstanceSet:
+    """Group points into instances: per predicted class, cluster that class's point features.
+
+    embeddings:     FloatTensor[N, D] / FloatArray[N, D] per-point embeddings, or None when
+                    clustering shifted coordinates only (``use_offsets=True``)
+    semantic_probs: FloatTensor[N, C] softmax over the model's classes; a point's class is the argmax
+    points:         FloatTensor[N, 3] coordinates, needed for ``coord_weight > 0`` or ``use_offsets``
+    offsets:        FloatTensor[N, 3] predicted point -> object-centre vectors (PointGroup-style)
+
+    The clustered feature of a point is the concatenation of
+        embeddings | points * coord_weight (if coord_weight > 0) | (points + offsets) * offset_weight
+        (if use_offsets),
+    and ``bandwidth`` (mean-shift radius), ``eps`` (DBSCAN radius, default bandwidth / 2) are
+    distances in that space.
+
+    method:    "meanshift" (``pcseg.cluster.mean_shift``, torch, on the embeddings' device; num_seeds,
+               iters, kernel, max_points and seed are passed on), "hdbscan" (sklearn.cluster.HDBSCAN,
+               min_cluster_size default min_size, min_samples, allow_single_cluster so that a class
+               holding one object yields it; sklearn's rather than the ``hdbscan`` package's: the
+               same algorithm, and on these sample sizes as fast as its boruvka_kdtree) or "dbscan"
+               (sklearn.cluster.DBSCAN, eps, min_samples).
+               HDBSCAN and DBSCAN are fitted on at most ``max_fit_points`` random points of a class
+               (they are super-linear: DBSCAN keeps every eps-neighbourhood, which on tight embedding
+               clusters is quadratic); min_cluster_size / min_samples are scaled by the sample
+               fraction, and every other point takes the cluster of its nearest sampled point
+               (DBSCAN: nearest core point within eps, as a DBSCAN border point would).
+    min_size:  clusters (and classes) with fewer points are dropped
+    classes:   model class indices that have instances (default 2..19: ScanNet20 without wall, floor)
+    class_to_nyu40: a vectorised callable (IntArray of class indices -> IntArray of NYU40 ids, like
+               ``labels.semantic20_to_nyu40``, the default) or a table indexed by class index
+
+    Score of an instance (in (0, 1], for AP ranking) = mean probability of its class over its points
+    x compactness, compactness = exp(-mean distance of its features to their mean / bandwidth):
+    confident, tight clusters rank first. Returns an InstanceSet over the N points, labels NYU40 ids.
+    """
+    if method not in METHODS:
+        raise ValueError(f"cluster_instances: method must be one of {METHODS}, got {method!r}")
+    if not bandwidth > 0:
+        raise ValueError(f"cluster_instances: bandwidth must be > 0, got {bandwidth}")
+    if embeddings is None and not use_offsets:
+        raise ValueError("cluster_instances: embeddings is None: pass them, or offsets with use_offsets=True")
+    eps = bandwidth / 2 if eps is None else eps
+    min_cluster_size = min_size if min_cluster_size is None else min_cluster_size
+    device = embeddings.device if isinstance(embeddings, torch.Tensor) else None
+    probs = _tensor("semantic_probs", semantic_probs, None, None, device)
+    n, num_classes = probs.shape
+    if n and (float(probs.min()) < 0 or float(probs.max()) > 1 + 1e-4):
+        raise ValueError("cluster_instances: semantic_probs must be probabilities (softmax), got values "
+                         f"in [{float(probs.min()):.3g}, {float(probs.max()):.3g}]")
+    classes = [int(c) for c in classes]
+    if any(c < 0 or c >= num_classes for c in classes):
+        raise ValueError(f"cluster_instances: classes {classes} outside the {num_classes} columns of semantic_probs")
+    nyu = _nyu40_of(classes, class_to_nyu40)
+
+    parts = [] if embeddings is None else [_tensor("embeddings", embeddings, n, None, device)]
+    if coord_weight > 0 or use_offsets:
+        if points is None:
+            raise ValueError("cluster_instances: points are needed for coord_weight > 0 or use_offsets")
+        xyz = _tensor("points", points, n, 3, device)
+        if coord_weight > 0:
+            parts.append(xyz * coord_weight)
+        if use_offsets:
+            if offsets is None:
+                raise ValueError("cluster_instances: use_offsets=True but offsets is None")
+            parts.append((xyz + _tensor("offsets", offsets, n, 3, device)) * offset_weight)
+    feats = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+
+    pred = probs.argmax(1) if n else torch.zeros(0, dtype=torch.long, device=probs.device)
+    masks, labels, scores = [], [], []
+    for c, label in zip(classes, nyu):
+        idx = torch.nonzero(pred == c).squeeze(1)
+        if idx.numel() < max(min_size, 1):
+            continue
+        f = feats[idx]
+        if method == "meanshift":
+            cid = mean_shift(f, bandwidth, num_seeds, iters, seed, min_size, kernel=kernel, max_points=max_points)
+        else:
+            fn = f.cpu().numpy()
+            cid = _hdbscan(fn, min_cluster_size, min_samples, max_fit_points, seed) if method == "hdbscan" \
+                else _dbscan(fn, eps, min_samples, max_fit_points, seed)
+            cid = torch.from_numpy(cid).to(f.device)
+        k = int(cid.max()) + 1 if cid.numel() else 0
+        if k == 0:
+            continue
+        valid = cid >= 0
+        cid_v, f_v = cid[valid], f[valid]
+        size = torch.bincount(cid_v, minlength=k).to(f.dtype)
+        mean = torch.zeros(k, f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, cid_v, f_v) / size.clamp_min(1)[:, None]
+        spread = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(
+            0, cid_v, (f_v - mean[cid_v]).norm(dim=1)) / size.clamp_min(1)
+        conf = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, cid_v, probs[idx[valid], c]) / size.clamp_min(1)
+        score = conf * torch.exp(-spread / bandwidth)
+        keep = (size >= max(min_size, 1)).cpu().numpy()
+        cls_masks = np.zeros((k, n), bool)
+        cls_masks[cid_v.cpu().numpy(), idx[valid].cpu().numpy()] = True
+        masks.append(cls_masks[keep])
+        labels.append(np.full(int(keep.sum()), label, np.int64))
+        scores.append(score.double().cpu().numpy()[keep])
+    if not masks or sum(m.shape[0] for m in masks) == 0:
+        return InstanceSet.empty(n)
+    # clamp: a far-spread cluster's exp() may underflow float32, yet every score must stay > 0
+    score = np.clip(np.concatenate(scores), np.finfo(np.float32).tiny, 1.0)
+    return InstanceSet(np.concatenate(masks), np.concatenate(labels), score.astype(np.float32))
