@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -42,6 +43,8 @@ def main() -> None:
         start = time.perf_counter()
         s = write_synthetic_dataset(out, args.scenes, seed=args.seed, frames=args.frames, workers=args.workers)
         total = time.perf_counter() - start
+        usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        cpu = sum(u.ru_utime + u.ru_stime for u in usage)
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     finally:
         if args.out is None:
@@ -49,6 +52,10 @@ def main() -> None:
     print(f"load after {_load()}")
     print(f"{args.scenes} scenes x {args.frames} frames: {total:.1f} s total, {total / args.scenes:.2f} s/scene, "
           f"{size / 2**20:.0f} MiB written")
+    # on a shared machine wall time depends on the others; CPU time does not
+    workers = args.workers or min(2, os.cpu_count() or 1)
+    print(f"CPU time {cpu:.1f} s ({cpu / args.scenes:.2f} CPU-s/scene); on {workers} idle cores this is "
+          f"~{cpu / workers:.0f} s wall")
     for key, unit in (("vertices", ""), ("faces", ""), ("benchmark_instances", ""), ("objects", ""),
                       ("touching_pairs", ""), ("visible_fraction", ""), ("nn_spacing", " m"), ("segments", "")):
         v = s[key]

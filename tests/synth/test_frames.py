@@ -41,8 +41,8 @@ def test_backprojected_pixels_land_on_vertices_of_the_same_instance(synth):
         pick = np.random.default_rng(0).choice(np.flatnonzero(inst > 0), 500, replace=False)
         dist, nn = tree.query(pts[pick])
         near = dist < 0.04
-        assert near.mean() > 0.7, near.mean()  # the rest lies on parts the scan missed
-        assert (s.instance[nn[near]] == inst[pick][near]).mean() > 0.95
+        assert near.mean() > 0.9, near.mean()  # the rest lies on parts the scan missed
+        assert (s.instance[nn[near]] == inst[pick][near]).mean() > 0.97  # misses: object borders
 
 
 def test_pose_is_in_the_scan_frame(synth):
