@@ -1,7 +1,11 @@
 """Open3D rendering of scenes: colour modes and headless PNG rendering.
 
 Open3D is imported lazily, so importing pcseg.viz costs nothing until something is drawn.
-Headless rendering uses ``OffscreenRenderer`` (Filament on Mesa's software Vulkan on a CPU).
+Headless images are ray cast on the CPU with Open3D's ``RaycastingScene`` rather than drawn with
+``OffscreenRenderer``: on these machines Filament (on Mesa's software Vulkan) hung on the second
+``render_to_image`` after a room-sized mesh was swapped in, while ray casting is exact (each pixel
+knows its triangle), deterministic and fast (about 0.4 s for a 100k-triangle room at 1280x960).
+The interactive window is Open3D's own visualizer.
 """
 from __future__ import annotations
 
@@ -53,14 +57,26 @@ def colorize(scene: Scene, mode: str = "rgb", instances: InstanceSet | None = No
     raise ValueError(f"unknown colour mode {mode!r}; choose one of {COLOR_MODES}")
 
 
-def to_open3d(scene: Scene, colors: np.ndarray | None = None):
-    """An Open3D TriangleMesh (when the scene has faces) or PointCloud with the given colours."""
+def front_faces(points: np.ndarray, faces: np.ndarray, eye: np.ndarray) -> np.ndarray:
+    """IntArray[F', 3]: the triangles whose front side (counter-clockwise normal) faces ``eye``.
+
+    Scanned walls only have an inside: drawing their back sides from an outside viewpoint would hide
+    the room, so back faces are culled as scan viewers do."""
+    tri = points[faces].astype(np.float64)
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return faces[np.einsum("ij,ij->i", normal, eye - tri.mean(1)) > 0]
+
+
+def to_open3d(scene: Scene, colors: np.ndarray | None = None, eye: np.ndarray | None = None):
+    """An Open3D TriangleMesh (when the scene has faces) or PointCloud with the given colours.
+    With ``eye``, mesh triangles facing away from that viewpoint are left out."""
     import open3d as o3d
 
     colors = o3d.utility.Vector3dVector(np.clip(scene.colors if colors is None else colors, 0, 1).astype(np.float64))
     vertices = o3d.utility.Vector3dVector(scene.points.astype(np.float64))
     if scene.faces is not None and len(scene.faces):
-        geom = o3d.geometry.TriangleMesh(vertices, o3d.utility.Vector3iVector(scene.faces))
+        faces = scene.faces if eye is None else front_faces(scene.points, scene.faces, eye)
+        geom = o3d.geometry.TriangleMesh(vertices, o3d.utility.Vector3iVector(faces))
         geom.compute_vertex_normals()
         geom.vertex_colors = colors
     else:
@@ -78,51 +94,107 @@ def camera_for(points: np.ndarray, view: str = "oblique") -> tuple[np.ndarray, n
     if view == "top":
         return center, center + np.array([0.0, 0.0, 1.25 * extent + hi[2]]), np.array([0.0, 1.0, 0.0])
     if view == "oblique":
-        eye = center + np.array([-0.45, -0.75, 0.95]) * extent
+        eye = center + np.array([-0.36, -0.58, 0.78]) * extent
         return center, eye, np.array([0.0, 0.0, 1.0])
     raise ValueError(f"unknown view {view!r}; choose one of {VIEWS}")
 
 
-_RENDERER: dict = {}
+def camera_rays(center: np.ndarray, eye: np.ndarray, up: np.ndarray, size: tuple[int, int],
+                fov_deg: float = 50.0) -> np.ndarray:
+    """FloatArray[H, W, 6]: (origin, unit direction) of a pinhole camera at ``eye`` looking at
+    ``center``; row 0 is the top of the image, ``fov_deg`` the vertical field of view."""
+    width, height = size
+    forward = (center - eye) / np.linalg.norm(center - eye)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    true_up = np.cross(right, forward)
+    half = np.tan(np.radians(fov_deg) / 2)
+    x = ((np.arange(width) + 0.5) / width * 2 - 1) * half * width / height
+    y = (1 - (np.arange(height) + 0.5) / height * 2) * half
+    dirs = forward + x[None, :, None] * right + y[:, None, None] * true_up
+    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
+    return np.concatenate([np.broadcast_to(eye, dirs.shape), dirs], -1).astype(np.float32)
 
 
-def _renderer(width: int, height: int):
-    """One OffscreenRenderer per process (Open3D aborts at exit when several were created)."""
-    import open3d.visualization.rendering as rendering
+def _shade(colors: np.ndarray, normals: np.ndarray | None, dirs: np.ndarray, lit: bool) -> np.ndarray:
+    """Headlight shading: surfaces facing the camera keep their colour, grazing ones darken."""
+    if not lit or normals is None:
+        return colors
+    facing = np.abs(np.einsum("ij,ij->i", normals, dirs))
+    return colors * (0.45 + 0.55 * facing)[:, None]
 
-    if _RENDERER.get("size") != (width, height):
-        old = _RENDERER.pop("renderer", None)
-        if old is not None:
-            old.scene.clear_geometry()
-            del old
-        _RENDERER["renderer"] = rendering.OffscreenRenderer(width, height)
-        _RENDERER["size"] = (width, height)
-    return _RENDERER["renderer"]
+
+def _render_mesh(points, faces, colors, rays, eye, lit) -> tuple[np.ndarray, np.ndarray]:
+    import open3d as o3d
+
+    faces = front_faces(points, faces, eye)
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(points, np.float32)),
+                        o3d.core.Tensor(np.ascontiguousarray(faces, np.uint32)))
+    flat = rays.reshape(-1, 6)
+    out = scene.cast_rays(o3d.core.Tensor(flat))
+    prim = out["primitive_ids"].numpy()
+    hit = prim != o3d.t.geometry.RaycastingScene.INVALID_ID
+    tri = faces[prim[hit]]
+    uv = out["primitive_uvs"].numpy()[hit]
+    u, v = uv[:, :1], uv[:, 1:]
+    color = colors[tri[:, 0]] * (1 - u - v) + colors[tri[:, 1]] * u + colors[tri[:, 2]] * v
+    return hit, _shade(color, out["primitive_normals"].numpy()[hit], flat[hit, 3:], lit)
+
+
+def _render_points(points, colors, center, eye, up, size, fov_deg, point_size) -> tuple[np.ndarray, np.ndarray]:
+    """Z-buffer splatting of points as squares of ``point_size`` pixels."""
+    width, height = size
+    forward = (center - eye) / np.linalg.norm(center - eye)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    true_up = np.cross(right, forward)
+    rel = points.astype(np.float64) - eye
+    depth = rel @ forward
+    front = depth > 1e-3
+    focal = height / 2 / np.tan(np.radians(fov_deg) / 2)
+    col = (rel[front] @ right) / depth[front] * focal + width / 2
+    row = height / 2 - (rel[front] @ true_up) / depth[front] * focal
+    radius = max(int(round(point_size)), 1)
+    offsets = np.arange(radius) - radius // 2
+    rows = np.floor(row)[:, None] + np.repeat(offsets, radius)[None, :]
+    cols = np.floor(col)[:, None] + np.tile(offsets, radius)[None, :]
+    idx = np.broadcast_to(np.arange(len(row))[:, None], rows.shape)
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    pixel = (rows[inside] * width + cols[inside]).astype(np.int64)
+    owner = idx[inside]
+    order = np.lexsort((depth[front][owner], pixel))  # per pixel, nearest point first
+    pixel, first = np.unique(pixel[order], return_index=True)
+    hit = np.zeros(width * height, bool)
+    hit[pixel] = True
+    return hit, colors[front][owner[order][first]]
 
 
 def render_image(scene: Scene, colors: np.ndarray | None = None, size: tuple[int, int] = (1280, 960),
-                 view: str = "oblique", lit: bool = True, point_size: float = 3.0) -> np.ndarray:
-    """UInt8Array[H, W, 3]: the scene rendered headless. ``lit=False`` gives exact, unshaded colours."""
-    import open3d.visualization.rendering as rendering
+                 view: str = "oblique", lit: bool = True, point_size: float = 3.0,
+                 background: tuple[float, float, float] = (1.0, 1.0, 1.0), fov_deg: float = 50.0) -> np.ndarray:
+    """UInt8Array[H, W, 3]: the scene rendered headless on the CPU.
 
+    Meshes are ray cast with Open3D's ``RaycastingScene`` (exact per-pixel triangle, colours
+    interpolated from the vertices, back faces culled); plain point clouds are splatted with a
+    z-buffer. ``lit=False`` keeps colours exact (no shading), which tests rely on.
+    """
     if len(scene) == 0:
         raise ValueError(f"Scene({scene.name!r}) is empty: nothing to render")
-    r = _renderer(*size)
-    r.scene.clear_geometry()
-    r.scene.set_background([1.0, 1.0, 1.0, 1.0])
-    r.scene.view.set_post_processing(lit)
-    mat = rendering.MaterialRecord()
-    mat.shader = "defaultLit" if lit else "defaultUnlit"
-    mat.point_size = point_size
-    r.scene.add_geometry("scene", to_open3d(scene, colors), mat)
-    if lit:
-        r.scene.scene.set_sun_light([-0.3, -0.5, -1.0], [1.0, 1.0, 1.0], 45000)
-        r.scene.scene.enable_sun_light(True)
+    colors = np.clip(scene.colors if colors is None else np.asarray(colors, np.float32), 0, 1)
+    if colors.shape != (len(scene), 3):
+        raise ValueError(f"render_image: colors of shape {colors.shape} for {len(scene)} points")
     center, eye, up = camera_for(scene.points, view)
-    r.setup_camera(50.0, center.astype(np.float32), eye.astype(np.float32), up.astype(np.float32))
-    image = np.asarray(r.render_to_image()).copy()
-    r.scene.clear_geometry()
-    return image
+    width, height = size
+    if scene.faces is not None and len(scene.faces):
+        rays = camera_rays(center, eye, up, size, fov_deg)
+        hit, shaded = _render_mesh(scene.points, scene.faces, colors, rays, eye, lit)
+    else:
+        hit, shaded = _render_points(scene.points, colors, center, eye, up, size, fov_deg, point_size)
+    image = np.empty((width * height, 3), np.float32)
+    image[:] = background
+    image[hit] = shaded
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(height, width, 3)
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
