@@ -13,7 +13,7 @@ ROOM_TYPES = ("bedroom", "office", "living room", "kitchen", "bathroom", "confer
 # width range, depth range (metres)
 SIZES = {"bedroom": ((4.0, 5.6), (3.5, 4.8)), "office": ((4.2, 6.5), (3.6, 5.2)),
          "living room": ((4.5, 6.5), (3.8, 5.4)), "kitchen": ((3.6, 5.5), (3.2, 4.6)),
-         "bathroom": ((3.2, 4.4), (2.8, 3.8)), "conference room": ((5.0, 7.0), (4.0, 5.6)),
+         "bathroom": ((3.4, 4.6), (3.0, 4.0)), "conference room": ((5.0, 7.0), (4.0, 5.6)),
          "classroom": ((5.5, 7.2), (4.5, 6.0))}
 
 
