@@ -19,10 +19,25 @@ def _cmd_data_synth(args) -> None:
 
     summary = write_synthetic_dataset(args.out, args.scenes, seed=args.seed, frames=args.frames,
                                       workers=args.workers, progress=not args.quiet)
-    from .synth.stats import format_summary
-
-    print(format_summary(summary))
+    print(_synth_summary_text(summary))
     print(f"wrote {args.scenes} scenes to {args.out}")
+
+
+def _synth_summary_text(summary: dict) -> str:
+    from .labels import INSTANCE_NAME_OF
+
+    lines = [f"{'per room':24}{'mean':>10}{'min':>10}{'max':>10}"]
+    for key, label in (("vertices", "vertices"), ("benchmark_instances", "benchmark instances"),
+                       ("touching_pairs", "touching same-class pairs"), ("visible_fraction", "visible fraction"),
+                       ("nn_spacing", "NN vertex spacing (m)"), ("segments", "segments")):
+        v = summary[key]
+        fmt = "{:10.3f}" if v["max"] < 10 else "{:10.0f}"
+        lines.append(f"{label:24}" + "".join(fmt.format(v[k]) for k in ("mean", "min", "max")))
+    names = ", ".join(INSTANCE_NAME_OF[c] for c in summary["classes_covered"] if c in INSTANCE_NAME_OF)
+    lines.append(f"benchmark classes present ({summary['num_classes_covered']}/18): {names}")
+    if "seconds" in summary:
+        lines.append(f"time: {summary['seconds']:.1f} s ({summary['seconds'] / summary['scenes']:.2f} s/scene)")
+    return "\n".join(lines)
 
 
 def _cmd_data_export_gt(args) -> None:
@@ -65,6 +80,26 @@ def _cmd_viz(args) -> None:
         print("no display: rendering to a PNG instead of opening a window")
     save_png(render_image(scene, colors, size=(args.width, args.height), view=args.view), out)
     print(f"wrote {out}")
+
+
+def _cmd_train(args) -> None:
+    from .engine.config import load_config
+    from .engine.recipe import BottomUpRecipe
+    from .engine.train import train
+
+    recipe = load_config(BottomUpRecipe, args.config, args.overrides)
+    train(recipe, resume=args.resume, progress=not args.quiet)
+
+
+def _cmd_predict(args) -> None:
+    from .engine.predict import predict_to_folder
+
+    totals = predict_to_folder(args.input, args.out, checkpoint=args.checkpoint, device=args.device,
+                               overrides=args.overrides, labels_tsv=args.labels, progress=not args.quiet)
+    n = max(totals["scenes"], 1)
+    print(f"predicted {totals['scenes']} scene(s) into {args.out}")
+    print("seconds per scene: " + ", ".join(f"{k} {totals[k] / n:.3f}" for k in ("read", "network", "cluster", "write")))
+    print(f"score it: pcseg eval --gt GT_DIR --pred {args.out}")
 
 
 def _cmd_demo(args) -> None:
@@ -111,6 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=960)
     p.set_defaults(func=_cmd_viz)
+
+    p = sub.add_parser("train", help="train a model from a YAML recipe (see configs/)")
+    p.add_argument("config", help="YAML recipe, e.g. configs/synthetic_bottomup.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of recipe keys")
+    p.add_argument("--resume", action="store_true", help="continue from <out_dir>/last.pt")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="predict instances; writes the official submission format")
+    p.add_argument("--input", required=True, help="ScanNet scene folder, a folder of them, or a .ply/.npz")
+    p.add_argument("--out", required=True, help="prediction folder to create")
+    p.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped synthetic model)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
+    p.add_argument("--labels", default=None, help="labels tsv for ScanNet folders")
+    p.add_argument("overrides", nargs="*", help="clustering overrides, e.g. cluster_method=hdbscan bandwidth=0.5")
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("demo", help="the main job on built-in synthetic data: generate, predict, evaluate")
     p.add_argument("config", nargs="?", default=None, help="YAML recipe (default configs/demo.yaml values)")

@@ -239,3 +239,9 @@ def read_instance_predictions(pred_dir: str | os.PathLike, scene_name: str,
     """
     masks, labels, scores = read_prediction_arrays(pred_dir, scene_name, num_points)
     return InstanceSet(masks, labels, scores.astype(np.float32))
+
+
+def write_instance_ids_txt(path: str | os.PathLike, instance_ids: np.ndarray) -> Path:
+    """Per-vertex instance ids (0 = none), one integer per line: a compact companion of the
+    submission format for viewers and users' own tools."""
+    return _write_int_lines(path, instance_ids)

@@ -1,0 +1,55 @@
+"""Turn a recipe into parts: the model, the augmentation, the datasets, the clustering settings."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..data import Augmentation, SceneDataset, feature_channels
+from ..models import BottomUpSegmenter, build_bottomup
+from .recipe import BottomUpRecipe
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} requested but CUDA is not available")
+    return device
+
+
+def build_model(recipe: BottomUpRecipe) -> BottomUpSegmenter:
+    return build_bottomup(
+        in_channels=feature_channels(recipe.height_feature), num_classes=20, embed_dim=recipe.embed_dim,
+        widths=tuple(recipe.widths), blocks=recipe.blocks, voxel_size=recipe.voxel_size,
+        offsets=recipe.offsets, head_hidden=recipe.head_hidden, delta_v=recipe.delta_v, delta_d=recipe.delta_d,
+        loss_weights={"semantic": recipe.loss_semantic, "embedding": recipe.loss_embedding,
+                      "offset_l1": recipe.loss_offset_l1, "offset_direction": recipe.loss_offset_direction})
+
+
+def build_augmentation(recipe: BottomUpRecipe) -> Augmentation | None:
+    if not recipe.augment:
+        return None
+    return Augmentation(rotate=recipe.rotate, flip=recipe.flip, scale=recipe.scale_min != recipe.scale_max,
+                        scale_range=(recipe.scale_min, recipe.scale_max), elastic=recipe.elastic,
+                        color=recipe.color_jitter)
+
+
+def val_root(recipe: BottomUpRecipe) -> Path:
+    return Path(recipe.val_root or recipe.data_root)
+
+
+def train_dataset(recipe: BottomUpRecipe) -> SceneDataset:
+    return SceneDataset(recipe.data_root, recipe.train_split, labels_tsv=recipe.labels_tsv,
+                        cache_dir=recipe.cache_dir, augment=build_augmentation(recipe), seed=recipe.seed)
+
+
+def val_dataset(recipe: BottomUpRecipe) -> SceneDataset:
+    cache = None if recipe.cache_dir is None else Path(recipe.cache_dir) / "val"
+    return SceneDataset(val_root(recipe), recipe.val_split, labels_tsv=recipe.labels_tsv, cache_dir=cache)
+
+
+def cluster_settings(recipe: BottomUpRecipe) -> dict:
+    return dict(method=recipe.cluster_method, bandwidth=recipe.bandwidth, min_size=recipe.min_size,
+                use_offsets=recipe.use_offsets, coord_weight=recipe.coord_weight)

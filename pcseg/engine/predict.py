@@ -1,0 +1,122 @@
+"""Inference: a trained bottom-up model + clustering -> instances, and ``pcseg predict``."""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..cluster import cluster_instances
+from ..data import collate
+from ..errors import DataError
+from ..labels import semantic20_to_nyu40
+from ..structures import InstanceSet, Scene
+from .checkpoint import load_checkpoint, load_model_state
+from .config import build_config, parse_overrides
+from .recipe import BottomUpRecipe
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "bottomup_synthetic.pt"
+MARKER = ".pcseg-predictions"
+
+
+@dataclass
+class Prediction:
+    """What the pipeline says about one scene."""
+
+    instances: InstanceSet
+    semantic: np.ndarray            # IntArray[N] NYU40 id per point
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+               overrides: Sequence[str] = ()) -> tuple[torch.nn.Module, BottomUpRecipe]:
+    """A trained model in eval mode and its recipe (clustering settings may be overridden)."""
+    from .build import build_model
+
+    path = Path(checkpoint) if checkpoint else SHIPPED_MODEL
+    ckpt = load_checkpoint(path, map_location=device)
+    saved = dict(ckpt["config"])
+    saved.update(parse_overrides(overrides))
+    recipe = build_config(BottomUpRecipe, saved, source=f"{path} config")
+    model = build_model(recipe)
+    load_model_state(path, model, ckpt["model"])
+    return model.to(device).eval(), recipe
+
+
+@torch.no_grad()
+def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
+                  device: str | torch.device = "cpu") -> Prediction:
+    """Voxelize, run the network, cluster per class. Timings (s): network (incl. voxelization), clustering."""
+    from .build import cluster_settings
+
+    if len(scene) == 0:
+        return Prediction(InstanceSet.empty(0), np.zeros(0, np.int64), {"network": 0.0, "cluster": 0.0})
+    start = time.perf_counter()
+    batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature).to(device)
+    out = model(batch)
+    probs = torch.softmax(out["semantic_logits"], 1)
+    network = time.perf_counter() - start
+    start = time.perf_counter()
+    instances = cluster_instances(out["embeddings"], probs, batch.points, offsets=out.get("offsets"),
+                                  **cluster_settings(recipe))
+    cluster = time.perf_counter() - start
+    semantic = semantic20_to_nyu40(probs.argmax(1).cpu().numpy())
+    return Prediction(instances, semantic, {"network": network, "cluster": cluster})
+
+
+def _inputs(path: Path) -> list[Path]:
+    """Scene folders / point-cloud files named by ``path``."""
+    from ..io.scannet import list_scenes
+
+    if path.is_file():
+        return [path]
+    if not path.exists():
+        raise DataError(path, None, "no such file or folder")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".ply", ".npz"))
+    try:
+        folders = list_scenes(path)
+    except DataError:
+        folders = []
+    if not folders and not files:
+        raise DataError(path, None, "no ScanNet scene folders, .ply or .npz files found")
+    return folders + files
+
+
+def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, checkpoint=None, device: str = "cpu",
+                      overrides: Sequence[str] = (), labels_tsv=None, progress: bool = True) -> dict:
+    """Predict every scene under ``inputs`` into ``out_dir``: the official submission format
+    (``<scene>.txt`` + ``predicted_masks/``), ``semantic/<scene>.txt`` (NYU40 per vertex) and
+    ``instance_ids/<scene>.txt`` (instance per vertex, 0 = none). The folder is written under a
+    temporary name and renamed at the end, so a failure never leaves a half-written prediction folder."""
+    from ..io import read_scene
+    from ..io.atomic import atomic_path
+    from ..io.official import write_instance_ids_txt, write_instance_predictions, write_semantic_txt
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
+        raise DataError(out_dir, None, "exists and is not a pcseg prediction folder; choose another --out")
+    sources = _inputs(Path(inputs))
+    model, recipe = load_model(checkpoint, device, overrides)
+    totals: dict[str, float] = {"read": 0.0, "network": 0.0, "cluster": 0.0, "write": 0.0}
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        (tmp / MARKER).write_text("predictions written by pcseg predict\n")
+        for source in tqdm(sources, desc="predict", unit="scene", disable=not progress):
+            start = time.perf_counter()
+            scene = read_scene(source, labels_tsv)
+            totals["read"] += time.perf_counter() - start
+            pred = predict_scene(model, scene, recipe, device)
+            for key, value in pred.timings.items():
+                totals[key] += value
+            start = time.perf_counter()
+            write_instance_predictions(tmp, scene.name, pred.instances)
+            write_semantic_txt(tmp / "semantic" / f"{scene.name}.txt", pred.semantic)
+            write_instance_ids_txt(tmp / "instance_ids" / f"{scene.name}.txt", pred.instances.to_ids())
+            totals["write"] += time.perf_counter() - start
+    return {"scenes": len(sources), **totals}

@@ -1,0 +1,96 @@
+"""The bottom-up recipe: every setting of a training run, validated, in one flat dataclass."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+CLUSTER_METHODS = ("meanshift", "hdbscan", "dbscan")
+# settings that define the network: a checkpoint only loads into a model built with the same values
+ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "embed_dim", "offsets", "head_hidden", "height_feature")
+
+
+@dataclass
+class BottomUpRecipe:
+    # data
+    data_root: str = "out/data/synth"
+    train_split: str = "train"
+    val_root: str | None = None          # dataset used for validation (default: data_root)
+    val_split: str = "val"
+    synth_scenes: int = 0                # > 0: generate this many synthetic rooms at data_root if it is missing
+    synth_seed: int = 0
+    val_synth_scenes: int = 0            # > 0: generate the validation rooms at val_root if missing
+    val_synth_seed: int = 1
+    labels_tsv: str | None = None
+    cache_dir: str | None = None
+    height_feature: bool = False         # add height above the floor as a 4th input channel
+    # model
+    voxel_size: float = 0.05
+    widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
+    blocks: int = 1
+    embed_dim: int = 8
+    offsets: bool = True
+    head_hidden: int | None = None
+    delta_v: float = 0.5
+    delta_d: float = 1.5
+    loss_semantic: float = 1.0
+    loss_embedding: float = 1.0
+    loss_offset_l1: float = 1.0
+    loss_offset_direction: float = 1.0
+    # augmentation
+    augment: bool = True
+    rotate: bool = True
+    flip: bool = True
+    scale_min: float = 0.9
+    scale_max: float = 1.1
+    elastic: bool = True
+    color_jitter: bool = True
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 2
+    lr: float = 0.002
+    weight_decay: float = 0.0001
+    grad_clip: float = 0.0               # 0 = off
+    max_minutes: float = 0.0             # stop (and save) after this much training time; 0 = no limit
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    threads: int = 0                     # torch CPU threads; 0 = torch's default
+    # clustering (validation and prediction)
+    cluster_method: str = "meanshift"
+    bandwidth: float = 0.6
+    min_size: int = 50
+    use_offsets: bool = False
+    coord_weight: float = 0.0
+    # engine
+    out_dir: str = "runs/bottomup"
+    val_every: int = 5                   # epochs between validations; 0 = only at the end
+    val_scenes: int = 0                  # validate on the first N scenes; 0 = all
+    checkpoint_every: int = 0            # steps between checkpoints; 0 = at the end of each epoch
+    log_every: int = 10                  # steps between TensorBoard points
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, key: str, what: str) -> None:
+            if not ok:
+                raise ValueError(f"{key}: {what}, got {getattr(self, key)!r}")
+
+        need(self.voxel_size > 0, "voxel_size", "must be > 0")
+        need(len(self.widths) >= 1 and all(w > 0 for w in self.widths), "widths", "needs positive widths")
+        need(self.blocks >= 1, "blocks", "must be >= 1")
+        need(self.embed_dim >= 1, "embed_dim", "must be >= 1")
+        need(0 < self.delta_v < self.delta_d, "delta_v", "needs 0 < delta_v < delta_d")
+        need(self.epochs >= 1, "epochs", "must be >= 1")
+        need(self.batch_size >= 1, "batch_size", "must be >= 1")
+        need(self.lr > 0, "lr", "must be > 0")
+        need(0 < self.scale_min <= self.scale_max, "scale_min", "needs 0 < scale_min <= scale_max")
+        need(self.cluster_method in CLUSTER_METHODS, "cluster_method", f"must be one of {CLUSTER_METHODS}")
+        need(self.bandwidth > 0, "bandwidth", "must be > 0")
+        need(self.min_size >= 1, "min_size", "must be >= 1")
+        need(self.workers >= 0 and self.threads >= 0, "workers", "workers and threads must be >= 0")
+        need(self.val_every >= 0 and self.checkpoint_every >= 0, "val_every", "must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def architecture(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ARCHITECTURE_KEYS}
