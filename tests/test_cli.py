@@ -1,0 +1,77 @@
+"""End to end through the command line: synthetic rooms -> official GT -> predictions -> eval / viz."""
+import json
+
+import numpy as np
+import pytest
+
+from pcseg.cli import main
+from pcseg.io.official import read_gt_txt, write_instance_predictions
+from pcseg.io.scannet import list_scenes, read_scannet_scene
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "synth"
+    assert main(["-q", "data", "synth", "--out", str(root), "--scenes", "2", "--seed", "5", "--frames", "1",
+                 "--workers", "1"]) == 0
+    return root
+
+
+def test_synth_writes_the_scannet_layout(dataset):
+    assert (dataset / "scannetv2-labels.combined.tsv").is_file()
+    assert (dataset / "scannetv2_train.txt").is_file() and (dataset / "scannetv2_val.txt").is_file()
+    folders = list_scenes(dataset)
+    assert [f.name for f in folders] == ["scene0000_00", "scene0001_00"]
+    name = folders[0].name
+    for suffix in ("_vh_clean_2.ply", "_vh_clean_2.0.010000.segs.json", ".aggregation.json", ".txt"):
+        assert (folders[0] / f"{name}{suffix}").is_file()
+    for sub, ext in (("color", "jpg"), ("depth", "png"), ("pose", "txt"), ("label", "png"), ("instance", "png")):
+        assert (folders[0] / "frames" / sub / f"0.{ext}").is_file()
+
+
+def test_export_gt_then_eval_a_perfect_submission(dataset, tmp_path, capsys):
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    assert main(["-q", "data", "export-gt", "--scannet", str(dataset), "--out", str(gt_dir)]) == 0
+    for folder in list_scenes(dataset):
+        scene = read_scannet_scene(folder)
+        gt = read_gt_txt(gt_dir / f"{scene.name}.txt")
+        assert gt.shape == (len(scene),)
+        np.testing.assert_array_equal(gt // 1000, np.where(scene.instance > 0, scene.semantic, 0))
+        write_instance_predictions(pred_dir, scene.name, scene.instance_set())
+    out_json = tmp_path / "result.json"
+    assert main(["-q", "eval", "--gt", str(gt_dir), "--pred", str(pred_dir), "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert result["AP"] == 1.0 and result["AP50"] == 1.0 and result["AP25"] == 1.0
+    assert set(result["classes"]) >= {"chair", "table", "door"} and len(result["classes"]) == 18
+    assert any(v["AP"] is None for v in result["classes"].values())  # classes without GT -> null
+    assert "AP_50%" in capsys.readouterr().out
+
+
+def test_eval_warns_about_gt_scenes_without_predictions(dataset, tmp_path, capsys):
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    main(["-q", "data", "export-gt", "--scannet", str(dataset), "--out", str(gt_dir)])
+    scene = read_scannet_scene(list_scenes(dataset)[0])
+    write_instance_predictions(pred_dir, scene.name, scene.instance_set())
+    with pytest.warns(UserWarning, match="scene0001_00"):
+        assert main(["-q", "eval", "--gt", str(gt_dir), "--pred", str(pred_dir)]) == 0
+
+
+def test_viz_writes_a_png_headless(dataset, tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    out = tmp_path / "scene.png"
+    folder = list_scenes(dataset)[0]
+    assert main(["viz", str(folder), "--color", "semantic", "--out", str(out), "--width", "320", "--height", "240"]) == 0
+    image = np.asarray(Image.open(out))
+    assert image.shape == (240, 320, 3) and (image < 250).any(axis=-1).mean() > 0.1
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["eval", "--gt", str(tmp_path / "missing"), "--pred", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pcseg: error:") and "missing" in err
+    assert main(["viz", str(tmp_path / "nope.ply")]) == 2
+    assert "nope.ply" in capsys.readouterr().err
+    assert main(["data", "export-gt", "--scannet", str(tmp_path), "--out", str(tmp_path / "gt")]) == 2
+    assert not (tmp_path / "gt").exists()
