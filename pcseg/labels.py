@@ -85,7 +85,7 @@ BUNDLED_RAW_CATEGORIES: dict[str, int] = {
     "shower curtain": 28, "box": 29, "whiteboard": 30, "nightstand": 32, "toilet": 33, "sink": 34,
     "lamp": 35, "bathtub": 36, "backpack": 37, "trash can": 39, "ottoman": 39, "stool": 39,
     "monitor": 40, "plant": 40, "object": 40,
-    "sofa chair": 5, "end table": 7, "bathroom vanity": 3, "wardrobe": 39, "tv stand": 39,
+    "sofa chair": 5, "bathroom vanity": 3, "wardrobe": 39, "tv stand": 39,
     "keyboard": 40,
 }
 
