@@ -1,0 +1,88 @@
+"""pcseg predict: official submission files that pcseg eval scores; clear errors for bad checkpoints."""
+import numpy as np
+import pytest
+import torch
+
+from pcseg.cli import main
+from pcseg.engine.build import build_model
+from pcseg.engine.checkpoint import save_checkpoint
+from pcseg.engine.config import load_config
+from pcseg.engine.predict import load_model, predict_scene
+from pcseg.engine.recipe import BottomUpRecipe
+from pcseg.errors import DataError
+from pcseg.io.official import read_instance_predictions, read_semantic_txt
+from pcseg.io.scannet import list_scenes, read_scannet_scene
+from pcseg.structures import Scene
+from pcseg.synth import write_synthetic_dataset
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    data = root / "synth"
+    write_synthetic_dataset(data, 2, seed=4, workers=1, progress=False)
+    recipe = load_config(BottomUpRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "embed_dim=4", "min_size=20"])
+    torch.manual_seed(0)
+    model = build_model(recipe)
+    ckpt = root / "model.pt"
+    save_checkpoint(ckpt, {"kind": "bottomup", "config": recipe.to_dict(), "model": model.state_dict()})
+    return data, ckpt
+
+
+def test_predict_writes_official_files_that_eval_scores(setup, tmp_path, capsys):
+    data, ckpt = setup
+    out, gt = tmp_path / "pred", tmp_path / "gt"
+    assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(data), "--out", str(out)]) == 0
+    for folder in list_scenes(data):
+        scene = read_scannet_scene(folder)
+        inst = read_instance_predictions(out, scene.name, num_points=len(scene))
+        assert inst.num_points == len(scene)
+        assert read_semantic_txt(out / "semantic" / f"{scene.name}.txt").shape == (len(scene),)
+        ids = np.loadtxt(out / "instance_ids" / f"{scene.name}.txt", dtype=np.int64)
+        np.testing.assert_array_equal(ids, inst.to_ids())
+    assert "seconds per scene" in capsys.readouterr().out
+    assert main(["-q", "data", "export-gt", "--scannet", str(data), "--out", str(gt)]) == 0
+    assert main(["-q", "eval", "--gt", str(gt), "--pred", str(out)]) == 0
+
+
+def test_predict_plain_files_and_empty_scene(setup, tmp_path):
+    data, ckpt = setup
+    scene = read_scannet_scene(list_scenes(data)[0])
+    path = tmp_path / "cloud.npz"
+    np.savez(path, points=scene.points, colors=scene.colors)
+    assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(path), "--out", str(tmp_path / "p")]) == 0
+    model, recipe = load_model(ckpt)
+    empty = predict_scene(model, Scene(np.zeros((0, 3))), recipe)
+    assert len(empty.instances) == 0 and empty.semantic.shape == (0,)
+    one = predict_scene(model, Scene(np.zeros((1, 3))), recipe)
+    assert one.semantic.shape == (1,)
+
+
+def test_bad_checkpoints_are_clear_errors_and_leave_no_folder(setup, tmp_path, capsys):
+    data, ckpt = setup
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(ckpt.read_bytes()[:1000])
+    out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", str(corrupt), "--input", str(data), "--out", str(out)]) == 2
+    assert "corrupt.pt" in capsys.readouterr().err and not out.exists()
+    # weights of another architecture under this config
+    recipe = load_config(BottomUpRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "embed_dim=4"])
+    other = build_model(load_config(BottomUpRecipe, None, ["widths=[8,16,24]", "embed_dim=4"]))
+    mixed = tmp_path / "mixed.pt"
+    save_checkpoint(mixed, {"kind": "bottomup", "config": recipe.to_dict(), "model": other.state_dict()})
+    with pytest.raises(DataError, match="weights do not fit"):
+        load_model(mixed)
+    assert main(["predict", "--checkpoint", str(mixed), "--input", str(data), "--out", str(out)]) == 2
+    assert not out.exists()
+    # a folder that is not ours is never overwritten
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert main(["predict", "--checkpoint", str(ckpt), "--input", str(data), "--out", str(tmp_path / "mine")]) == 2
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_unknown_override_is_named(setup, tmp_path, capsys):
+    data, ckpt = setup
+    assert main(["predict", "--checkpoint", str(ckpt), "--input", str(data), "--out", str(tmp_path / "p"),
+                 "bandwith=0.5"]) == 2
+    assert "bandwith" in capsys.readouterr().err
