@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -11,7 +11,10 @@ from tqdm import tqdm
 from ..errors import ConfigError
 from .config import load_config
 
-METHODS = ("gt-components",)
+METHODS = ("model", "gt-components", "pred-dbscan")
+METHOD_TITLES = {"model": "the shipped bottom-up model (sparse U-Net embeddings + mean-shift)",
+                 "gt-components": "ground-truth semantics split into connected components (non-learned reference)",
+                 "pred-dbscan": "the model's semantics + DBSCAN on xyz (non-learned instance step)"}
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 
@@ -20,10 +23,11 @@ class DemoConfig:
     data_dir: str = "out/demo/data"
     out_dir: str = "out/demo"
     scenes: int = 10
-    seed: int = 0
+    seed: int = 2
     frames: int = 0
     split: str = "val"
-    method: str = "gt-components"
+    methods: list[str] = field(default_factory=lambda: ["model", "pred-dbscan", "gt-components"])
+    checkpoint: str | None = None
     eps: float = 0.05
     min_size: int = 100
     render: bool = True
@@ -31,16 +35,17 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.scenes < 1:
             raise ValueError(f"scenes: must be >= 1, got {self.scenes}")
-        if self.method not in METHODS:
-            raise ValueError(f"method: {self.method!r} is not one of {METHODS}")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ValueError(f"methods: {bad or self.methods!r}: choose from {METHODS}")
         if self.eps <= 0:
             raise ValueError(f"eps: must be > 0, got {self.eps}")
 
 
 def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> dict:
-    """Run the demo and print the evaluation table; returns the evaluation result."""
-    from ..cluster import dbscan_xyz
-    from ..evaluation import InstanceEvaluator, format_table, write_json
+    """Generate rooms (once), run each method on the validation rooms, print the table of the first
+    method and one summary line per method; returns {method: evaluation result}."""
+    from ..evaluation import format_table, write_json
     from ..io.official import encode_gt_ids, write_gt_txt, write_instance_predictions
     from ..io.scannet import list_scenes, read_scannet_scene, read_split
     from ..synth import write_synthetic_dataset
@@ -49,41 +54,86 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
     cfg = load_config(DemoConfig, path, overrides)
     data, out = Path(cfg.data_dir), Path(cfg.out_dir)
     if not (data / "scans").is_dir():
-        print(f"generating {cfg.scenes} synthetic ScanNet-format rooms in {data} ...")
+        print(f"generating {cfg.scenes} synthetic ScanNet-format rooms (seed {cfg.seed}) in {data} ...")
         write_synthetic_dataset(data, cfg.scenes, seed=cfg.seed, frames=cfg.frames)
     wanted = set(read_split(data, cfg.split))
     folders = [f for f in list_scenes(data) if f.name in wanted]
     if not folders:
         raise ConfigError(f"split {cfg.split!r}: no scenes of it in {data}")
+    scenes = [read_scannet_scene(f) for f in folders]
+    for scene in scenes:
+        write_gt_txt(out / "gt" / f"{scene.name}.txt", encode_gt_ids(scene.semantic, scene.instance))
 
-    evaluator = InstanceEvaluator()
-    pred_dir, gt_dir = out / "predictions", out / "gt"
-    start = time.perf_counter()
-    first = None
-    for folder in tqdm(folders, desc=f"{cfg.method} on {cfg.split}", unit="scene"):
-        scene = read_scannet_scene(folder)
-        instances = dbscan_xyz(scene.points, scene.semantic, eps=cfg.eps, min_size=cfg.min_size)
-        write_gt_txt(gt_dir / f"{scene.name}.txt", encode_gt_ids(scene.semantic, scene.instance))
-        write_instance_predictions(pred_dir, scene.name, instances)
-        evaluator.process(scene, instances, name=scene.name)
-        first = first or (scene, instances)
-    elapsed = time.perf_counter() - start
-    result = evaluator.evaluate()
-    write_json(result, out / "results.json")
+    methods = _available(cfg)
+    results, seconds, first = {}, {}, {}
+    for method in methods:
+        predict = _predictor(method, cfg)
+        evaluator = _evaluator()
+        start = time.perf_counter()
+        for scene in tqdm(scenes, desc=method, unit="scene"):
+            instances = predict(scene)
+            write_instance_predictions(out / "predictions" / method, scene.name, instances)
+            evaluator.process(scene, instances, name=scene.name)
+            first.setdefault(method, (scene, instances))
+        seconds[method] = (time.perf_counter() - start) / len(scenes)
+        results[method] = evaluator.evaluate()
+        write_json(results[method], out / f"results_{method}.json")
 
-    print(f"\n{cfg.method}: ground-truth semantics split into connected components (eps={cfg.eps} m), "
-          f"{len(folders)} {cfg.split} scenes, {elapsed / len(folders):.2f} s/scene")
-    print(format_table(result))
-    print(f"predictions (official format): {pred_dir}\nGT files: {gt_dir}\nresults: {out / 'results.json'}")
-    print(f"re-score from files: pcseg eval --gt {gt_dir} --pred {pred_dir}")
-    if cfg.render and first is not None:
-        from ..viz import colorize, render_image, save_png, side_by_side
+    main = methods[0]
+    print(f"\n{main}: {METHOD_TITLES[main]}, {len(scenes)} {cfg.split} rooms (seed {cfg.seed})")
+    print(format_table(results[main]))
+    print(f"{'method':16}{'AP':>8}{'AP50':>8}{'AP25':>8}{'s/room':>9}  what")
+    for m in methods:
+        r = results[m]
+        print(f"{m:16}{r['AP']:8.3f}{r['AP50']:8.3f}{r['AP25']:8.3f}{seconds[m]:9.2f}  {METHOD_TITLES[m]}")
+    print(f"\npredictions (official format): {out / 'predictions'}/<method>\nGT files: {out / 'gt'}")
+    print(f"re-score from files: pcseg eval --gt {out / 'gt'} --pred {out / 'predictions' / main}")
+    if cfg.render:
+        png = _picture(*first[main], out, main)
+        print(f"picture (RGB | GT instances | {main} instances): {png}")
+    return results
 
-        scene, instances = first
-        size = (640, 480)
-        picture = side_by_side([render_image(scene, colorize(scene, "rgb"), size),
-                                render_image(scene, colorize(scene, "instance"), size),
-                                render_image(scene, colorize(scene, "instance", instances), size)])
-        png = save_png(picture, out / f"{scene.name}_rgb_gt_pred.png")
-        print(f"picture (RGB | GT instances | predicted instances): {png}")
-    return result
+
+def _evaluator():
+    from ..evaluation import InstanceEvaluator
+
+    return InstanceEvaluator()
+
+
+def _available(cfg: DemoConfig) -> list[str]:
+    """The configured methods, without the learned ones when there is no model to run."""
+    from .predict import SHIPPED_MODEL
+
+    has_model = cfg.checkpoint is not None or SHIPPED_MODEL.is_file()
+    methods = [m for m in cfg.methods if has_model or m not in ("model", "pred-dbscan")]
+    if len(methods) < len(cfg.methods):
+        print(f"no trained model at {SHIPPED_MODEL}: running {methods} only "
+              "(train one with `pcseg train configs/synthetic_bottomup.yaml`)")
+    if not methods:
+        raise ConfigError("methods: none of the configured methods can run without a trained model")
+    return methods
+
+
+def _predictor(method: str, cfg: DemoConfig):
+    """scene -> InstanceSet for ``method``."""
+    from ..cluster import dbscan_xyz
+
+    if method == "gt-components":
+        return lambda scene: dbscan_xyz(scene.points, scene.semantic, eps=cfg.eps, min_size=cfg.min_size)
+    from .predict import load_model, predict_scene
+
+    model, recipe = load_model(cfg.checkpoint)
+    if method == "model":
+        return lambda scene: predict_scene(model, scene, recipe).instances
+    return lambda scene: dbscan_xyz(scene.points, predict_scene(model, scene, recipe).semantic, eps=cfg.eps,
+                                    min_size=cfg.min_size)
+
+
+def _picture(scene, instances, out: Path, method: str) -> Path:
+    from ..viz import colorize, render_image, save_png, side_by_side
+
+    size = (640, 480)
+    picture = side_by_side([render_image(scene, colorize(scene, "rgb"), size),
+                            render_image(scene, colorize(scene, "instance"), size),
+                            render_image(scene, colorize(scene, "instance", instances), size)])
+    return save_png(picture, out / f"{scene.name}_rgb_gt_{method}.png")

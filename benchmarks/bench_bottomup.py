@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""Accuracy and speed of the bottom-up pipeline on a synthetic validation set the training never saw.
+
+    python benchmarks/bench_bottomup.py --checkpoint runs/synthetic_bottomup/model.pt \
+        --val-root out/data/synth_val [--run runs/synthetic_bottomup] [--scenes 20]
+
+Prints (and writes as JSON with --json):
+* AP / AP50 / AP25, overall and per class, of the learned model (embeddings + clustering);
+* the non-learned baseline "predicted semantics + DBSCAN on xyz" and the oracle
+  "ground-truth semantics + our clustering of the learned embeddings";
+* mean-shift vs HDBSCAN vs DBSCAN on the same embeddings (AP50 and clustering time);
+* the inference time breakdown for a 100k-point room (voxelize, network, clustering, write), peak
+  memory, and the training throughput read from the run's metrics.jsonl.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pcseg.cluster import cluster_instances, dbscan_xyz
+from pcseg.data import SceneDataset, collate, voxelize
+from pcseg.engine.build import cluster_settings
+from pcseg.engine.predict import load_model, predict_scene
+from pcseg.evaluation import InstanceEvaluator, format_table, to_json_dict
+from pcseg.io.official import write_instance_predictions
+from pcseg.labels import nyu40_to_semantic20
+from pcseg.structures import Scene
+
+
+def evaluate(pairs) -> dict:
+    ev = InstanceEvaluator()
+    for scene, instances in pairs:
+        ev.process(scene, instances, name=scene.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ev.evaluate()
+
+
+def one_hot_probs(semantic_nyu40: np.ndarray) -> torch.Tensor:
+    idx = nyu40_to_semantic20(semantic_nyu40)
+    probs = torch.zeros(len(idx), 20)
+    ok = idx >= 0
+    probs[torch.from_numpy(np.flatnonzero(ok)), torch.from_numpy(idx[ok])] = 1.0
+    probs[torch.from_numpy(np.flatnonzero(~ok)), 0] = 1.0  # void -> wall: never clustered
+    return probs
+
+
+def subsample_to(scene: Scene, n: int, seed: int = 0) -> Scene:
+    rng = np.random.default_rng(seed)
+    return scene[np.sort(rng.choice(len(scene), n, replace=len(scene) < n))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--val-root", required=True)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--scenes", type=int, default=0, help="first N scenes (0 = all)")
+    parser.add_argument("--run", default=None, help="training run folder (for throughput from metrics.jsonl)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    model, recipe = load_model(args.checkpoint)
+    dataset = SceneDataset(args.val_root, args.split)
+    count = len(dataset) if args.scenes <= 0 else min(args.scenes, len(dataset))
+    scenes = [dataset.load(i) for i in range(count)]
+    report: dict = {"scenes": count, "checkpoint": args.checkpoint}
+
+    learned, baseline, oracle = [], [], []
+    methods = {m: [] for m in ("meanshift", "hdbscan", "dbscan")}
+    method_seconds = {m: [] for m in methods}
+    for scene in scenes:
+        with torch.no_grad():
+            out = model(collate([Scene(scene.points, scene.colors, name=scene.name)]))
+        probs = torch.softmax(out["semantic_logits"], 1)
+        settings = cluster_settings(recipe)
+        learned.append((scene, cluster_instances(out["embeddings"], probs, scene.points, offsets=out.get("offsets"),
+                                                 **settings)))
+        pred_nyu = predict_scene(model, scene, recipe).semantic
+        baseline.append((scene, dbscan_xyz(scene.points, pred_nyu, eps=0.05, min_size=recipe.min_size)))
+        oracle.append((scene, cluster_instances(out["embeddings"], one_hot_probs(scene.semantic), scene.points,
+                                                offsets=out.get("offsets"), **settings)))
+        for method in methods:
+            start = time.perf_counter()
+            inst = cluster_instances(out["embeddings"], probs, scene.points, offsets=out.get("offsets"),
+                                     **{**settings, "method": method})
+            method_seconds[method].append(time.perf_counter() - start)
+            methods[method].append((scene, inst))
+
+    results = {"learned": evaluate(learned), "baseline_pred_semantics_dbscan_xyz": evaluate(baseline),
+               "oracle_gt_semantics_our_clustering": evaluate(oracle)}
+    print(f"learned model ({recipe.cluster_method}) on {count} validation rooms:")
+    print(format_table(results["learned"]))
+    print(f"{'pipeline':48}{'AP':>8}{'AP50':>8}{'AP25':>8}")
+    for name, r in results.items():
+        print(f"{name:48}{r['AP']:8.3f}{r['AP50']:8.3f}{r['AP25']:8.3f}")
+    print(f"\n{'clustering':12}{'AP':>8}{'AP50':>8}{'s/scene':>10}")
+    report["clustering"] = {}
+    for method, pairs in methods.items():
+        r = evaluate(pairs)
+        sec = statistics.mean(method_seconds[method])
+        report["clustering"][method] = {"AP": r["AP"], "AP50": r["AP50"], "seconds": sec}
+        print(f"{method:12}{r['AP']:8.3f}{r['AP50']:8.3f}{sec:10.3f}")
+    report.update({k: to_json_dict(v) for k, v in results.items()})
+
+    # inference speed on a 100k-point room (best of 5, after a warm-up)
+    room = subsample_to(max(scenes, key=len), 100_000)
+    stages = {"voxelize": [], "network": [], "cluster": [], "write": [], "total": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(6):
+            t0 = time.perf_counter()
+            batch = collate([Scene(room.points, room.colors, name=room.name)])
+            voxelize(batch.points, batch.offset, recipe.voxel_size)
+            t1 = time.perf_counter()
+            pred = predict_scene(model, room, recipe)
+            t2 = time.perf_counter()
+            write_instance_predictions(Path(tmp) / f"r{rep}", room.name, pred.instances)
+            t3 = time.perf_counter()
+            if rep:
+                stages["voxelize"].append(t1 - t0)
+                stages["network"].append(pred.timings["network"])
+                stages["cluster"].append(pred.timings["cluster"])
+                stages["write"].append(t3 - t2)
+                stages["total"].append(pred.timings["network"] + pred.timings["cluster"] + (t3 - t2))
+    best = {k: min(v) for k, v in stages.items()}
+    report["inference_100k"] = best
+    report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\ninference, 100k-point room, {args.threads} threads (best of 5): voxelize {best['voxelize']:.3f} s "
+          f"(inside network), network {best['network']:.3f} s, clustering {best['cluster']:.3f} s, "
+          f"write {best['write']:.3f} s, end to end {best['total']:.3f} s")
+    print(f"peak memory (RSS) of this process: {report['peak_rss_mib']:.0f} MiB")
+
+    if args.run:
+        records = [json.loads(l) for l in (Path(args.run) / "metrics.jsonl").read_text().splitlines()]
+        pts = [r["points_per_s"] for r in records if "points_per_s" in r]
+        report["training"] = {"steps": len(pts), "median_points_per_s": statistics.median(pts)}
+        print(f"training: {len(pts)} steps, median {statistics.median(pts):,.0f} points/s")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
