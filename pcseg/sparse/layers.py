@@ -2,16 +2,41 @@
 
 Every conv keeps its weight as ``(K, C_in, C_out)`` with K = kernel_size**3 in the kernel-offset
 order of ``pcseg.sparse.torch_backend`` (z fastest, matching ``Conv3d.weight[:, :, ix, iy, iz]``).
+The convs run on the backend chosen with ``pcseg.sparse.backend.use_backend`` (default "auto":
+spconv on CUDA when a CUDA build imports, else pure torch), resolved at each forward for the input's
+device; the weights are the same whatever the backend.
 """
 from __future__ import annotations
 
+import importlib
 import math
 
 import torch
 from torch import nn
 
+from pcseg.sparse import backend as selection
 from pcseg.sparse import torch_backend as backend
 from pcseg.sparse.tensor import KernelMapCache, SparseTensor
+
+
+# Backends other than "torch" live in their own modules, imported on first use; each provides
+# subm_conv(x, w, k), down_conv(x, w, k, s) -> (features, out_coords), up_conv(x, target, w, k, s).
+_IMPLEMENTATIONS = {"spconv": "pcseg.sparse.spconv_backend", "minkowski": "pcseg.sparse.minkowski_backend"}
+
+
+def _implementation(x):
+    """The backend module for x's device, or None for the pure-torch backend."""
+    name = selection.current_backend(x.features.device)
+    if name == "torch":
+        return None
+    module = _IMPLEMENTATIONS[name]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        raise RuntimeError(f"sparse backend {name!r}: this installation has no layer implementation "
+                           f"for it ({module}); use 'torch' or 'spconv'") from e
 
 
 def _check_sparse(x, who: str) -> None:
@@ -39,12 +64,17 @@ class _SparseConvBase(nn.Module):
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
 
-    def _conv(self, x: SparseTensor, kmap) -> torch.Tensor:
+    def _check_channels(self, x: SparseTensor) -> None:
         if x.features.shape[1] != self.in_channels:
             raise ValueError(f"{type(self).__name__}: expected {self.in_channels} input channels, "
                              f"got {x.features.shape[1]}")
-        out = backend.sparse_conv(x.features, self.weight, kmap)
+
+    def _add_bias(self, out: torch.Tensor) -> torch.Tensor:
         return out if self.bias is None else out + self.bias
+
+    def _conv(self, x: SparseTensor, kmap) -> torch.Tensor:
+        self._check_channels(x)
+        return self._add_bias(backend.sparse_conv(x.features, self.weight, kmap))
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
@@ -65,6 +95,10 @@ class SubMConv3d(_SparseConvBase):
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         _check_sparse(x, "SubMConv3d")
+        impl = _implementation(x)
+        if impl is not None:
+            self._check_channels(x)
+            return x.replace_feature(self._add_bias(impl.subm_conv(x, self.weight, self.kernel_size)))
         kmap = backend.get_submanifold_map(x, self.kernel_size)
         return x.replace_feature(self._conv(x, kmap))
 
@@ -86,13 +120,19 @@ class SparseConv3d(_SparseConvBase):
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         _check_sparse(x, "SparseConv3d")
-        kmap = backend.get_downsample_map(x, self.kernel_size, self.stride)
-        features = self._conv(x, kmap)
+        impl = _implementation(x)
+        if impl is not None:
+            self._check_channels(x)
+            features, out_coords = impl.down_conv(x, self.weight, self.kernel_size, self.stride)
+            features = self._add_bias(features)
+        else:
+            kmap = backend.get_downsample_map(x, self.kernel_size, self.stride)
+            features, out_coords = self._conv(x, kmap), kmap.out_coords
         out_stride = x.stride * self.stride
         cache = x.cache
-        if not cache.register(out_stride, kmap.out_coords):
+        if not cache.register(out_stride, out_coords):
             cache = KernelMapCache()  # another downsampling already owns that stride
-        return SparseTensor._trusted(features, kmap.out_coords, out_stride, cache)
+        return SparseTensor._trusted(features, out_coords, out_stride, cache)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", stride={self.stride}"
@@ -120,8 +160,12 @@ class SparseInverseConv3d(_SparseConvBase):
         if x.stride != target.stride * self.stride:
             raise ValueError(f"SparseInverseConv3d: x has stride {x.stride}, expected target stride "
                              f"{target.stride} * {self.stride}")
-        kmap = backend.get_upsample_map(x, target, self.kernel_size, self.stride)
-        features = self._conv(x, kmap)
+        impl = _implementation(x)
+        if impl is not None:
+            self._check_channels(x)
+            features = self._add_bias(impl.up_conv(x, target, self.weight, self.kernel_size, self.stride))
+        else:
+            features = self._conv(x, backend.get_upsample_map(x, target, self.kernel_size, self.stride))
         return SparseTensor._trusted(features, target.coords, target.stride, target.cache)
 
     def extra_repr(self) -> str:
