@@ -7,13 +7,7 @@ from pcseg.models.heads import EmbeddingHead, OffsetHead, SemanticHead
 from pcseg.sparse import SparseTensor
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The sparse convs on tiny inputs are dominated by thread start-up on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def random_sites(n, extent, batch, seed):

@@ -10,13 +10,7 @@ from pcseg.models.heads import EmbeddingHead, SemanticHead
 from pcseg.structures import Batch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The sparse convs on tiny inputs are dominated by thread start-up on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def random_batch(counts=(120, 80), channels=3, seed=0, num_classes=5):

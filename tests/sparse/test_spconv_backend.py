@@ -10,13 +10,7 @@ spconv_backend = pytest.importorskip("pcseg.sparse.spconv_backend")
 pytest.importorskip("spconv.pytorch")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # spconv's CPU scatter-add is only correct single-threaded; restore for the other test files.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def random_tensor(seed, channels, batch=2, grid=8, occupancy=0.3, shift=0, dtype=torch.float64):

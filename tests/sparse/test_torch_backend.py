@@ -12,12 +12,7 @@ GRID = 8
 BATCH = 2
 
 
-@pytest.fixture(autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_threads")  # tests/conftest.py
 
 
 def random_sites(seed, grid=GRID, batch=BATCH, occupancy=0.3, shift=0):
