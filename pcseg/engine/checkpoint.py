@@ -89,3 +89,12 @@ def load_model_state(path: str | os.PathLike, model: torch.nn.Module, state: dic
             parts.append(f"shape mismatch {shapes[:5]}")
         raise DataError(path, "model", "weights do not fit this model: " + "; ".join(parts))
     model.load_state_dict(state)
+
+
+def export_weights(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> Path:
+    """Write a small inference-only copy of a checkpoint: recipe + weights (float16 when ``half``;
+    ``load_state_dict`` casts them back to the model's float32) + what the run reported."""
+    ckpt = load_checkpoint(src)
+    weights = {k: v.half() if half and v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    keep = {k: ckpt[k] for k in ("kind", "config", "step", "train_seconds", "validation") if k in ckpt}
+    return save_checkpoint(dst, {**keep, "model": weights})

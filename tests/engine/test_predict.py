@@ -86,3 +86,21 @@ def test_unknown_override_is_named(setup, tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(ckpt), "--input", str(data), "--out", str(tmp_path / "p"),
                  "bandwith=0.5"]) == 2
     assert "bandwith" in capsys.readouterr().err
+
+
+def test_exported_half_weights_predict_like_the_original(setup, tmp_path):
+    from pcseg.engine.checkpoint import export_weights
+
+    data, ckpt = setup
+    small = export_weights(ckpt, tmp_path / "small.pt")
+    assert small.stat().st_size < 0.6 * ckpt.stat().st_size
+    scene = read_scannet_scene(list_scenes(data)[0])
+    full_model, recipe = load_model(ckpt)
+    half_model, _ = load_model(small)
+    batch_scene = Scene(scene.points, scene.colors)
+    from pcseg.data import collate
+
+    with torch.no_grad():
+        a = full_model(collate([batch_scene]))["semantic_logits"]
+        b = half_model(collate([batch_scene]))["semantic_logits"]
+    assert torch.allclose(a, b, atol=0.05 * a.abs().max().item())
