@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 
 from ..data import Augmentation, SceneDataset, feature_channels
-from ..models import BottomUpSegmenter, build_bottomup
+from ..errors import ConfigError
+from ..models import BottomUpSegmenter, build_bottomup, resolve_backend, use_backend
 from .recipe import BottomUpRecipe
 
 
@@ -17,6 +18,16 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {name!r} requested but CUDA is not available")
     return device
+
+
+def select_backend(recipe: BottomUpRecipe, device: torch.device) -> str:
+    """Make the recipe's sparse-conv backend the process-wide one; a clear error if it cannot run here."""
+    try:
+        name = resolve_backend(recipe.backend, device)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"backend: {e}") from None
+    use_backend(recipe.backend)
+    return name
 
 
 def build_model(recipe: BottomUpRecipe) -> BottomUpSegmenter:

@@ -37,13 +37,14 @@ class Prediction:
 def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                overrides: Sequence[str] = ()) -> tuple[torch.nn.Module, BottomUpRecipe]:
     """A trained model in eval mode and its recipe (clustering settings may be overridden)."""
-    from .build import build_model
+    from .build import build_model, select_backend
 
     path = Path(checkpoint) if checkpoint else SHIPPED_MODEL
     ckpt = load_checkpoint(path, map_location=device)
     saved = dict(ckpt["config"])
     saved.update(parse_overrides(overrides))
     recipe = build_config(BottomUpRecipe, saved, source=f"{path} config")
+    select_backend(recipe, torch.device(device))
     model = build_model(recipe)
     load_model_state(path, model, ckpt["model"])
     return model.to(device).eval(), recipe

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CLUSTER_METHODS = ("meanshift", "hdbscan", "dbscan")
+SPARSE_BACKENDS = ("auto", "torch", "spconv", "minkowski")
 # settings that define the network: a checkpoint only loads into a model built with the same values
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "embed_dim", "offsets", "head_hidden", "height_feature")
 
@@ -31,6 +32,7 @@ class BottomUpRecipe:
     embed_dim: int = 8
     offsets: bool = True
     head_hidden: int | None = None
+    backend: str = "auto"                # sparse convs: auto (spconv on CUDA, else torch) | torch | spconv | minkowski
     delta_v: float = 0.5
     delta_d: float = 1.5
     loss_semantic: float = 1.0
@@ -84,6 +86,7 @@ class BottomUpRecipe:
         need(self.lr > 0, "lr", "must be > 0")
         need(0 < self.scale_min <= self.scale_max, "scale_min", "needs 0 < scale_min <= scale_max")
         need(self.cluster_method in CLUSTER_METHODS, "cluster_method", f"must be one of {CLUSTER_METHODS}")
+        need(self.backend in SPARSE_BACKENDS, "backend", f"must be one of {SPARSE_BACKENDS}")
         need(self.bandwidth > 0, "bandwidth", "must be > 0")
         need(self.min_size >= 1, "min_size", "must be >= 1")
         need(self.workers >= 0 and self.threads >= 0, "workers", "workers and threads must be >= 0")

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..data import collate
 from ..errors import ConfigError
-from .build import build_model, resolve_device, train_dataset, val_dataset, val_root
+from .build import build_model, resolve_device, select_backend, train_dataset, val_dataset, val_root
 from .checkpoint import (check_compatible, load_checkpoint, load_model_state, rng_state, save_checkpoint,
                          set_rng_state)
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -136,6 +136,7 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
         torch.cuda.set_device(device)
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
+    backend = select_backend(recipe, device)
     out = Path(recipe.out_dir)
     try:
         ensure_synthetic_data(recipe, info)
@@ -165,6 +166,8 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
             train_seconds, best = ckpt["train_seconds"], ckpt["best"]
             if info.is_main:
                 print(f"resuming {path} at epoch {epoch}, step {step}")
+        if info.is_main and progress:
+            print(f"training on {device} ({info.world_size} process(es)), sparse backend {backend}")
         net = torch.nn.parallel.DistributedDataParallel(model) if info.enabled else model
         log = _Log(out, info.is_main, step if resume else None)
         bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not (progress and info.is_main))

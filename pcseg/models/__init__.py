@@ -9,8 +9,10 @@ from pcseg.models.backbone import ResidualBlock, SiteBatchNorm, SparseUNet
 from pcseg.models.heads import EmbeddingHead, OffsetHead, SemanticHead
 from pcseg.models.losses import discriminative_loss, offset_loss, semantic_loss
 from pcseg.models.segmenter import BottomUpSegmenter, build_bottomup
+from pcseg.sparse import resolve_backend, use_backend  # the engine picks the backend through models
 
 __all__ = [
     "SparseUNet", "ResidualBlock", "SiteBatchNorm", "SemanticHead", "EmbeddingHead", "OffsetHead",
     "semantic_loss", "discriminative_loss", "offset_loss", "BottomUpSegmenter", "build_bottomup",
+    "resolve_backend", "use_backend",
 ]

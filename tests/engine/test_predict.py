@@ -104,3 +104,30 @@ def test_exported_half_weights_predict_like_the_original(setup, tmp_path):
         a = full_model(collate([batch_scene]))["semantic_logits"]
         b = half_model(collate([batch_scene]))["semantic_logits"]
     assert torch.allclose(a, b, atol=0.05 * a.abs().max().item())
+
+
+def test_a_checkpoint_runs_on_the_spconv_backend_too(setup):
+    pytest.importorskip("spconv.pytorch")
+    from pcseg.data import collate
+    from pcseg.errors import ConfigError
+    from pcseg.models import use_backend
+
+    data, ckpt = setup
+    scene = read_scannet_scene(list_scenes(data)[0])
+    batch = collate([Scene(scene.points[:3000], scene.colors[:3000])])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(ConfigError, match="backend"):  # spconv's CPU path is unsafe multithreaded
+            load_model(ckpt, overrides=["backend=spconv"])
+        torch.set_num_threads(1)
+        torch_model, _ = load_model(ckpt, overrides=["backend=torch"])
+        with torch.no_grad():
+            reference = torch_model(batch)["embeddings"]
+        spconv_model, _ = load_model(ckpt, overrides=["backend=spconv"])
+        with torch.no_grad():
+            other = spconv_model(batch)["embeddings"]
+        torch.testing.assert_close(other, reference, atol=1e-4, rtol=1e-4)
+    finally:
+        use_backend("auto")
+        torch.set_num_threads(before)
