@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--val-root", required=True)
-    parser.add_argument("--split", default="val")
+    parser.add_argument("--split", default="all", help="split of --val-root, or all (default)")
     parser.add_argument("--scenes", type=int, default=0, help="first N scenes (0 = all)")
     parser.add_argument("--run", default=None, help="training run folder (for throughput from metrics.jsonl)")
     parser.add_argument("--threads", type=int, default=2)
@@ -72,7 +72,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     model, recipe = load_model(args.checkpoint)
-    dataset = SceneDataset(args.val_root, args.split)
+    dataset = SceneDataset(args.val_root, None if args.split == "all" else args.split)
     count = len(dataset) if args.scenes <= 0 else min(args.scenes, len(dataset))
     scenes = [dataset.load(i) for i in range(count)]
     report: dict = {"scenes": count, "checkpoint": args.checkpoint}

@@ -58,7 +58,8 @@ def train_dataset(recipe: BottomUpRecipe) -> SceneDataset:
 
 def val_dataset(recipe: BottomUpRecipe) -> SceneDataset:
     cache = None if recipe.cache_dir is None else Path(recipe.cache_dir) / "val"
-    return SceneDataset(val_root(recipe), recipe.val_split, labels_tsv=recipe.labels_tsv, cache_dir=cache)
+    split = None if recipe.val_split == "all" else recipe.val_split  # "all": every scene under val_root
+    return SceneDataset(val_root(recipe), split, labels_tsv=recipe.labels_tsv, cache_dir=cache)
 
 
 def cluster_settings(recipe: BottomUpRecipe) -> dict:

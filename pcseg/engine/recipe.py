@@ -17,7 +17,7 @@ class BottomUpRecipe:
     data_root: str = "out/data/synth"
     train_split: str = "train"
     val_root: str | None = None          # dataset used for validation (default: data_root)
-    val_split: str = "val"
+    val_split: str = "val"               # "all" = every scene under val_root
     synth_scenes: int = 0                # > 0: generate this many synthetic rooms at data_root if it is missing
     synth_seed: int = 0
     val_synth_scenes: int = 0            # > 0: generate the validation rooms at val_root if missing
