@@ -85,15 +85,16 @@ def main() -> None:
             out = model(collate([Scene(scene.points, scene.colors, name=scene.name)]))
         probs = torch.softmax(out["semantic_logits"], 1)
         settings = cluster_settings(recipe)
-        learned.append((scene, cluster_instances(out["embeddings"], probs, scene.points, offsets=out.get("offsets"),
+        emb = out["embeddings"] if recipe.use_embeddings else None
+        learned.append((scene, cluster_instances(emb, probs, scene.points, offsets=out.get("offsets"),
                                                  **settings)))
         pred_nyu = predict_scene(model, scene, recipe).semantic
         baseline.append((scene, dbscan_xyz(scene.points, pred_nyu, eps=0.05, min_size=recipe.min_size)))
-        oracle.append((scene, cluster_instances(out["embeddings"], one_hot_probs(scene.semantic), scene.points,
+        oracle.append((scene, cluster_instances(emb, one_hot_probs(scene.semantic), scene.points,
                                                 offsets=out.get("offsets"), **settings)))
         for method in methods:
             start = time.perf_counter()
-            inst = cluster_instances(out["embeddings"], probs, scene.points, offsets=out.get("offsets"),
+            inst = cluster_instances(emb, probs, scene.points, offsets=out.get("offsets"),
                                      **{**settings, "method": method})
             method_seconds[method].append(time.perf_counter() - start)
             methods[method].append((scene, inst))

@@ -64,7 +64,8 @@ def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
     probs = torch.softmax(out["semantic_logits"], 1)
     network = time.perf_counter() - start
     start = time.perf_counter()
-    instances = cluster_instances(out["embeddings"], probs, batch.points, offsets=out.get("offsets"),
+    embeddings = out["embeddings"] if recipe.use_embeddings else None
+    instances = cluster_instances(embeddings, probs, batch.points, offsets=out.get("offsets"),
                                   **cluster_settings(recipe))
     cluster = time.perf_counter() - start
     semantic = semantic20_to_nyu40(probs.argmax(1).cpu().numpy())

@@ -62,7 +62,8 @@ class BottomUpRecipe:
     cluster_method: str = "meanshift"
     bandwidth: float = 0.6
     min_size: int = 50
-    use_offsets: bool = False
+    use_embeddings: bool = True          # cluster the embeddings ...
+    use_offsets: bool = False            # ... and/or the predicted instance centres (points + offsets)
     coord_weight: float = 0.0
     # engine
     out_dir: str = "runs/bottomup"
@@ -88,6 +89,8 @@ class BottomUpRecipe:
         need(self.cluster_method in CLUSTER_METHODS, "cluster_method", f"must be one of {CLUSTER_METHODS}")
         need(self.backend in SPARSE_BACKENDS, "backend", f"must be one of {SPARSE_BACKENDS}")
         need(self.bandwidth > 0, "bandwidth", "must be > 0")
+        need(self.use_embeddings or (self.use_offsets and self.offsets), "use_offsets",
+             "clustering needs use_embeddings, or use_offsets with an offset head")
         need(self.min_size >= 1, "min_size", "must be >= 1")
         need(self.workers >= 0 and self.threads >= 0, "workers", "workers and threads must be >= 0")
         need(self.val_every >= 0 and self.checkpoint_every >= 0, "val_every", "must be >= 0")
