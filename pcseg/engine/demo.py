@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from .config import load_config
 
 METHODS = ("model", "gt-components", "pred-dbscan")
-METHOD_TITLES = {"model": "the shipped bottom-up model (sparse U-Net embeddings + mean-shift)",
+METHOD_TITLES = {"model": "the shipped bottom-up model (sparse U-Net + mean-shift clustering)",
                  "gt-components": "ground-truth semantics split into connected components (non-learned reference)",
                  "pred-dbscan": "the model's semantics + DBSCAN on xyz (non-learned instance step)"}
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
@@ -25,7 +25,7 @@ class DemoConfig:
     scenes: int = 10
     seed: int = 2
     frames: int = 0
-    split: str = "val"
+    split: str = "all"
     methods: list[str] = field(default_factory=lambda: ["model", "pred-dbscan", "gt-components"])
     checkpoint: str | None = None
     eps: float = 0.05
@@ -56,8 +56,8 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
     if not (data / "scans").is_dir():
         print(f"generating {cfg.scenes} synthetic ScanNet-format rooms (seed {cfg.seed}) in {data} ...")
         write_synthetic_dataset(data, cfg.scenes, seed=cfg.seed, frames=cfg.frames)
-    wanted = set(read_split(data, cfg.split))
-    folders = [f for f in list_scenes(data) if f.name in wanted]
+    wanted = None if cfg.split == "all" else set(read_split(data, cfg.split))
+    folders = [f for f in list_scenes(data) if wanted is None or f.name in wanted]
     if not folders:
         raise ConfigError(f"split {cfg.split!r}: no scenes of it in {data}")
     scenes = [read_scannet_scene(f) for f in folders]
