@@ -45,6 +45,8 @@ def test_resume_after_kill_9_reproduces_the_uninterrupted_losses(data, tmp_path)
     assert full.returncode == 0, full.stderr
     reference = losses(tmp_path / "full")
     assert len(reference) == 6  # 4 training scenes, batch 2, 3 epochs
+    assert list((tmp_path / "full" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tmp_path / "full" / "model.pt").is_file() and (tmp_path / "full" / "best.pt").is_file()
 
     killed_dir = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "pcseg.cli", "-q", *args, f"out_dir={killed_dir}"],
