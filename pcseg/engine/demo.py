@@ -80,7 +80,8 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
         write_json(results[method], out / f"results_{method}.json")
 
     main = methods[0]
-    print(f"\n{main}: {METHOD_TITLES[main]}, {len(scenes)} {cfg.split} rooms (seed {cfg.seed})")
+    which = "" if cfg.split == "all" else f" {cfg.split}"
+    print(f"\n{main}: {METHOD_TITLES[main]}, {len(scenes)}{which} rooms of seed {cfg.seed}")
     print(format_table(results[main]))
     print(f"{'method':16}{'AP':>8}{'AP50':>8}{'AP25':>8}{'s/room':>9}  what")
     for m in methods:
