@@ -32,7 +32,7 @@ from pcseg.engine.build import cluster_settings
 from pcseg.engine.predict import load_model, predict_scene
 from pcseg.evaluation import InstanceEvaluator, format_table, to_json_dict
 from pcseg.io.official import write_instance_predictions
-from pcseg.labels import nyu40_to_semantic20
+from pcseg.labels import nyu40_to_semantic20, semantic20_to_nyu40
 from pcseg.structures import Scene
 
 
@@ -86,9 +86,7 @@ def main() -> None:
         probs = torch.softmax(out["semantic_logits"], 1)
         settings = cluster_settings(recipe)
         emb = out["embeddings"] if recipe.use_embeddings else None
-        learned.append((scene, cluster_instances(emb, probs, scene.points, offsets=out.get("offsets"),
-                                                 **settings)))
-        pred_nyu = predict_scene(model, scene, recipe).semantic
+        pred_nyu = semantic20_to_nyu40(probs.argmax(1).numpy())
         baseline.append((scene, dbscan_xyz(scene.points, pred_nyu, eps=0.05, min_size=recipe.min_size)))
         oracle.append((scene, cluster_instances(emb, one_hot_probs(scene.semantic), scene.points,
                                                 offsets=out.get("offsets"), **settings)))
@@ -98,6 +96,7 @@ def main() -> None:
                                      **{**settings, "method": method})
             method_seconds[method].append(time.perf_counter() - start)
             methods[method].append((scene, inst))
+        learned.append(methods[recipe.cluster_method][-1])
 
     results = {"learned": evaluate(learned), "baseline_pred_semantics_dbscan_xyz": evaluate(baseline),
                "oracle_gt_semantics_our_clustering": evaluate(oracle)}

@@ -67,16 +67,15 @@ def front_faces(points: np.ndarray, faces: np.ndarray, eye: np.ndarray) -> np.nd
     return faces[np.einsum("ij,ij->i", normal, eye - tri.mean(1)) > 0]
 
 
-def to_open3d(scene: Scene, colors: np.ndarray | None = None, eye: np.ndarray | None = None):
-    """An Open3D TriangleMesh (when the scene has faces) or PointCloud with the given colours.
-    With ``eye``, mesh triangles facing away from that viewpoint are left out."""
+def to_open3d(scene: Scene, colors: np.ndarray | None = None):
+    """An Open3D TriangleMesh (when the scene has faces) or PointCloud with the given colours
+    (for Open3D's interactive window)."""
     import open3d as o3d
 
     colors = o3d.utility.Vector3dVector(np.clip(scene.colors if colors is None else colors, 0, 1).astype(np.float64))
     vertices = o3d.utility.Vector3dVector(scene.points.astype(np.float64))
     if scene.faces is not None and len(scene.faces):
-        faces = scene.faces if eye is None else front_faces(scene.points, scene.faces, eye)
-        geom = o3d.geometry.TriangleMesh(vertices, o3d.utility.Vector3iVector(faces))
+        geom = o3d.geometry.TriangleMesh(vertices, o3d.utility.Vector3iVector(scene.faces))
         geom.compute_vertex_normals()
         geom.vertex_colors = colors
     else:
@@ -99,15 +98,20 @@ def camera_for(points: np.ndarray, view: str = "oblique") -> tuple[np.ndarray, n
     raise ValueError(f"unknown view {view!r}; choose one of {VIEWS}")
 
 
+def _camera_basis(center, eye, up) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit (forward, right, up) vectors of a camera at ``eye`` looking at ``center``."""
+    forward = (center - eye) / np.linalg.norm(center - eye)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    return forward, right, np.cross(right, forward)
+
+
 def camera_rays(center: np.ndarray, eye: np.ndarray, up: np.ndarray, size: tuple[int, int],
                 fov_deg: float = 50.0) -> np.ndarray:
     """FloatArray[H, W, 6]: (origin, unit direction) of a pinhole camera at ``eye`` looking at
     ``center``; row 0 is the top of the image, ``fov_deg`` the vertical field of view."""
     width, height = size
-    forward = (center - eye) / np.linalg.norm(center - eye)
-    right = np.cross(forward, up)
-    right /= np.linalg.norm(right)
-    true_up = np.cross(right, forward)
+    forward, right, true_up = _camera_basis(center, eye, up)
     half = np.tan(np.radians(fov_deg) / 2)
     x = ((np.arange(width) + 0.5) / width * 2 - 1) * half * width / height
     y = (1 - (np.arange(height) + 0.5) / height * 2) * half
@@ -145,10 +149,7 @@ def _render_mesh(points, faces, colors, rays, eye, lit) -> tuple[np.ndarray, np.
 def _render_points(points, colors, center, eye, up, size, fov_deg, point_size) -> tuple[np.ndarray, np.ndarray]:
     """Z-buffer splatting of points as squares of ``point_size`` pixels."""
     width, height = size
-    forward = (center - eye) / np.linalg.norm(center - eye)
-    right = np.cross(forward, up)
-    right /= np.linalg.norm(right)
-    true_up = np.cross(right, forward)
+    forward, right, true_up = _camera_basis(center, eye, up)
     rel = points.astype(np.float64) - eye
     depth = rel @ forward
     front = depth > 1e-3

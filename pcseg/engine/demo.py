@@ -45,7 +45,7 @@ class DemoConfig:
 def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> dict:
     """Generate rooms (once), run each method on the validation rooms, print the table of the first
     method and one summary line per method; returns {method: evaluation result}."""
-    from ..evaluation import format_table, write_json
+    from ..evaluation import InstanceEvaluator, format_table, write_json
     from ..io.official import encode_gt_ids, write_gt_txt, write_instance_predictions
     from ..io.scannet import list_scenes, read_scannet_scene, read_split
     from ..synth import write_synthetic_dataset
@@ -68,7 +68,7 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
     results, seconds, first = {}, {}, {}
     for method in methods:
         predict = _predictor(method, cfg)
-        evaluator = _evaluator()
+        evaluator = InstanceEvaluator()
         start = time.perf_counter()
         for scene in tqdm(scenes, desc=method, unit="scene"):
             instances = predict(scene)
@@ -93,12 +93,6 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
         png = _picture(*first[main], out, main)
         print(f"picture (RGB | GT instances | {main} instances): {png}")
     return results
-
-
-def _evaluator():
-    from ..evaluation import InstanceEvaluator
-
-    return InstanceEvaluator()
 
 
 def _available(cfg: DemoConfig) -> list[str]:

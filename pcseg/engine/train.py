@@ -243,4 +243,4 @@ def _plain(result: dict) -> dict:
     """A validation result with NaN -> None (checkpoints hold plain values only)."""
     from ..evaluation import to_json_dict
 
-    return to_json_dict({k: v for k, v in result.items()}) if result else {}
+    return to_json_dict(result) if result else {}

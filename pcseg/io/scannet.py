@@ -153,6 +153,23 @@ def read_meta(path: str | os.PathLike) -> tuple[dict[str, str], np.ndarray | Non
 
 
 # --- labels ---------------------------------------------------------------------------------------
+def _segment_positions(uniq: np.ndarray, segments) -> tuple[np.ndarray, list[int]]:
+    """Rows of ``uniq`` (sorted segment ids) for the given segment ids, and the ids not in it."""
+    seg = np.asarray(segments, np.int64)
+    if not len(uniq):
+        return seg[:0], sorted(set(seg.tolist()))
+    pos = np.clip(np.searchsorted(uniq, seg), 0, len(uniq) - 1)
+    found = uniq[pos] == seg
+    return pos[found], sorted(set(seg[~found].tolist()))
+
+
+def _warn_missing_segments(source, missing: dict[int, list[int]]) -> None:
+    if missing:
+        shown = dict(list(missing.items())[:5])
+        warnings.warn(f"{source}: segGroups refer to segment ids absent from segIndices (ignored); "
+                      f"group id -> segments: {shown}{' ...' if len(missing) > 5 else ''}", stacklevel=4)
+
+
 def owner_groups(segments: np.ndarray, groups: Sequence[SegGroup], source: str | os.PathLike = "",
                  warn: bool = True) -> np.ndarray:
     """IntArray[N]: index of the last group whose segments contain each vertex's segment, -1 for none.
@@ -162,16 +179,12 @@ def owner_groups(segments: np.ndarray, groups: Sequence[SegGroup], source: str |
     owner = np.full(len(uniq), -1, np.int64)
     missing: dict[int, list[int]] = {}
     for gi, g in enumerate(groups):
-        seg = np.asarray(g.segments, np.int64)
-        pos = np.clip(np.searchsorted(uniq, seg), 0, max(len(uniq) - 1, 0))
-        found = uniq[pos] == seg if len(uniq) else np.zeros(len(seg), bool)
-        owner[pos[found]] = gi
-        if not found.all():
-            missing[g.id] = sorted(set(seg[~found].tolist()))
-    if missing and warn:
-        shown = dict(list(missing.items())[:5])
-        warnings.warn(f"{source}: segGroups refer to segment ids absent from segIndices (ignored); "
-                      f"group id -> segments: {shown}{' ...' if len(missing) > 5 else ''}", stacklevel=3)
+        pos, absent = _segment_positions(uniq, g.segments)
+        owner[pos] = gi
+        if absent:
+            missing[g.id] = absent
+    if warn:
+        _warn_missing_segments(source, missing)
     return owner[inverse]
 
 
@@ -180,9 +193,9 @@ def build_labels(segments: np.ndarray, groups: Sequence[SegGroup], label_map: Ma
     """(semantic, instance) IntArray[N] each, from per-vertex segments and the aggregation's groups,
     by the official helper's rule (see the module docstring)."""
     uniq, inverse = np.unique(segments, return_inverse=True)
-    owner_groups(segments, groups, source)  # warns about segment ids no vertex has
     object_segs: dict[int, list[int]] = {}
     label_segs: dict[str, list[int]] = {}
+    missing: dict[int, list[int]] = {}
     for g in groups:
         segs = list(g.segments)
         object_segs[g.object_id + 1] = segs
@@ -190,19 +203,18 @@ def build_labels(segments: np.ndarray, groups: Sequence[SegGroup], label_map: Ma
             label_segs[g.label].extend(segs)
         else:
             label_segs[g.label] = segs  # the same list object as the group's: the official aliasing
-
-    def positions(segs: list[int]) -> np.ndarray:
-        seg = np.asarray(segs, np.int64)
-        pos = np.clip(np.searchsorted(uniq, seg), 0, max(len(uniq) - 1, 0))
-        return pos[uniq[pos] == seg] if len(uniq) else pos[:0]
+        absent = _segment_positions(uniq, g.segments)[1]
+        if absent:
+            missing[g.id] = absent
+    _warn_missing_segments(source, missing)
 
     nyu = map_raw_categories(list(label_segs), label_map, source)
     seg_semantic = np.zeros(len(uniq), np.int64)
     for value, segs in zip(nyu, label_segs.values()):
-        seg_semantic[positions(segs)] = value
+        seg_semantic[_segment_positions(uniq, segs)[0]] = value
     seg_instance = np.full(len(uniq), -1, np.int64)
     for object_id, segs in object_segs.items():
-        seg_instance[positions(segs)] = object_id
+        seg_instance[_segment_positions(uniq, segs)[0]] = object_id
     return seg_semantic[inverse], seg_instance[inverse]
 
 
