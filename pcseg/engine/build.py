@@ -52,7 +52,8 @@ def val_root(recipe: BottomUpRecipe) -> Path:
 
 
 def train_dataset(recipe: BottomUpRecipe) -> SceneDataset:
-    return SceneDataset(recipe.data_root, recipe.train_split, labels_tsv=recipe.labels_tsv,
+    split = None if recipe.train_split == "all" else recipe.train_split  # "all": every scene under data_root
+    return SceneDataset(recipe.data_root, split, labels_tsv=recipe.labels_tsv,
                         cache_dir=recipe.cache_dir, augment=build_augmentation(recipe), seed=recipe.seed)
 
 

@@ -15,7 +15,7 @@ ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "embed_dim", "offsets", "
 class BottomUpRecipe:
     # data
     data_root: str = "out/data/synth"
-    train_split: str = "train"
+    train_split: str = "train"           # "all" = every scene under data_root
     val_root: str | None = None          # dataset used for validation (default: data_root)
     val_split: str = "val"               # "all" = every scene under val_root
     synth_scenes: int = 0                # > 0: generate this many synthetic rooms at data_root if it is missing

@@ -40,6 +40,13 @@ def epoch_batches(num_items: int, batch_size: int, seed: int, epoch: int, rank: 
     return [shard[i:i + batch_size] for i in range(0, len(shard), batch_size)]
 
 
+def lr_factor(step: int, total_steps: int, time_fraction: float = 0.0, power: float = 0.9) -> float:
+    """Poly decay (1 - progress) ** power, progress = the larger of the step fraction and the
+    spent fraction of the time budget (0 without one)."""
+    progress = max(step / max(total_steps, 1), time_fraction)
+    return max(1.0 - progress, 0.0) ** power
+
+
 def ensure_synthetic_data(recipe: BottomUpRecipe, info: DistInfo) -> None:
     """Generate the recipe's synthetic rooms once (rank 0) when asked to and missing."""
     from ..synth import write_synthetic_dataset
@@ -148,8 +155,13 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
         steps_per_epoch = len(epoch_batches(len(dataset), recipe.batch_size, recipe.seed, 0, info.rank,
                                             info.world_size))
         total_steps = recipe.epochs * steps_per_epoch
+        budget = recipe.max_minutes * 60 if recipe.max_minutes > 0 else math.inf
+        # Poly decay over the run, which ends at `epochs` or at the time budget, whichever comes
+        # first: under a budget the LR follows the spent fraction of it, so it still anneals to 0.
+        # (The time fraction is measured, so a budgeted run is not bit-reproducible on --resume.)
+        spent = {"fraction": 0.0}
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: max(1.0 - s / total_steps, 0.0) ** 0.9)  # poly decay
+            optimizer, lambda s: lr_factor(s, total_steps, spent["fraction"]))
         epoch = batch_in_epoch = step = 0
         train_seconds, best = 0.0, {"AP50": -1.0}
         if resume:
@@ -172,7 +184,6 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
         log = _Log(out, info.is_main, step if resume else None)
         bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not (progress and info.is_main))
         last_val: dict = {}
-        budget = recipe.max_minutes * 60 if recipe.max_minutes > 0 else math.inf
 
         def checkpoint(name: str = "last.pt") -> None:
             if info.is_main:
@@ -195,9 +206,10 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
                 if recipe.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
                 optimizer.step()
-                scheduler.step()
                 seconds = time.perf_counter() - start
                 train_seconds += seconds
+                spent["fraction"] = train_seconds / budget
+                scheduler.step()
                 step += 1
                 batch_in_epoch += 1
                 record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0],

@@ -97,3 +97,24 @@ def test_resume_rejects_a_checkpoint_of_another_architecture(data, tmp_path):
     assert other.returncode == 2 and "widths" in other.stderr and "last.pt" in other.stderr
     missing = run_cli(["train", str(data), *TINY, f"out_dir={tmp_path / 'none'}", "--resume"])
     assert missing.returncode == 2 and "no checkpoint" in missing.stderr
+
+
+def test_lr_factor_anneals_over_steps_or_the_time_budget_whichever_ends_first():
+    from pcseg.engine.train import lr_factor
+
+    assert lr_factor(0, 100) == 1.0
+    assert lr_factor(50, 100) == pytest.approx(0.5 ** 0.9)
+    assert lr_factor(100, 100) == 0.0 and lr_factor(150, 100) == 0.0
+    # Under a time budget the spent fraction drives the decay once it is ahead of the steps.
+    assert lr_factor(10, 1000, time_fraction=0.75) == pytest.approx(0.25 ** 0.9)
+    assert lr_factor(900, 1000, time_fraction=0.5) == pytest.approx(0.1 ** 0.9)
+    assert lr_factor(10, 1000, time_fraction=1.2) == 0.0
+
+
+def test_train_split_all_uses_every_scene(data, tmp_path):
+    from pcseg.engine.build import train_dataset
+
+    root = load_config(BottomUpRecipe, data).data_root
+    recipe = load_config(BottomUpRecipe, data, ["train_split=all"])
+    assert len(train_dataset(recipe)) == 5
+    assert len(train_dataset(load_config(BottomUpRecipe, data))) < 5, root
