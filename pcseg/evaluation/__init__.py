@@ -1,7 +1,10 @@
-"""Evaluation: ScanNet v2 instance AP (official-equivalent), semantic mIoU, folder evaluation."""
-from .folders import evaluate_folders, write_json
-from .instance import OVERLAPS, InstanceEvaluator, average_precision, format_table, to_json_dict
+"""Evaluation: ScanNet v2 instance AP (official-equivalent), precision-recall curves, semantic mIoU,
+folder evaluation, HTML/Markdown reports."""
+from .folders import evaluate_folders, folder_evaluator, write_json
+from .instance import (OVERLAPS, InstanceEvaluator, PRCurve, area_under_curve, average_precision, format_table,
+                       precision_recall, to_json_dict)
 from .semantic import SemanticEvaluator
 
-__all__ = ["OVERLAPS", "InstanceEvaluator", "SemanticEvaluator", "average_precision", "evaluate_folders",
-           "format_table", "to_json_dict", "write_json"]
+__all__ = ["OVERLAPS", "InstanceEvaluator", "PRCurve", "SemanticEvaluator", "area_under_curve",
+           "average_precision", "evaluate_folders", "folder_evaluator", "format_table", "precision_recall", "to_json_dict",
+           "write_json"]

@@ -21,10 +21,20 @@ def evaluate_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, mis
                      progress: bool = True) -> dict:
     """Instance AP of every prediction ``<pred_dir>/<scene>.txt`` against ``<gt_dir>/<scene>.txt``.
 
+    Returns the ``InstanceEvaluator.evaluate()`` dict; see ``folder_evaluator`` for the arguments.
+    """
+    return folder_evaluator(gt_dir, pred_dir, missing, progress).evaluate()
+
+
+def folder_evaluator(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, missing: str = "skip",
+                     progress: bool = True) -> InstanceEvaluator:
+    """An ``InstanceEvaluator`` that has processed every prediction ``<pred_dir>/<scene>.txt`` against
+    ``<gt_dir>/<scene>.txt`` (scenes named by file stem), for ``evaluate``, ``pr_curves`` and
+    ``scene_results``.
+
     missing: what to do with GT scenes that have no prediction file: "skip" (the official
     behaviour: not evaluated) or "miss" (evaluated with no predictions: every GT instance missed).
     Either way a warning names them. A prediction file without a GT file is a DataError.
-    Returns the ``InstanceEvaluator.evaluate()`` dict.
     """
     if missing not in ("skip", "miss"):
         raise ValueError(f"evaluate_folders: missing must be 'skip' or 'miss', got {missing!r}")
@@ -59,7 +69,7 @@ def evaluate_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, mis
             evaluator.process_arrays(gt_ids, masks, labels, scores, name=scene)
         else:
             evaluator.process_arrays(gt_ids, None, None, None, name=scene)
-    return evaluator.evaluate()
+    return evaluator
 
 
 def write_json(result: dict, path: str | os.PathLike) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -177,8 +178,15 @@ def _greedy(pair_gt: np.ndarray, pair_pred: np.ndarray, scores: np.ndarray
             np.asarray(dup_gt, np.int64), np.asarray(dup_score, np.float64))
 
 
-def average_precision(y_true: np.ndarray, y_score: np.ndarray, hard_fn: int) -> float:
-    """The official AP: unique-score PR points, the artificial (r=0, p=1) point, convolve trick."""
+def precision_recall(y_true: np.ndarray, y_score: np.ndarray, hard_fn: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The official precision-recall points of one class at one IoU threshold.
+
+    y_true: FloatArray[E] 1 = TP, 0 = FP (duplicates included); y_score: FloatArray[E] their scores;
+    hard_fn: GT instances never matched. Returns (precision FloatArray[K+1], recall FloatArray[K+1],
+    scores FloatArray[K]): one point per unique score s_k, ascending (point k counts every entry
+    scored >= s_k), then the artificial point (recall 0, precision 1) that has no score.
+    """
     order = np.argsort(y_score)
     y_score, y_true = y_score[order], y_true[order]
     cum = np.cumsum(y_true)
@@ -188,10 +196,46 @@ def average_precision(y_true: np.ndarray, y_score: np.ndarray, hard_fn: int) -> 
     tp = total - below
     fp = n - first - tp
     fn = below + hard_fn
-    precision = np.append(tp / (tp + fp), 1.0)
-    recall = np.append(tp / (tp + fn), 0.0)
+    return np.append(tp / (tp + fp), 1.0), np.append(tp / (tp + fn), 0.0), y_score[first]
+
+
+def area_under_curve(precision: np.ndarray, recall: np.ndarray) -> float:
+    """The official AP of ``precision_recall`` points: sum_i p_i * (r_{i-1} - r_{i+1}) / 2 with
+    r_{-1} = r_0 and r_{K+1} = 0 (the convolve trick; precision is not interpolated)."""
     widths = np.convolve(np.concatenate([recall[:1], recall, [0.0]]), [-0.5, 0, 0.5], "valid")
     return float(np.dot(precision, widths))
+
+
+def average_precision(y_true: np.ndarray, y_score: np.ndarray, hard_fn: int) -> float:
+    """The official AP: unique-score PR points, the artificial (r=0, p=1) point, convolve trick."""
+    precision, recall, _ = precision_recall(y_true, y_score, hard_fn)
+    return area_under_curve(precision, recall)
+
+
+@dataclass
+class PRCurve:
+    """Precision-recall curve of one class at one IoU threshold, as the official AP sees it.
+
+    precision, recall: FloatArray[K+1] (see ``precision_recall``; K = 0 when the class has no
+    prediction left to rank: the curve is the artificial point alone and AP is 0);
+    scores: FloatArray[K]; ap: the class AP at this threshold (``area_under_curve`` of the points);
+    num_gt: GT instances of >= 100 vertices; num_tp, num_fp: ranked entries (duplicates are FPs).
+    """
+
+    iou: float
+    precision: np.ndarray
+    recall: np.ndarray
+    scores: np.ndarray
+    ap: float
+    num_gt: int
+    num_tp: int
+    num_fp: int
+
+    def to_dict(self) -> dict:
+        """JSON-ready: arrays as lists."""
+        return {"iou": self.iou, "precision": self.precision.tolist(), "recall": self.recall.tolist(),
+                "scores": self.scores.tolist(), "ap": self.ap, "num_gt": self.num_gt,
+                "num_tp": self.num_tp, "num_fp": self.num_fp}
 
 
 class InstanceEvaluator:
@@ -202,6 +246,7 @@ class InstanceEvaluator:
 
     def reset(self) -> None:
         self._scenes: list[_SceneSummary] = []
+        self._names: list[str] = []
 
     def __len__(self) -> int:
         return len(self._scenes)
@@ -227,6 +272,7 @@ class InstanceEvaluator:
                        scores: np.ndarray | None, name: str | None = None) -> None:
         """Add one scene from arrays (see ``summarize_scene``); scores may be float64 as read from files."""
         self._scenes.append(summarize_scene(gt_ids, masks, labels, scores, name))
+        self._names.append(name if name is not None else f"scene {len(self._scenes) - 1}")
 
     def _pooled(self) -> _SceneSummary:
         """All scenes in one summary: GT and prediction indices offset per scene. Pairs stay sorted by
@@ -243,8 +289,9 @@ class InstanceEvaluator:
                              cat("pred_score"), cat("pred_void"), cat("pair_pred", pred_off),
                              cat("pair_gt", gt_off), cat("pair_inter"))
 
-    def ap_table(self) -> np.ndarray:
-        """FloatArray[18, 10]: AP per class (INSTANCE_NAMES order) and threshold (OVERLAPS order)."""
+    def _curves(self, overlap_indices) -> Iterator[tuple[int, int, PRCurve | None]]:
+        """(class index, overlap index, curve or None for a class without GT) for the given indices
+        of OVERLAPS, pooled over all scenes: the official matching, done once per threshold."""
         s = self._pooled()
         num_classes = len(INSTANCE_IDS)
         big = s.gt_size >= MIN_REGION_SIZE
@@ -256,8 +303,8 @@ class InstanceEvaluator:
         has_gt = np.bincount(s.gt_class[big], minlength=num_classes) > 0
         has_pred = np.bincount(s.pred_class, minlength=num_classes) > 0
         num_gt = np.bincount(s.gt_class[big], minlength=num_classes)
-        aps = np.zeros((num_classes, len(OVERLAPS)))
-        for o, t in enumerate(OVERLAPS):
+        for o in overlap_indices:
+            t = OVERLAPS[o]
             over = iou > t
             cand = over & big[s.pair_gt]
             tp_gt, tp_score, dup_gt, dup_score = _greedy(s.pair_gt[cand], s.pair_pred[cand], s.pred_score)
@@ -267,25 +314,60 @@ class InstanceEvaluator:
             tp_class, dup_class, fp_class = s.gt_class[tp_gt], s.gt_class[dup_gt], s.pred_class[fp]
             fp_score = s.pred_score[fp]
             for c in range(num_classes):
-                aps[c, o] = self._class_ap(c, float(t), has_gt[c], has_pred[c], tp_score[tp_class == c],
-                                           np.r_[dup_score[dup_class == c], fp_score[fp_class == c]],
-                                           int(num_gt[c] - np.count_nonzero(tp_class == c)))
+                yield c, o, self._class_curve(c, float(t), has_gt[c], has_pred[c], tp_score[tp_class == c],
+                                              np.r_[dup_score[dup_class == c], fp_score[fp_class == c]],
+                                              int(num_gt[c]))
+
+    def ap_table(self) -> np.ndarray:
+        """FloatArray[18, 10]: AP per class (INSTANCE_NAMES order) and threshold (OVERLAPS order)."""
+        aps = np.zeros((len(INSTANCE_IDS), len(OVERLAPS)))
+        for c, o, curve in self._curves(range(len(OVERLAPS))):
+            aps[c, o] = math.nan if curve is None else curve.ap
         return aps
 
+    def pr_curves(self, iou: float = 0.5) -> dict[str, PRCurve | None]:
+        """Per benchmark class (INSTANCE_NAMES order), the precision-recall curve at IoU threshold
+        ``iou`` (one of OVERLAPS: 0.25, 0.5, 0.55, ..., 0.9), pooled over all processed scenes, from
+        the same matching and score ranking as ``ap_table``: ``curve.ap`` is the class AP at ``iou``.
+        None for a class without GT (its AP is NaN)."""
+        match = np.flatnonzero(np.isclose(OVERLAPS, iou))
+        if match.shape[0] != 1:
+            raise ValueError(f"pr_curves: iou {iou!r} is not an evaluated threshold; choose from "
+                             f"{', '.join(f'{t:.2f}' for t in sorted(OVERLAPS))}")
+        return {INSTANCE_NAMES[c]: curve for c, _, curve in self._curves(match)}
+
+    def scene_results(self) -> list[dict]:
+        """Each processed scene evaluated alone, in processing order: [{"scene", "AP", "AP50", "AP25",
+        "num_gt", "num_pred"}] (num_gt: benchmark GT instances of >= 100 vertices; num_pred: surviving
+        predictions). AP values are NaN for a scene without benchmark GT. Warnings of the per-scene
+        evaluations (caveat C2) are silenced: they are about one scene, not the benchmark."""
+        rows = []
+        for name, summary in zip(self._names, self._scenes):
+            alone = InstanceEvaluator()
+            alone._scenes = [summary]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = alone.evaluate()
+            rows.append({"scene": name, "AP": r["AP"], "AP50": r["AP50"], "AP25": r["AP25"],
+                         "num_gt": int(np.count_nonzero(summary.gt_size >= MIN_REGION_SIZE)),
+                         "num_pred": int(summary.pred_class.shape[0])})
+        return rows
+
     @staticmethod
-    def _class_ap(c: int, t: float, has_gt: bool, has_pred: bool, tp_scores: np.ndarray, fp_scores: np.ndarray,
-                  hard_fn: int) -> float:
+    def _class_curve(c: int, t: float, has_gt: bool, has_pred: bool, tp_scores: np.ndarray, fp_scores: np.ndarray,
+                     num_gt: int) -> PRCurve | None:
         if not has_gt:
-            return math.nan  # even with predictions: FPs of classes without GT cost nothing
-        if not has_pred:
-            return 0.0
-        if tp_scores.shape[0] + fp_scores.shape[0] == 0:
+            return None  # AP NaN, even with predictions: FPs of classes without GT cost nothing
+        num_tp, num_fp = tp_scores.shape[0], fp_scores.shape[0]
+        if has_pred and num_tp + num_fp == 0:
             warnings.warn(f"instance evaluation: class {INSTANCE_NAMES[c]!r} at IoU {t:.2f}: every prediction "
                           "was dropped and no GT was matched; the official script crashes here (caveat C2), "
-                          "AP set to 0", stacklevel=4)
-            return 0.0
-        y_true = np.r_[np.ones(tp_scores.shape[0]), np.zeros(fp_scores.shape[0])]
-        return average_precision(y_true, np.r_[tp_scores, fp_scores], hard_fn)
+                          "AP set to 0", stacklevel=5)
+        if num_tp + num_fp == 0:  # nothing ranked: only the artificial point, AP 0
+            return PRCurve(t, np.ones(1), np.zeros(1), np.zeros(0), 0.0, num_gt, 0, 0)
+        y_true = np.r_[np.ones(num_tp), np.zeros(num_fp)]
+        precision, recall, scores = precision_recall(y_true, np.r_[tp_scores, fp_scores], num_gt - num_tp)
+        return PRCurve(t, precision, recall, scores, area_under_curve(precision, recall), num_gt, num_tp, num_fp)
 
     def evaluate(self) -> dict:
         """-> {"AP", "AP50", "AP25", "classes": {name: {"AP", "AP50", "AP25"}}}; NaN for classes without GT."""
