@@ -9,52 +9,14 @@ The interactive window is Open3D's own visualizer.
 """
 from __future__ import annotations
 
-import colorsys
 import os
 from pathlib import Path
 
 import numpy as np
 
-from .labels import NYU40_PALETTE
-from .structures import InstanceSet, Scene
+from ..structures import Scene
 
-COLOR_MODES = ("rgb", "semantic", "instance")
-VIEWS = ("oblique", "top")
-_NONE_GREY = np.array([0.75, 0.75, 0.75], np.float32)
-
-
-def instance_colors(n: int) -> np.ndarray:
-    """FloatArray[n, 3]: distinct colours, the same for instance k in every run (golden-ratio hues)."""
-    hues = (np.arange(n) * 0.618033988749895) % 1.0
-    sat = 0.55 + 0.35 * ((np.arange(n) * 7) % 3) / 2
-    val = 0.95 - 0.25 * ((np.arange(n) * 5) % 2)
-    return np.array([colorsys.hsv_to_rgb(h, s, v) for h, s, v in zip(hues, sat, val)], np.float32).reshape(n, 3)
-
-
-def colorize(scene: Scene, mode: str = "rgb", instances: InstanceSet | None = None) -> np.ndarray:
-    """FloatArray[N, 3] per-point colours for ``mode`` in COLOR_MODES.
-
-    instance: the given InstanceSet (highest score wins overlaps), else the scene's GT instances;
-    points in no instance are grey.
-    """
-    if mode == "rgb":
-        return scene.colors
-    if mode == "semantic":
-        if scene.semantic is None:
-            raise ValueError(f"Scene({scene.name!r}) has no semantic labels to colour by")
-        return NYU40_PALETTE[np.clip(scene.semantic, 0, 40)].astype(np.float32) / 255.0
-    if mode == "instance":
-        if instances is not None:
-            ids = instances.to_ids()
-        elif scene.instance is not None:
-            ids = np.where(scene.instance > 0, scene.instance, 0)
-        else:
-            raise ValueError(f"Scene({scene.name!r}) has no instances to colour by")
-        colors = np.tile(_NONE_GREY, (len(scene), 1))
-        has = ids > 0
-        colors[has] = instance_colors(int(ids.max(initial=0)) + 1)[ids[has]]
-        return colors
-    raise ValueError(f"unknown colour mode {mode!r}; choose one of {COLOR_MODES}")
+VIEWS = ("oblique", "top", "fitted")
 
 
 def front_faces(points: np.ndarray, faces: np.ndarray, eye: np.ndarray) -> np.ndarray:
@@ -84,17 +46,47 @@ def to_open3d(scene: Scene, colors: np.ndarray | None = None):
     return geom
 
 
-def camera_for(points: np.ndarray, view: str = "oblique") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(center, eye, up) fitted to the points' bounding box. The camera looks from above, so walls
-    and a ceiling never hide the room's contents."""
+def camera_for(points: np.ndarray, view: str = "oblique", size: tuple[int, int] = (1280, 960),
+               fov_deg: float = 50.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(center, eye, up) of a camera for the points (FloatArray[N, 3]); every view looks from
+    above, so walls and a ceiling (back faces culled) never hide the room's contents.
+
+    top:     straight down, +y up, the room's diagonal fitting the image;
+    oblique: from a fixed corner direction at a distance set by the room's diagonal;
+    fitted:  the oblique direction, moved as close as the room's bounding box (1st..99th
+             percentile of the points) allows for this image ``size`` and ``fov_deg``, and
+             centred on it: the room fills the frame. The box's top corners on the camera's side
+             are left out: the walls there face away and are culled in mesh renders.
+    """
     lo, hi = np.percentile(points, 1, axis=0), np.percentile(points, 99, axis=0)
     center = (lo + hi) / 2
     extent = float(np.linalg.norm(hi[:2] - lo[:2]))
+    direction = np.array([-0.36, -0.58, 0.78])
     if view == "top":
-        return center, center + np.array([0.0, 0.0, 1.25 * extent + hi[2]]), np.array([0.0, 1.0, 0.0])
+        # the room's diagonal fits the shorter image side, seen from above its highest points
+        height = 1.05 * extent / 2 / np.tan(np.radians(fov_deg) / 2) * max(1.0, size[1] / size[0])
+        return center, center + np.array([0.0, 0.0, height + hi[2] - center[2]]), np.array([0.0, 1.0, 0.0])
     if view == "oblique":
-        eye = center + np.array([-0.36, -0.58, 0.78]) * extent
-        return center, eye, np.array([0.0, 0.0, 1.0])
+        return center, center + direction * extent, np.array([0.0, 0.0, 1.0])
+    if view == "fitted":
+        up = np.array([0.0, 0.0, 1.0])
+        forward, right, true_up = _camera_basis(center, center + direction, up)
+        box = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        # the top corners on the camera's side belong to walls that are culled (they face away),
+        # so they must not push the camera back
+        box = box[(box[:, 2] == lo[2]) | ((box - center) @ forward > 0)]
+        tan_v = np.tan(np.radians(fov_deg) / 2)
+        tan_h = tan_v * size[0] / size[1]
+        for _ in range(3):  # fit the distance, then re-centre the box in the image, and again
+            c = box - center
+            # a corner c is inside when |c.right| <= tan_h * depth and |c.up| <= tan_v * depth,
+            # depth = distance + c.forward: the smallest distance that keeps every corner inside
+            depth_free = np.maximum(np.abs(c @ right) / tan_h, np.abs(c @ true_up) / tan_v) - c @ forward
+            distance = max(1.05 * float(depth_free.max()), 1e-3)
+            depth = distance + c @ forward
+            u, v = (c @ right) / depth, (c @ true_up) / depth
+            center = center + (right * (u.max() + u.min()) / 2 + true_up * (v.max() + v.min()) / 2) * distance
+        return center, center - forward * distance, up
     raise ValueError(f"unknown view {view!r}; choose one of {VIEWS}")
 
 
@@ -185,7 +177,7 @@ def render_image(scene: Scene, colors: np.ndarray | None = None, size: tuple[int
     colors = np.clip(scene.colors if colors is None else np.asarray(colors, np.float32), 0, 1)
     if colors.shape != (len(scene), 3):
         raise ValueError(f"render_image: colors of shape {colors.shape} for {len(scene)} points")
-    center, eye, up = camera_for(scene.points, view)
+    center, eye, up = camera_for(scene.points, view, size, fov_deg)
     width, height = size
     if scene.faces is not None and len(scene.faces):
         rays = camera_rays(center, eye, up, size, fov_deg)
@@ -202,7 +194,7 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     """Write an image atomically (PIL)."""
     from PIL import Image
 
-    from .io.atomic import atomic_path
+    from ..io.atomic import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -210,11 +202,21 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     return path
 
 
-def side_by_side(images: list[np.ndarray], gap: int = 8) -> np.ndarray:
-    """Concatenate equally tall images horizontally with a white gap."""
-    h = images[0].shape[0]
-    spacer = np.full((h, gap, 3), 255, np.uint8)
+def side_by_side(images: list[np.ndarray], gap: int = 8, titles: list[str] | None = None) -> np.ndarray:
+    """UInt8Array[H', W', 3]: images (UInt8Array[H_i, W_i, 3]) next to each other with a white gap,
+    each under its title when ``titles`` are given; shorter images are padded with white below."""
+    if not images:
+        raise ValueError("side_by_side: no images")
+    if titles is not None:
+        from .legend import titled
+
+        if len(titles) != len(images):
+            raise ValueError(f"side_by_side: {len(titles)} titles for {len(images)} images")
+        images = [titled(im, t) for im, t in zip(images, titles)]
+    h = max(im.shape[0] for im in images)
     parts = []
     for i, im in enumerate(images):
-        parts += ([spacer] if i else []) + [im]
+        if i:
+            parts.append(np.full((h, gap, 3), 255, np.uint8))
+        parts.append(np.pad(im, ((0, h - im.shape[0]), (0, 0), (0, 0)), constant_values=255))
     return np.concatenate(parts, axis=1)
