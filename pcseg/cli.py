@@ -49,13 +49,27 @@ def _cmd_data_export_gt(args) -> None:
 
 
 def _cmd_eval(args) -> None:
-    from .evaluation import evaluate_folders, format_table, write_json
+    from .evaluation import folder_evaluator, format_table, write_json
 
-    result = evaluate_folders(args.gt, args.pred, missing=args.missing, progress=not args.quiet)
+    if args.scenes and not args.report:
+        raise PcsegError("eval: --scenes only serves the report's renders: give --report DIR too")
+    evaluator = folder_evaluator(args.gt, args.pred, missing=args.missing, progress=not args.quiet)
+    result = evaluator.evaluate()
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
         print(f"wrote {args.json}")
+    if args.report:
+        from .evaluation.report import folder_loader, make_report
+
+        notes = [f"ground truth: {Path(args.gt).resolve()}", f"predictions: {Path(args.pred).resolve()}",
+                 f"{len(evaluator)} scene(s) evaluated; GT scenes without predictions: "
+                 + ("counted as all-missed" if args.missing == "miss" else "skipped (official)")]
+        if not args.scenes:
+            print("report: no --scenes DATASET_ROOT given, so the report has no scene renders")
+        load = folder_loader(args.scenes, args.pred) if args.scenes else None
+        page = make_report(args.report, evaluator, load=load, notes=notes, result=result)
+        print(f"report: {page}")
 
 
 def _cmd_viz(args) -> None:
@@ -134,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the result as JSON here")
     p.add_argument("--missing", choices=("skip", "miss"), default="skip",
                    help="GT scenes without a prediction file: skip them (official) or count all missed")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="write an HTML + Markdown report here (tables, PR curves, AP chart, scene renders)")
+    p.add_argument("--scenes", default=None, metavar="DATASET_ROOT",
+                   help="ScanNet-layout dataset (DATASET_ROOT/scans/<scene>/) to render the best and worst "
+                        "scenes in the report (without it: no renders)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("viz", help="look at a scene (window, or PNG when headless or with --out)")

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import DataError
 from ..io.atomic import atomic_path
 from .instance import PRCurve, to_json_dict
 
@@ -267,6 +268,42 @@ def _markdown(title, notes, tables, images, legend, no_renders) -> str:
     for t, header, rows in tables[2:]:
         parts += [f"## {t}", _md_table(header, rows)]
     return "\n\n".join(parts) + "\n"
+
+
+def make_report(out_dir: str | os.PathLike, evaluator, load: Callable | None = None, semantic: dict | None = None,
+                title: str = "pcseg evaluation report", notes: Sequence[str] = (), render_size: tuple[int, int] = (480, 360),
+                count: int = 1, result: dict | None = None) -> Path:
+    """Evaluate ``evaluator`` (an ``InstanceEvaluator`` that has processed its scenes) and write its report:
+    curves at IoU 0.5, per-scene results, and renders of the ``count`` best and worst scenes when
+    ``load(name) -> (Scene, InstanceSet | None)`` is given. ``result``: ``evaluator.evaluate()`` when the
+    caller already has it. Returns the path of index.html."""
+    result = evaluator.evaluate() if result is None else result
+    scenes = evaluator.scene_results()
+    renders = None if load is None else render_scenes(best_and_worst(scenes, count), load, render_size)
+    return write_report(out_dir, result, evaluator.pr_curves(0.5), scenes=scenes, renders=renders,
+                        semantic=semantic, title=title, notes=notes)
+
+
+def folder_loader(dataset_root: str | os.PathLike, pred_dir: str | os.PathLike) -> Callable:
+    """``load(name) -> (Scene, InstanceSet | None)`` for ``make_report``: the labelled scene from the
+    ScanNet layout ``<dataset_root>/scans/<name>/`` and its prediction from the submission folder
+    ``pred_dir`` (None when the scene has no prediction file)."""
+    from ..io.official import read_instance_predictions
+    from ..io.scannet import read_scannet_scene
+
+    root, pred_dir = Path(dataset_root), Path(pred_dir)
+
+    def load(name: str):
+        folder = root / "scans" / name
+        if not folder.is_dir():
+            raise DataError(folder, None, f"scene folder not found (the report renders scene {name} from "
+                                          f"{root}, which must hold scans/<scene>/)")
+        scene = read_scannet_scene(folder)
+        if not (pred_dir / f"{name}.txt").is_file():
+            return scene, None
+        return scene, read_instance_predictions(pred_dir, name, num_points=len(scene))
+
+    return load
 
 
 def find_chromium() -> str | None:
