@@ -48,6 +48,14 @@ def _cmd_data_export_gt(args) -> None:
     print(f"wrote {len(written)} GT files to {args.out}")
 
 
+def _cmd_data_export_coco(args) -> None:
+    from .baseline2d.coco import export_coco
+
+    counts = export_coco(args.dataset, args.out, split=args.split, frames_dir=args.frames_dir, step=args.step,
+                         images_dir=args.images, progress=not args.quiet)
+    print(f"wrote {counts['images']} images and {counts['annotations']} instance annotations to {args.out}")
+
+
 def _cmd_eval(args) -> None:
     from .evaluation import folder_evaluator, format_table, write_json
 
@@ -141,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default=None, help="scannetv2-labels.combined.tsv (default: beside scans/)")
     p.add_argument("--split", default=None, help="only scenes of this split, e.g. val (reads scannetv2_<split>.txt)")
     p.set_defaults(func=_cmd_data_export_gt)
+    p = data.add_parser("export-coco", help="write the RGB-D frames' instances as COCO JSON (RLE masks)")
+    p.add_argument("dataset", help="ScanNet-layout root (scans/<id>/frames/) or a folder of scene folders")
+    p.add_argument("--out", required=True, help="COCO instances .json to write")
+    p.add_argument("--split", default=None, help="only scenes of this split, e.g. val (reads scannetv2_<split>.txt)")
+    p.add_argument("--frames-dir", default="frames", help="frame folder inside each scene folder (default frames)")
+    p.add_argument("--step", type=int, default=1, help="every N-th frame (default 1)")
+    p.add_argument("--images", default=None,
+                   help="folder for colour images resampled onto the depth grid (needed when colour and depth differ)")
+    p.set_defaults(func=_cmd_data_export_coco)
 
     p = sub.add_parser("eval", help="score instance predictions with the official ScanNet v2 protocol")
     p.add_argument("--gt", required=True, help="folder of official GT <scene>.txt files")
