@@ -82,26 +82,39 @@ def _cmd_eval(args) -> None:
 
 def _cmd_viz(args) -> None:
     from .io import read_scene
-    from .viz import colorize, render_image, save_png, to_open3d
+    from .viz import save_png, show_window, side_by_side_geometries
+    from .viz.view import frame_panels, read_prediction_files, render_panels, scene_panels
 
-    scene = read_scene(args.scene, labels_tsv=args.labels)
-    instances = None
-    if args.pred:
-        from .io.official import read_instance_predictions
-
-        instances = read_instance_predictions(args.pred, scene.name, num_points=len(scene))
-    colors = colorize(scene, args.color, instances)
-    out = args.out
-    if out is None and os.environ.get("DISPLAY"):
-        import open3d as o3d
-
-        o3d.visualization.draw_geometries([to_open3d(scene, colors)], window_name=f"pcseg: {scene.name}")
+    if args.color in ("errors", "embedding") and not args.pred and args.frame is None:
+        raise PcsegError(f"viz: --color {args.color} needs --pred PRED_DIR (a `pcseg predict` folder"
+                         + (" written with --save-embeddings)" if args.color == "embedding" else ")"))
+    if args.frame is not None:  # a 2D frame: always a PNG
+        frames_dir = Path(args.scene) / "frames"
+        if not frames_dir.is_dir():
+            raise PcsegError(f"{frames_dir}: no RGB-D frame folder (--frame needs a scene folder with frames/)")
+        out = args.out or f"{Path(args.scene).name}_frame{args.frame}.png"
+        print(f"wrote {save_png(frame_panels(frames_dir, args.frame), out)}")
         return
+    scene = read_scene(args.scene, labels_tsv=args.labels)
+    pred = None
+    if args.pred:
+        pred = read_prediction_files(args.pred, scene, embeddings=args.color == "embedding",
+                                     semantic=args.color == "semantic")
+    try:
+        panels = scene_panels(scene, args.color, pred, side_by_side=args.side_by_side)
+    except ValueError as e:  # e.g. a scene without the labels this colour mode needs
+        raise PcsegError(f"{args.scene}: {e}") from None
+    out = args.out
     if out is None:
+        geoms = side_by_side_geometries(scene, [colors for _, colors in panels])
+        title = f"pcseg: {scene.name} ({' | '.join(t for t, _ in panels)})"
+        if show_window(geoms, title):
+            return
         out = f"{scene.name}_{args.color}.png"
-        print("no display: rendering to a PNG instead of opening a window")
-    save_png(render_image(scene, colors, size=(args.width, args.height), view=args.view), out)
-    print(f"wrote {out}")
+        print(f"no usable display (DISPLAY={os.environ.get('DISPLAY', '')!r}): "
+              f"rendering to {out} instead of opening a window")
+    image = render_panels(scene, panels, args.color, size=(args.width, args.height), view=args.view)
+    print(f"wrote {save_png(image, out)}")
 
 
 def _cmd_train(args) -> None:
@@ -117,7 +130,8 @@ def _cmd_predict(args) -> None:
     from .engine.predict import predict_to_folder
 
     totals = predict_to_folder(args.input, args.out, checkpoint=args.checkpoint, device=args.device,
-                               overrides=args.overrides, labels_tsv=args.labels, progress=not args.quiet)
+                               overrides=args.overrides, labels_tsv=args.labels, progress=not args.quiet,
+                               save_embeddings=args.save_embeddings)
     n = max(totals["scenes"], 1)
     print(f"predicted {totals['scenes']} scene(s) into {args.out}")
     print("seconds per scene: " + ", ".join(f"{k} {totals[k] / n:.3f}" for k in ("read", "network", "cluster", "write")))
@@ -174,10 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("viz", help="look at a scene (window, or PNG when headless or with --out)")
     p.add_argument("scene", help="ScanNet scene folder, .ply or .npz")
-    p.add_argument("--pred", default=None, help="prediction folder (official format) to show instead of GT")
-    p.add_argument("--color", choices=("rgb", "semantic", "instance"), default="instance")
-    p.add_argument("--out", default=None, help="PNG to write")
-    p.add_argument("--view", choices=("oblique", "top"), default="oblique")
+    p.add_argument("--pred", default=None, help="prediction folder (`pcseg predict`) to show instead of GT")
+    p.add_argument("--color", choices=("rgb", "semantic", "instance", "embedding", "errors"), default="instance",
+                   help="errors and embedding need --pred (embedding: predicted with --save-embeddings)")
+    p.add_argument("--out", default=None, help="PNG to write (default: open a window when a display exists)")
+    p.add_argument("--view", choices=("oblique", "top", "fitted"), default="oblique", help="camera preset")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="ground truth next to the prediction (and errors / embeddings) in one view")
+    p.add_argument("--frame", type=int, default=None, metavar="N",
+                   help="instead: RGB-D frame N of the scene folder's frames/ with its masks overlaid (PNG)")
     p.add_argument("--labels", default=None, help="labels tsv for a ScanNet folder")
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=960)
@@ -195,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped synthetic model)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
     p.add_argument("--labels", default=None, help="labels tsv for ScanNet folders")
+    p.add_argument("--save-embeddings", action="store_true",
+                   help="also write embeddings/<scene>.npy (float16 [N, D]) for `pcseg viz --color embedding`")
     p.add_argument("overrides", nargs="*", help="clustering overrides, e.g. cluster_method=hdbscan bandwidth=0.5")
     p.set_defaults(func=_cmd_predict)
 

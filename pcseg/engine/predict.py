@@ -32,6 +32,7 @@ class Prediction:
     instances: InstanceSet
     semantic: np.ndarray            # IntArray[N] NYU40 id per point
     timings: dict[str, float] = field(default_factory=dict)
+    embeddings: np.ndarray | None = None  # FloatArray[N, D] the network's per-point embeddings
 
 
 def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
@@ -57,7 +58,8 @@ def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
     from .build import cluster_settings
 
     if len(scene) == 0:
-        return Prediction(InstanceSet.empty(0), np.zeros(0, np.int64), {"network": 0.0, "cluster": 0.0})
+        return Prediction(InstanceSet.empty(0), np.zeros(0, np.int64), {"network": 0.0, "cluster": 0.0},
+                          np.zeros((0, recipe.embed_dim), np.float32))
     start = time.perf_counter()
     batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature).to(device)
     out = model(batch)
@@ -69,7 +71,8 @@ def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
                                   **cluster_settings(recipe))
     cluster = time.perf_counter() - start
     semantic = semantic20_to_nyu40(probs.argmax(1).cpu().numpy())
-    return Prediction(instances, semantic, {"network": network, "cluster": cluster})
+    return Prediction(instances, semantic, {"network": network, "cluster": cluster},
+                      out["embeddings"].float().cpu().numpy())
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -91,10 +94,13 @@ def _inputs(path: Path) -> list[Path]:
 
 
 def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, checkpoint=None, device: str = "cpu",
-                      overrides: Sequence[str] = (), labels_tsv=None, progress: bool = True) -> dict:
+                      overrides: Sequence[str] = (), labels_tsv=None, progress: bool = True,
+                      save_embeddings: bool = False) -> dict:
     """Predict every scene under ``inputs`` into ``out_dir``: the official submission format
     (``<scene>.txt`` + ``predicted_masks/``), ``semantic/<scene>.txt`` (NYU40 per vertex) and
-    ``instance_ids/<scene>.txt`` (instance per vertex, 0 = none). The folder is written under a
+    ``instance_ids/<scene>.txt`` (instance per vertex, 0 = none), and with ``save_embeddings``
+    ``embeddings/<scene>.npy`` (float16 [N, D], the network's per-point embeddings, for
+    ``pcseg viz --color embedding``). The folder is written under a
     temporary name and renamed at the end, so a failure never leaves a half-written prediction folder."""
     from ..io import read_scene
     from ..io.atomic import atomic_path
@@ -120,5 +126,10 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, che
             write_instance_predictions(tmp, scene.name, pred.instances)
             write_semantic_txt(tmp / "semantic" / f"{scene.name}.txt", pred.semantic)
             write_instance_ids_txt(tmp / "instance_ids" / f"{scene.name}.txt", pred.instances.to_ids())
+            if save_embeddings:
+                (tmp / "embeddings").mkdir(exist_ok=True)
+                # clipped: an embedding beyond float16 range would become inf
+                half = np.clip(pred.embeddings, -65000, 65000).astype(np.float16)
+                np.save(tmp / "embeddings" / f"{scene.name}.npy", half)
             totals["write"] += time.perf_counter() - start
     return {"scenes": len(sources), **totals}
