@@ -6,11 +6,11 @@ instances are the scene's instance ids >= 1 whose majority NYU40 class is a benc
 predictions with another class, and GT instances or predictions with fewer than ``MIN_REGION_SIZE``
 points, are ignored as the evaluator ignores them.
 
-* matched:        a GT instance with a prediction of its class at IoU >= ``iou`` (and those
-                  predictions), drawn in a muted colour;
+* merged:         a prediction covering >= ``cover`` of each of >= 2 GT instances (its points,
+                  and the GT instances it swallowed that no other prediction matches);
+* matched:        a GT instance with a (non-merging) prediction of its class at IoU >= ``iou``
+                  (and those predictions), drawn in a muted colour;
 * split:          an unmatched GT instance of which >= 2 predictions each cover >= ``cover``;
-* merged:         an unmatched prediction covering >= ``cover`` of each of >= 2 GT instances
-                  (its points, and the unmatched GT instances it swallowed);
 * missed:         every other unmatched GT instance;
 * false positive: every other unmatched prediction (drawn last, so it shows even on a missed GT).
 """
@@ -81,8 +81,11 @@ def match_instances(scene: Scene, instances: InstanceSet, iou: float = 0.5, cove
     hit = (ious >= iou) & same
     covers = inter >= cover * np.maximum(gt_size[None, :], 1)  # prediction covers a good part of the GT
 
+    # a prediction over >= 2 GT instances is a merge even when it also matches one of them at
+    # IoU >= iou (the larger of two merged objects always has IoU >= 0.5 with their union)
+    merging = covers.sum(1) >= 2
+    hit &= ~merging[:, None]
     gt_matched, pred_matched = hit.any(0), hit.any(1)
-    merging = ~pred_matched & (covers.sum(1) >= 2)
     gt_status, pred_status = [], []
     for j in range(g):
         if gt_matched[j]:
@@ -95,10 +98,10 @@ def match_instances(scene: Scene, instances: InstanceSet, iou: float = 0.5, cove
             gt_status.append("missed")
     split_gt = np.array([s == "split" for s in gt_status], bool)
     for i in range(p):
-        if pred_matched[i]:
-            pred_status.append("matched")
-        elif merging[i]:
+        if merging[i]:
             pred_status.append("merged")
+        elif pred_matched[i]:
+            pred_status.append("matched")
         elif (covers[i] & split_gt).any():
             pred_status.append("split")
         else:

@@ -53,10 +53,10 @@ def camera_for(points: np.ndarray, view: str = "oblique", size: tuple[int, int] 
 
     top:     straight down, +y up, the room's diagonal fitting the image;
     oblique: from a fixed corner direction at a distance set by the room's diagonal;
-    fitted:  the oblique direction, moved as close as the room's bounding box (1st..99th
-             percentile of the points) allows for this image ``size`` and ``fov_deg``, and
-             centred on it: the room fills the frame. The box's top corners on the camera's side
-             are left out: the walls there face away and are culled in mesh renders.
+    fitted:  the oblique direction, moved as close as the points allow for this image ``size``
+             and ``fov_deg`` (99.5% of them inside), and centred on them: the room fills the
+             frame. The upper parts of walls on the camera's side are left out of the fit: they
+             face away and are culled in mesh renders.
     """
     lo, hi = np.percentile(points, 1, axis=0), np.percentile(points, 99, axis=0)
     center = (lo + hi) / 2
@@ -71,21 +71,24 @@ def camera_for(points: np.ndarray, view: str = "oblique", size: tuple[int, int] 
     if view == "fitted":
         up = np.array([0.0, 0.0, 1.0])
         forward, right, true_up = _camera_basis(center, center + direction, up)
-        box = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
-        # the top corners on the camera's side belong to walls that are culled (they face away),
-        # so they must not push the camera back
-        box = box[(box[:, 2] == lo[2]) | ((box - center) @ forward > 0)]
+        sample = points[:: max(1, len(points) // 20_000)].astype(np.float64)
+        # the upper parts of walls on the camera's side face away and are culled in mesh renders:
+        # they must not push the camera back
+        low = sample[:, 2] <= lo[2] + 0.35 * (hi[2] - lo[2])
+        sample = sample[low | ((sample - center) @ forward > 0)]
         tan_v = np.tan(np.radians(fov_deg) / 2)
         tan_h = tan_v * size[0] / size[1]
-        for _ in range(3):  # fit the distance, then re-centre the box in the image, and again
-            c = box - center
-            # a corner c is inside when |c.right| <= tan_h * depth and |c.up| <= tan_v * depth,
-            # depth = distance + c.forward: the smallest distance that keeps every corner inside
-            depth_free = np.maximum(np.abs(c @ right) / tan_h, np.abs(c @ true_up) / tan_v) - c @ forward
-            distance = max(1.05 * float(depth_free.max()), 1e-3)
-            depth = distance + c @ forward
+        for _ in range(3):  # fit the distance, then re-centre the points in the image, and again
+            c = sample - center
+            # a point c is inside when |c.right| <= tan_h * depth and |c.up| <= tan_v * depth,
+            # depth = distance + c.forward: the smallest distance keeping 99.5% of them inside
+            need = np.maximum(np.abs(c @ right) / tan_h, np.abs(c @ true_up) / tan_v) - c @ forward
+            distance = max(1.03 * float(np.percentile(need, 99.5)), 1e-3)
+            depth = np.maximum(distance + c @ forward, 1e-6)
             u, v = (c @ right) / depth, (c @ true_up) / depth
-            center = center + (right * (u.max() + u.min()) / 2 + true_up * (v.max() + v.min()) / 2) * distance
+            mid_u = (np.percentile(u, 0.25) + np.percentile(u, 99.75)) / 2
+            mid_v = (np.percentile(v, 0.25) + np.percentile(v, 99.75)) / 2
+            center = center + (right * mid_u + true_up * mid_v) * distance
         return center, center - forward * distance, up
     raise ValueError(f"unknown view {view!r}; choose one of {VIEWS}")
 
