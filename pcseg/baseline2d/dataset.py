@@ -61,7 +61,7 @@ class FrameSample:
         """(FloatTensor[3, H, W] image in 0..1, target dict or None) as torchvision's detection models take them."""
         import torch
 
-        image = torch.from_numpy(np.ascontiguousarray(self.image)).permute(2, 0, 1).float().div_(255.0)
+        image = torch.from_numpy(self.image.copy()).permute(2, 0, 1).float().div_(255.0)
         return image, None if self.targets is None else self.targets.to_torch()
 
 
