@@ -31,6 +31,7 @@ class DemoConfig:
     eps: float = 0.05
     min_size: int = 100
     render: bool = True
+    report: bool = True
 
     def __post_init__(self) -> None:
         if self.scenes < 1:
@@ -45,7 +46,7 @@ class DemoConfig:
 def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> dict:
     """Generate rooms (once), run each method on the validation rooms, print the table of the first
     method and one summary line per method; returns {method: evaluation result}."""
-    from ..evaluation import InstanceEvaluator, format_table, write_json
+    from ..evaluation import InstanceEvaluator, SemanticEvaluator, format_table, write_json
     from ..io.official import encode_gt_ids, write_gt_txt, write_instance_predictions
     from ..io.scannet import list_scenes, read_scannet_scene, read_split
     from ..synth import write_synthetic_dataset
@@ -66,20 +67,27 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
 
     methods = _available(cfg)
     results, seconds, first = {}, {}, {}
+    main = methods[0]
+    kept: dict[str, object] = {}  # the main method's predictions, for the report's renders
     for method in methods:
         predict = _predictor(method, cfg)
-        evaluator = InstanceEvaluator()
+        evaluator, semantic = InstanceEvaluator(), SemanticEvaluator()
         start = time.perf_counter()
         for scene in tqdm(scenes, desc=method, unit="scene"):
-            instances = predict(scene)
+            instances, labels = predict(scene)
             write_instance_predictions(out / "predictions" / method, scene.name, instances)
             evaluator.process(scene, instances, name=scene.name)
+            if labels is not None:
+                semantic.process(scene.semantic, labels, name=scene.name)
             first.setdefault(method, (scene, instances))
+            if method == main:
+                kept[scene.name] = instances
         seconds[method] = (time.perf_counter() - start) / len(scenes)
         results[method] = evaluator.evaluate()
         write_json(results[method], out / f"results_{method}.json")
+        if method == main:
+            main_evaluator, main_semantic = evaluator, (semantic.evaluate() if semantic.confusion.any() else None)
 
-    main = methods[0]
     which = "" if cfg.split == "all" else f" {cfg.split}"
     print(f"\n{main}: {METHOD_TITLES[main]}, {len(scenes)}{which} rooms of seed {cfg.seed}")
     print(format_table(results[main]))
@@ -92,6 +100,17 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
     if cfg.render:
         png = _picture(*first[main], out, main)
         print(f"picture (RGB | GT instances | {main} instances): {png}")
+    if cfg.report:
+        from ..evaluation.report import make_report
+
+        by_name = {scene.name: scene for scene in scenes}
+        load = (lambda name: (by_name[name], kept[name])) if cfg.render else None
+        page = make_report(out / "report", main_evaluator, load=load, semantic=main_semantic,
+                           title=f"pcseg demo: {main}", result=results[main], render_size=(400, 300),
+                           no_renders="No scene renders: the demo's render key is false.",
+                           notes=[f"{METHOD_TITLES[main]}; {len(scenes)}{which} synthetic rooms of seed {cfg.seed} "
+                                  f"({data}); predictions: {out / 'predictions' / main}"])
+        print(f"report: {page}")
     return results
 
 
@@ -110,18 +129,22 @@ def _available(cfg: DemoConfig) -> list[str]:
 
 
 def _predictor(method: str, cfg: DemoConfig):
-    """scene -> InstanceSet for ``method``."""
+    """scene -> (InstanceSet, predicted NYU40 labels IntArray[N] or None) for ``method``."""
     from ..cluster import dbscan_xyz
 
     if method == "gt-components":
-        return lambda scene: dbscan_xyz(scene.points, scene.semantic, eps=cfg.eps, min_size=cfg.min_size)
+        return lambda scene: (dbscan_xyz(scene.points, scene.semantic, eps=cfg.eps, min_size=cfg.min_size), None)
     from .predict import load_model, predict_scene
 
     model, recipe = load_model(cfg.checkpoint)
-    if method == "model":
-        return lambda scene: predict_scene(model, scene, recipe).instances
-    return lambda scene: dbscan_xyz(scene.points, predict_scene(model, scene, recipe).semantic, eps=cfg.eps,
-                                    min_size=cfg.min_size)
+
+    def predict(scene):
+        prediction = predict_scene(model, scene, recipe)
+        if method == "model":
+            return prediction.instances, prediction.semantic
+        return dbscan_xyz(scene.points, prediction.semantic, eps=cfg.eps, min_size=cfg.min_size), prediction.semantic
+
+    return predict
 
 
 def _picture(scene, instances, out: Path, method: str) -> Path:

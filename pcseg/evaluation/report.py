@@ -28,6 +28,7 @@ from ..io.atomic import atomic_path
 from .instance import PRCurve, to_json_dict
 
 REPORT_HTML, REPORT_MD, REPORT_JSON = "index.html", "report.md", "report.json"
+NO_RENDERS = "No scene renders: scene meshes were not given (`--scenes DATASET_ROOT`)."
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -87,17 +88,22 @@ def render_scenes(picks: Sequence[tuple[str, dict]], load: Callable, size: tuple
     """GT | prediction | errors of each picked scene. ``load(name) -> (Scene, InstanceSet | None)``:
     the labelled scene and its prediction over the same points (None: no prediction)."""
     from ..structures import InstanceSet
-    from ..viz import colorize, render_image, side_by_side
+    from ..viz import colorize, error_colors, render_image, side_by_side
 
     renders = []
     for which, row in picks:
         scene, instances = load(row["scene"])
         if instances is None:
             instances = InstanceSet.empty(len(scene))
-        panels = [render_image(scene, colorize(scene, mode, inst), size=size)
-                  for mode, inst in (("instance", None), ("instance", instances), ("errors", instances))]
+        errors, summary = error_colors(scene, instances)  # what colorize(scene, "errors", ...) draws, + counts
+        panels = [render_image(scene, colors, size=size)
+                  for colors in (colorize(scene, "instance"), colorize(scene, "instance", instances), errors)]
+        counts = ", ".join(f"{summary[k]} {label}" for k, label in (
+            ("matched", "matched"), ("missed", "missed"), ("split", "split"), ("merged_gt", "merged GT"),
+            ("false_positive", "false positive(s)")))
         renders.append(SceneRender(f"{which} scene: {row['scene']} (AP {_fmt(row['AP'])}, AP50 {_fmt(row['AP50'])})",
-                                   side_by_side(panels), "ground truth | prediction | errors"))
+                                   side_by_side(panels, titles=["ground truth", "prediction", "errors"]),
+                                   f"GT instances: {counts} (IoU 0.5)"))
     return renders
 
 
@@ -179,7 +185,7 @@ h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid 
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 10px;text-align:right}
 td:first-child,th:first-child{text-align:left}th{background:#f0f0f0}tr:nth-child(even) td{background:#fafafa}
 img{max-width:100%;border:1px solid #eee}figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
-.note{color:#555}.legend span{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;vertical-align:middle}"""
+.note{color:#555}.row{display:flex;gap:2em;align-items:flex-start;flex-wrap:wrap}.legend span{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;vertical-align:middle}"""
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
@@ -198,7 +204,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def write_report(out_dir: str | os.PathLike, result: dict, curves: dict[str, PRCurve | None],
                  scenes: Sequence[dict] | None = None, renders: Sequence[SceneRender] | None = None,
                  semantic: dict | None = None, title: str = "pcseg evaluation report",
-                 notes: Sequence[str] = ()) -> Path:
+                 notes: Sequence[str] = (), no_renders: str = NO_RENDERS) -> Path:
     """Write ``out_dir/`` with ``index.html`` (self-contained), ``report.md`` (same tables, images as
     the PNG files beside it), ``report.json`` (result, curves, scenes) and the PNGs. Atomic: the
     folder is built beside ``out_dir`` and renamed into place (an existing one is replaced).
@@ -206,15 +212,16 @@ def write_report(out_dir: str | os.PathLike, result: dict, curves: dict[str, PRC
     result: ``InstanceEvaluator.evaluate()``; curves: ``InstanceEvaluator.pr_curves()``; scenes:
     ``InstanceEvaluator.scene_results()``; renders: e.g. ``render_scenes(best_and_worst(scenes), ...)``
     (None: the page says no renders were made); semantic: ``SemanticEvaluator.evaluate()`` or None;
-    notes: lines shown under the title (where the data came from). Returns the path of index.html.
+    notes: lines shown under the title (where the data came from); no_renders: what the page says in
+    place of the renders when ``renders`` is None. Returns the path of index.html.
     """
     tables = _tables(result, semantic, scenes)
     images = [("pr_curves.png", "Precision-recall per class", _png_bytes(pr_figure(curves)), ""),
               ("ap_per_class.png", "AP per class", _png_bytes(ap_bar_figure(result)), "")]
     for i, r in enumerate(renders or ()):
         images.append((f"scene_{i}.png", r.title, _png_bytes(r.image), r.caption))
-    no_renders = "No scene renders: scene meshes were not given (`--scenes DATASET_ROOT`)." if renders is None else (
-        "No scene renders: no scene has benchmark ground truth." if not renders else "")
+    if renders is not None:
+        no_renders = "" if renders else "No scene renders: no scene has benchmark ground truth."
     legend = _error_legend() if renders else {}
 
     out_dir = Path(out_dir)
@@ -232,6 +239,7 @@ def write_report(out_dir: str | os.PathLike, result: dict, curves: dict[str, PRC
 
 
 def _html(title, notes, tables, images, legend, no_renders) -> str:
+    """The page: overall table; per-class table beside the AP chart; PR curves; renders; other tables."""
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
@@ -241,30 +249,32 @@ def _html(title, notes, tables, images, legend, no_renders) -> str:
         text = html.escape(caption_title + (f": {caption}" if caption else ""))
         return f"<figure><img alt='{html.escape(name)}' src='{src}'><figcaption>{text}</figcaption></figure>"
 
-    for t, header, rows in tables[:2]:
-        parts.append(f"<h2>{html.escape(t)}</h2>" + _html_table(header, rows))
-    parts.append("<h2>Plots</h2>" + "".join(figure(*im) for im in images[:2]))
+    (t0, h0, r0), (t1, h1, r1) = tables[:2]
+    parts.append(f"<h2>{html.escape(t0)}</h2>" + _html_table(h0, r0))
+    parts.append(f"<h2>{html.escape(t1)}</h2><div class='row'>{_html_table(h1, r1)}{figure(*images[1])}</div>")
+    parts.append("<h2>Precision-recall</h2>" + figure(*images[0]))
     parts.append("<h2>Best and worst scenes</h2>")
     if legend:
         parts.append("<p class='legend'>errors view:" + "".join(
             f"<span style='background:rgb({','.join(str(round(255 * v)) for v in rgb)})'></span>{html.escape(k)}"
             for k, rgb in legend.items()) + "</p>")
-    parts += [figure(*im) for im in images[2:]] or [f"<p class='note'>{html.escape(no_renders)}</p>"]
+    parts += [figure(*im) for im in images[2:]] or [f"<p class='note'>{html.escape(no_renders.replace('`', ''))}</p>"]
     for t, header, rows in tables[2:]:
         parts.append(f"<h2>{html.escape(t)}</h2>" + _html_table(header, rows))
     return "".join(parts) + "</body></html>\n"
 
 
 def _markdown(title, notes, tables, images, legend, no_renders) -> str:
-    parts = [f"# {title}", *notes]
-    for t, header, rows in tables[:2]:
-        parts += [f"## {t}", _md_table(header, rows)]
-    parts.append("## Plots")
-    parts += [f"![{cap}]({name})" for name, cap, _, _ in images[:2]]
-    parts.append("## Best and worst scenes")
+    """The same sections and tables as ``_html``; images are the PNG files beside report.md."""
+    def image(name, caption_title, _, caption):
+        return f"![{caption_title}]({name})" + (f"\n\n{caption_title}: {caption}" if caption else "")
+
+    (t0, h0, r0), (t1, h1, r1) = tables[:2]
+    parts = [f"# {title}", *notes, f"## {t0}", _md_table(h0, r0), f"## {t1}", _md_table(h1, r1), image(*images[1]),
+             "## Precision-recall", image(*images[0]), "## Best and worst scenes"]
     if legend:
         parts.append("errors view: " + ", ".join(legend))
-    parts += [f"**{cap}** ({caption})\n\n![{cap}]({name})" for name, cap, _, caption in images[2:]] or [no_renders]
+    parts += [image(*im) for im in images[2:]] or [no_renders]
     for t, header, rows in tables[2:]:
         parts += [f"## {t}", _md_table(header, rows)]
     return "\n\n".join(parts) + "\n"
@@ -272,16 +282,16 @@ def _markdown(title, notes, tables, images, legend, no_renders) -> str:
 
 def make_report(out_dir: str | os.PathLike, evaluator, load: Callable | None = None, semantic: dict | None = None,
                 title: str = "pcseg evaluation report", notes: Sequence[str] = (), render_size: tuple[int, int] = (480, 360),
-                count: int = 1, result: dict | None = None) -> Path:
+                count: int = 1, result: dict | None = None, no_renders: str = NO_RENDERS) -> Path:
     """Evaluate ``evaluator`` (an ``InstanceEvaluator`` that has processed its scenes) and write its report:
     curves at IoU 0.5, per-scene results, and renders of the ``count`` best and worst scenes when
     ``load(name) -> (Scene, InstanceSet | None)`` is given. ``result``: ``evaluator.evaluate()`` when the
-    caller already has it. Returns the path of index.html."""
+    caller already has it; no_renders: see ``write_report``. Returns the path of index.html."""
     result = evaluator.evaluate() if result is None else result
     scenes = evaluator.scene_results()
     renders = None if load is None else render_scenes(best_and_worst(scenes, count), load, render_size)
     return write_report(out_dir, result, evaluator.pr_curves(0.5), scenes=scenes, renders=renders,
-                        semantic=semantic, title=title, notes=notes)
+                        semantic=semantic, title=title, notes=notes, no_renders=no_renders)
 
 
 def folder_loader(dataset_root: str | os.PathLike, pred_dir: str | os.PathLike) -> Callable:
