@@ -8,6 +8,10 @@ PYTHON=${PYTHON:-python3}
 
 # Open3D needs libusb/libGL/libgomp; headless rendering (OffscreenRenderer) needs Mesa's software Vulkan.
 SYSTEM_PACKAGES="libusb-1.0-0 libgl1 libgomp1 libvulkan1 mesa-vulkan-drivers"
+# PCSEG_TEST_TOOLS=1 (make test) adds what only the tests need: headless Chromium opens the HTML report.
+if [ "${PCSEG_TEST_TOOLS:-0}" = 1 ]; then
+    SYSTEM_PACKAGES="$SYSTEM_PACKAGES chromium"
+fi
 missing=""
 for pkg in $SYSTEM_PACKAGES; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
