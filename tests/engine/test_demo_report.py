@@ -1,0 +1,28 @@
+"""pcseg demo writes the evaluation report of its first method and ends by saying where it is."""
+import re
+
+import torch
+
+from pcseg.engine.build import build_model
+from pcseg.engine.checkpoint import save_checkpoint
+from pcseg.engine.config import load_config
+from pcseg.engine.demo import run_demo
+from pcseg.engine.recipe import BottomUpRecipe
+
+
+def test_demo_ends_with_the_report(tmp_path, capsys):
+    recipe = load_config(BottomUpRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "embed_dim=4", "min_size=20"])
+    torch.manual_seed(0)
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(ckpt, {"kind": "bottomup", "config": recipe.to_dict(), "model": build_model(recipe).state_dict()})
+    out = tmp_path / "out"
+    results = run_demo(None, [f"data_dir={tmp_path / 'data'}", f"out_dir={out}", "scenes=2", f"checkpoint={ckpt}",
+                              "methods=[model]"])
+    page = out / "report" / "index.html"
+    assert capsys.readouterr().out.rstrip().splitlines()[-1] == f"report: {page}"
+    text = page.read_text()
+    assert f"<td>AP50</td><td>{results['model']['AP50']:.3f}</td>" in text
+    assert re.search(r"<td>mIoU</td><td>\d\.\d{3}</td>", text)  # the model's semantics are scored too
+    assert len(re.findall("data:image/png;base64,", text)) == 4  # PR curves, AP chart, best and worst room
+    assert "best scene: scene000" in text and "worst scene: scene000" in text
+    assert (out / "report" / "report.md").is_file()
