@@ -48,7 +48,8 @@ def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _tables(result: dict, semantic: dict | None, scenes: Sequence[dict] | None) -> list[tuple[str, list[str], list[list[str]]]]:
+def _tables(result: dict, semantic: dict | None, scenes: Sequence[dict] | None
+            ) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table, formatted once so HTML and Markdown show the same text."""
     overall = [["AP", _fmt(result["AP"])], ["AP50", _fmt(result["AP50"])], ["AP25", _fmt(result["AP25"])]]
     if semantic is not None:
@@ -185,7 +186,8 @@ h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid 
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 10px;text-align:right}
 td:first-child,th:first-child{text-align:left}th{background:#f0f0f0}tr:nth-child(even) td{background:#fafafa}
 img{max-width:100%;border:1px solid #eee}figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
-.note{color:#555}.row{display:flex;gap:2em;align-items:flex-start;flex-wrap:wrap}.legend span{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;vertical-align:middle}"""
+.note{color:#555}.row{display:flex;gap:2em;align-items:flex-start;flex-wrap:wrap}
+.legend span{display:inline-block;width:1em;height:1em;margin:0 .3em 0 1em;vertical-align:middle}"""
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
@@ -281,7 +283,8 @@ def _markdown(title, notes, tables, images, legend, no_renders) -> str:
 
 
 def make_report(out_dir: str | os.PathLike, evaluator, load: Callable | None = None, semantic: dict | None = None,
-                title: str = "pcseg evaluation report", notes: Sequence[str] = (), render_size: tuple[int, int] = (480, 360),
+                title: str = "pcseg evaluation report", notes: Sequence[str] = (),
+                render_size: tuple[int, int] = (480, 360),
                 count: int = 1, result: dict | None = None, no_renders: str = NO_RENDERS) -> Path:
     """Evaluate ``evaluator`` (an ``InstanceEvaluator`` that has processed its scenes) and write its report:
     curves at IoU 0.5, per-scene results, and renders of the ``count`` best and worst scenes when
