@@ -6,7 +6,7 @@ Mask R-CNN itself (torchvision) is imported only where it is used; nothing here 
 from .align import on_depth_grid
 from .checks import FrameSkipped, depth_agreement, pose_problem
 from .dataset import FrameDataset, FrameSample
-from .fuse import FusionConfig, LiftedMask, fuse
+from .fusion import FusionConfig, LiftedMask, fuse
 from .lift import lift_masks
 from .oracle import gt_predictions, oracle_predictions
 from .pipeline import check_frame, lift_and_fuse

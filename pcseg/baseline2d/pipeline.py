@@ -9,7 +9,7 @@ import numpy as np
 from ..io.frames import FrameIntrinsics, RGBDFrame
 from ..structures import InstanceSet, Scene
 from .checks import depth_agreement, pose_problem, warn_skipped
-from .fuse import FusionConfig, LiftedMask, fuse
+from .fusion import FusionConfig, LiftedMask, fuse
 from .lift import lift_masks
 from .project import visible_vertices
 
@@ -94,7 +94,7 @@ def lift_and_fuse(scene: Scene, frames: Sequence[RGBDFrame], intrinsics: FrameIn
         for verts, label, score in zip(lift_masks(proj, masks), labels, scores):
             lifted.append(LiftedMask(verts, int(label), float(score), row))
     t2 = time.perf_counter()
-    result = fuse(lifted, visible, cfg, scene.segments)
+    result = fuse(lifted, visible, cfg, scene.segments, scene.points)
     if timings is not None:
         timings.update(projection=t1 - t0, lifting=t2 - t1, fusion=time.perf_counter() - t2)
     return result

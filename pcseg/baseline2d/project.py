@@ -43,7 +43,7 @@ def project_points(points: np.ndarray, intrinsic: np.ndarray, pose: np.ndarray) 
 
 
 def visible_vertices(points: np.ndarray, depth: np.ndarray, intrinsic: np.ndarray, pose: np.ndarray,
-                     tolerance: float = 0.05, relative: float = 0.02, near: float = 0.1) -> Projection:
+                     tolerance: float = 0.05, relative: float = 0.01, near: float = 0.1) -> Projection:
     """The vertices a frame sees: inside the image, in front of the camera (z > ``near`` metres)
     and depth-consistent, ``|z - depth[pixel]| <= max(tolerance, relative * depth[pixel])``, so a
     vertex hidden behind a nearer surface (or off the measured surface) is not lifted onto that

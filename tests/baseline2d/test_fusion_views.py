@@ -79,6 +79,9 @@ def test_segments_claim_their_unseen_vertices():
     assert np.array_equal(np.flatnonzero(out.masks[0]), np.arange(100))
     off = fuse(masks, visible, FusionConfig(min_vertices=50, segment_vote=0), segments=segments)
     assert off.masks[0].sum() == 80
+    minority = [LiftedMask(rng_idx(100, 130), 5, 1.0, 0)]  # 30% of one segment: segments cannot judge it
+    assert np.flatnonzero(fuse(minority, visible, FusionConfig(min_vertices=20), segments=segments).masks[0]).tolist() \
+        == list(range(100, 130))
 
 
 def test_exclusive_gives_each_vertex_to_one_instance():
@@ -97,3 +100,23 @@ def test_config_rejects_bad_values():
         FusionConfig(overlap=0)
     with pytest.raises(ValueError, match="min_vertices"):
         FusionConfig(min_vertices=0)
+
+
+def test_adjacent_views_without_common_vertices_join_unless_seen_apart():
+    # a 2 m table top along x: frame 0 sees (and detects) its left half, frame 1 its right half;
+    # no vertex is seen by both, so only adjacency can join the halves
+    x = np.linspace(0, 2, 201)
+    points = np.column_stack([x, np.zeros_like(x), np.full_like(x, 0.75)])
+    visible = np.zeros((2, 201), bool)
+    visible[0, :100], visible[1, 100:] = True, True
+    halves = [LiftedMask(rng_idx(0, 100), 7, 1.0, 0), LiftedMask(rng_idx(100, 201), 7, 1.0, 1)]
+    cfg = FusionConfig(min_vertices=50)
+    assert len(fuse(halves, visible, cfg)) == 2  # without the points
+    joined = fuse(halves, visible, cfg, points=points)
+    assert len(joined) == 1 and joined.masks[0].all()
+    assert len(fuse(halves, visible, FusionConfig(min_vertices=50, adjacency=0), points=points)) == 2
+    # two touching tables that one frame detected side by side stay apart
+    visible[:] = True
+    seen_apart = halves + [LiftedMask(rng_idx(0, 100), 7, 0.9, 1), LiftedMask(rng_idx(100, 201), 7, 0.9, 0)]
+    out = fuse(seen_apart, visible, cfg, points=points)
+    assert len(out) == 2 and not (out.masks[0] & out.masks[1]).any()

@@ -10,9 +10,14 @@ object that see different sides still merge while two touching objects stay apar
     merge when min(r1, r2) >= overlap
 
 An instance takes at most one mask per frame (two masks of one class in one frame are two objects).
+Views that share no visible vertex cannot be matched that way (a table top seen from one side and
+its other end from another): instances of one class that lie within ``adjacency`` of each other and
+were never detected in a common frame are joined afterwards; two touching objects of one class are
+nearly always detected side by side in some frame, which keeps them apart.
 Each instance's vertices are then voted: a vertex stays when the instance's masks cover it in at
 least ``vote`` of the instance's frames that see it, which removes mask bleeding at object borders.
-Score = mean mask score x support, support = frames that detected the instance / frames that see
+With the scene's over-segmentation, an instance then becomes the segments it mostly holds (see
+``FusionConfig.segment_vote``). Score = mean mask score x support, support = frames that detected the instance / frames that see
 at least half of it (capped at 1): an object missed in most views that saw it scores low.
 """
 from __future__ import annotations
@@ -38,14 +43,16 @@ class FusionConfig:
                   fraction (off by default: the ScanNet submission format allows overlaps, and an
                   alternative class for an ambiguous object can only add AP)
     see_fraction: a frame "sees" an instance when it sees at least this fraction of its vertices
+    adjacency:    metres; same-class instances closer than this with no common frame are joined (0: off)
     segment_vote: with the scene's over-segmentation (ScanNet's segs.json, of which annotated objects
                   are unions), an instance becomes the union of the segments where it holds at least
-                  this fraction of the segment's seen vertices, which also claims the segment's
-                  vertices no frame saw; 0 turns it off
+                  this fraction of the segment's seen vertices: it claims their vertices no frame
+                  saw (the frames see less than the scan) and sheds its minority segments (mask
+                  bleeding onto a neighbour); 0 turns it off
     """
 
     tolerance: float = 0.05
-    relative: float = 0.02
+    relative: float = 0.01
     min_lifted: int = 10
     overlap: float = 0.5
     vote: float = 0.5
@@ -53,10 +60,11 @@ class FusionConfig:
     min_frames: int = 1
     exclusive: bool = False
     see_fraction: float = 0.5
+    adjacency: float = 0.05
     segment_vote: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("tolerance", "relative"):
+        for name in ("tolerance", "relative", "adjacency"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"FusionConfig.{name}: must be >= 0, got {getattr(self, name)!r}")
         for name in ("overlap", "vote", "see_fraction"):
@@ -96,6 +104,41 @@ class _Instance:
         self.union[mask.vertices] = True
         self.seen |= visible
 
+    def absorb(self, other: "_Instance") -> None:
+        self.masks += other.masks
+        self.frames |= other.frames
+        self.union |= other.union
+        self.seen |= other.seen
+
+
+def _join_adjacent(insts: list[_Instance], points: np.ndarray, radius: float) -> list[_Instance]:
+    """Join instances (of one class) closer than ``radius`` that share no frame, largest first."""
+    from scipy.spatial import cKDTree
+
+    insts = sorted(insts, key=lambda x: -np.count_nonzero(x.union))
+    pts = [points[x.union] for x in insts]
+    lo = [p.min(0) - radius for p in pts]
+    hi = [p.max(0) + radius for p in pts]
+    trees: dict[int, cKDTree] = {}
+    alive = [True] * len(insts)
+    for a in range(len(insts)):
+        if not alive[a]:
+            continue
+        for b in range(a + 1, len(insts)):
+            if (not alive[b] or insts[a].frames & insts[b].frames
+                    or np.any(lo[b] > hi[a]) or np.any(hi[b] < lo[a])):
+                continue
+            if a not in trees:
+                trees[a] = cKDTree(pts[a])
+            dist, _ = trees[a].query(pts[b], distance_upper_bound=radius)
+            if np.isfinite(dist).any():
+                insts[a].absorb(insts[b])
+                alive[b] = False
+                pts[a] = points[insts[a].union]
+                lo[a], hi[a] = np.minimum(lo[a], lo[b]), np.maximum(hi[a], hi[b])
+                trees.pop(a, None)
+    return [x for x, keep in zip(insts, alive) if keep]
+
 
 def _overlap(inst: _Instance, mask: LiftedMask, visible: np.ndarray) -> float:
     inter = np.count_nonzero(inst.union[mask.vertices])
@@ -107,12 +150,13 @@ def _overlap(inst: _Instance, mask: LiftedMask, visible: np.ndarray) -> float:
 
 
 def fuse(masks: list[LiftedMask], visible: np.ndarray, config: FusionConfig | None = None,
-         segments: np.ndarray | None = None) -> InstanceSet:
+         segments: np.ndarray | None = None, points: np.ndarray | None = None) -> InstanceSet:
     """Fuse lifted masks into an InstanceSet over the scene's N vertices.
 
     masks:    the lifted masks of every frame (``frame`` = row of ``visible``)
     visible:  BoolArray[F, N] vertices each frame sees (``Projection.vertex``)
     segments: IntArray[N] over-segment id per vertex (``Scene.segments``), or None
+    points:   FloatArray[N, 3] the vertices, for joining adjacent instances (skipped when None)
     """
     cfg = config or FusionConfig()
     visible = np.asarray(visible, bool)
@@ -142,6 +186,8 @@ def fuse(masks: list[LiftedMask], visible: np.ndarray, config: FusionConfig | No
             by_label[int(m.label)].append(_Instance(m, vis))
         else:
             best.add(m, vis)
+    if points is not None and cfg.adjacency > 0:
+        by_label = {label: _join_adjacent(insts, points, cfg.adjacency) for label, insts in by_label.items()}
 
     out_idx, out_frac, labels, scores = [], [], [], []
     for label, insts in by_label.items():
@@ -176,13 +222,15 @@ def fuse(masks: list[LiftedMask], visible: np.ndarray, config: FusionConfig | No
 
 def _snap(idx: np.ndarray, frac: np.ndarray, seg_of: np.ndarray, seen_per_seg: np.ndarray,
           threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Replace an instance's vertices by the union of the segments where it holds at least
-    ``threshold`` of the seen vertices. Claimed vertices that no mask covered get vote fraction
-    ``threshold`` (for exclusive assignment)."""
+    """Replace an instance's vertices by the segments where it holds at least ``threshold`` of the
+    seen vertices (unchanged when there is none). Claimed vertices that no mask covered get vote
+    fraction ``threshold`` (for exclusive assignment)."""
     held = np.bincount(seg_of[idx], minlength=seen_per_seg.shape[0])
     take = held >= threshold * np.maximum(seen_per_seg, 1)
     take &= held > 0
     new = np.flatnonzero(take[seg_of])
+    if new.shape[0] == 0:  # a minority of every segment it touches: segments cannot judge it
+        return idx, frac
     new_frac = np.full(new.shape[0], threshold, np.float64)
     pos = np.searchsorted(new, idx)
     inside = (pos < new.shape[0]) & (new[np.minimum(pos, new.shape[0] - 1)] == idx)
