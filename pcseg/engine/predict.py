@@ -88,6 +88,8 @@ def _inputs(path: Path) -> list[Path]:
         folders = list_scenes(path)
     except DataError:
         folders = []
+    if any(f.resolve() == path.resolve() for f in folders):
+        return folders  # a scene folder: its own .ply is the scene, not a second input
     if not folders and not files:
         raise DataError(path, None, "no ScanNet scene folders, .ply or .npz files found")
     return folders + files

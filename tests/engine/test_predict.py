@@ -45,6 +45,14 @@ def test_predict_writes_official_files_that_eval_scores(setup, tmp_path, capsys)
     assert main(["-q", "eval", "--gt", str(gt), "--pred", str(out)]) == 0
 
 
+def test_one_scene_folder_is_one_scene(setup, tmp_path):
+    data, ckpt = setup
+    folder = list_scenes(data)[0]
+    out = tmp_path / "one"
+    assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(folder), "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "instance_ids").iterdir()) == [f"{folder.name}.txt"]
+
+
 def test_predict_plain_files_and_empty_scene(setup, tmp_path):
     data, ckpt = setup
     scene = read_scannet_scene(list_scenes(data)[0])
