@@ -15,6 +15,7 @@ from .targets import (CATEGORY_NAMES, NUM_CLASSES, FrameTargets, contiguous_to_n
                       masks_to_boxes, nyu40_to_contiguous)
 
 __all__ = ["CATEGORY_NAMES", "NUM_CLASSES", "FrameDataset", "FrameSample", "FrameSkipped", "FrameTargets",
-           "FusionConfig", "LiftedMask", "Projection", "check_frame", "contiguous_to_nyu40", "depth_agreement", "frame_targets", "fuse",
+           "FusionConfig", "LiftedMask", "Projection", "check_frame", "contiguous_to_nyu40", "depth_agreement",
+           "frame_targets", "fuse",
            "gt_predictions", "lift_and_fuse", "lift_masks", "masks_to_boxes", "nyu40_to_contiguous",
            "on_depth_grid", "oracle_predictions", "pose_problem", "project_points", "visible_vertices"]

@@ -50,7 +50,8 @@ def coco_dict(dataset: FrameDataset, images_dir: str | os.PathLike | None = None
     for item in tqdm(range(len(dataset)), desc="export COCO", unit="frame", disable=not progress):
         sample = dataset[item]
         if sample.targets is None:
-            raise DataError(dataset.color_path(item).parent.parent, "label/instance", "missing: COCO export needs labels")
+            raise DataError(dataset.color_path(item).parent.parent, "label/instance",
+                            "missing: COCO export needs labels")
         h, w = sample.depth.shape
         rec = dataset.records[item]
         if dataset.on_depth_grid(item):

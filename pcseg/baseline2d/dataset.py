@@ -131,7 +131,8 @@ class FrameDataset:
         indices = frame_indices(frames)[::step]
         files = scene_files(folder, scene_id)
         meta = read_meta(files["meta"])[0] if files["meta"].is_file() else {}
-        sizes = {kind: {i: _size(frames / kind / f"{i}.{ext}") for i in indices if (frames / kind / f"{i}.{ext}").is_file()}
+        sizes = {kind: {i: _size(frames / kind / f"{i}.{ext}") for i in indices
+                        if (frames / kind / f"{i}.{ext}").is_file()}
                  for kind, ext in (("depth", "png"), ("color", "jpg"), ("label", "png"), ("instance", "png"))}
         expect = {}
         for kind, meta_kind in (("depth", "depth"), ("color", "color")):
@@ -142,12 +143,13 @@ class FrameDataset:
         for kind, k in (("depth", intr.intrinsic_depth), ("color", intr.intrinsic_color)):
             h, w = expect[kind] or (0, 0)
             if expect[kind] is not None and not (0 <= k[0, 2] < w and 0 <= k[1, 2] < h):
-                warn_skipped(f"{scene_id} (all frames)", f"intrinsic_{kind}'s principal point ({k[0, 2]:g}, {k[1, 2]:g}) "
-                             f"lies outside the {_wxh(expect[kind])} {kind} image: intrinsics of another resolution")
+                warn_skipped(f"{scene_id} (all frames)",
+                             f"intrinsic_{kind}'s principal point ({k[0, 2]:g}, {k[1, 2]:g}) lies outside the "
+                             f"{_wxh(expect[kind])} {kind} image: intrinsics of another resolution")
                 return
         if not np.allclose(intr.extrinsic_color, intr.extrinsic_depth, atol=1e-4):
-            warnings.warn(f"{frames / 'intrinsic'}: extrinsic_color differs from extrinsic_depth; colour is mapped onto "
-                          "the depth grid as if the two cameras shared a centre", stacklevel=3)
+            warnings.warn(f"{frames / 'intrinsic'}: extrinsic_color differs from extrinsic_depth; colour is "
+                          "mapped onto the depth grid as if the two cameras shared a centre", stacklevel=3)
         tree = None
         if check_scene:
             from scipy.spatial import cKDTree
@@ -162,7 +164,8 @@ class FrameDataset:
                 self.records.append(_Record(scene_id, frames, i))
         self.intrinsics[scene_id] = intr
 
-    def _frame_problem(self, frames: Path, i: int, sizes: dict, expect: dict, intr: FrameIntrinsics, tree) -> str | None:
+    def _frame_problem(self, frames: Path, i: int, sizes: dict, expect: dict, intr: FrameIntrinsics,
+                       tree) -> str | None:
         try:
             pose = _read_matrix(frames / "pose" / f"{i}.txt")
         except DataError as e:

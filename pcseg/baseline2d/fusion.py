@@ -17,8 +17,9 @@ nearly always detected side by side in some frame, which keeps them apart.
 Each instance's vertices are then voted: a vertex stays when the instance's masks cover it in at
 least ``vote`` of the instance's frames that see it, which removes mask bleeding at object borders.
 With the scene's over-segmentation, an instance then becomes the segments it mostly holds (see
-``FusionConfig.segment_vote``). Score = mean mask score x support, support = frames that detected the instance / frames that see
-at least half of it (capped at 1): an object missed in most views that saw it scores low.
+``FusionConfig.segment_vote``). Score = mean mask score x support, support = frames that detected
+the instance / frames that see at least half of it (capped at 1): an object missed in most views
+that saw it scores low.
 """
 from __future__ import annotations
 

@@ -90,7 +90,8 @@ def lift_and_fuse(scene: Scene, frames: Sequence[RGBDFrame], intrinsics: FrameIn
         visible[row, proj.vertex] = True
         masks, labels, scores = (np.asarray(a) for a in predictions[i])
         if not (len(masks) == len(labels) == len(scores)):
-            raise ValueError(f"lift_and_fuse: {names[i]}: {len(masks)} masks, {len(labels)} labels, {len(scores)} scores")
+            raise ValueError(f"lift_and_fuse: {names[i]}: {len(masks)} masks, {len(labels)} labels, "
+                             f"{len(scores)} scores")
         for verts, label, score in zip(lift_masks(proj, masks), labels, scores):
             lifted.append(LiftedMask(verts, int(label), float(score), row))
     t2 = time.perf_counter()

@@ -86,7 +86,8 @@ def test_bad_frames_are_skipped_with_a_warning_naming_frame_and_reason(broken_ro
         ds = FrameDataset(broken_root)
     messages = sorted(str(w.message) for w in record if issubclass(w.category, FrameSkipped))
     assert len(messages) == 5, messages
-    expected = {0: "missing depth image depth/0.png", 1: "non-finite values", 2: "depth image is 320x240 but the scene's "
+    expected = {0: "missing depth image depth/0.png", 1: "non-finite values",
+                2: "depth image is 320x240 but the scene's "
                 "depth size is 640x480", 3: "label image is 600x480 but the depth image is 640x480",
                 9: "of its depth points lie within 10 cm of the scene's mesh"}
     for i, reason in expected.items():
