@@ -82,8 +82,8 @@ def build_config(cls: type[T], values: dict[str, Any], source: str = "config") -
         raise ConfigError(f"{source}: {e}") from None
 
 
-def load_config(cls: type[T], path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> T:
-    """Load a flat YAML recipe into ``cls`` and apply ``key=value`` overrides."""
+def read_values(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], str]:
+    """The flat mapping of a YAML recipe with ``key=value`` overrides applied, and its source name."""
     values: dict[str, Any] = {}
     source = "overrides"
     if path is not None:
@@ -99,6 +99,12 @@ def load_config(cls: type[T], path: str | os.PathLike | None, overrides: Sequenc
             raise ConfigError(f"{path}: expected a flat mapping of key: value, got {type(loaded).__name__}")
         values.update(loaded or {})
     values.update(parse_overrides(overrides))
+    return values, source
+
+
+def load_config(cls: type[T], path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> T:
+    """Load a flat YAML recipe into ``cls`` and apply ``key=value`` overrides."""
+    values, source = read_values(path, overrides)
     return build_config(cls, values, source)
 
 

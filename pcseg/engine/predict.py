@@ -112,6 +112,13 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, che
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
         raise DataError(out_dir, None, "exists and is not a pcseg prediction folder; choose another --out")
     sources = _inputs(Path(inputs))
+    if checkpoint is not None:
+        ckpt = load_checkpoint(checkpoint, map_location=device)
+        if ckpt.get("kind") == "maskrcnn2d":  # the 2D baseline: Mask R-CNN per frame, lifted and fused
+            from .predict2d import predict2d_to_folder
+
+            return predict2d_to_folder(sources, out_dir, checkpoint, ckpt, device, overrides, labels_tsv,
+                                       progress, MARKER)
     model, recipe = load_model(checkpoint, device, overrides)
     totals: dict[str, float] = {"read": 0.0, "network": 0.0, "cluster": 0.0, "write": 0.0}
     with atomic_path(out_dir) as tmp:

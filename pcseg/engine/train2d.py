@@ -1,0 +1,232 @@
+"""``pcseg train`` for the 2D baseline (recipes with ``pipeline: maskrcnn2d``): torchvision's Mask
+R-CNN on RGB-D frames, on the same engine as the 3D pipeline: progress bar, metrics.jsonl +
+TensorBoard, atomic checkpoints loadable with ``weights_only=True``, ``--resume``, a time budget
+with the LR annealed over it, and periodic validation (COCO mask and box AP on held-out frames).
+
+Data order and augmentation depend only on (seed, epoch, index), and the checkpoint holds the RNG
+states that the RPN/RoI samplers draw from, so a resumed run continues as the uninterrupted one.
+One process (the 2D recipes are small; multi-GPU training is the 3D pipeline's).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..errors import ConfigError
+from .build import resolve_device
+from .checkpoint import (check_compatible, load_checkpoint, load_model_state, rng_state, save_checkpoint,
+                         set_rng_state)
+from .recipe2d import ARCHITECTURE_KEYS_2D, MaskRCNNRecipe
+from .train import _Log, _plain, epoch_batches, lr_factor
+
+KIND = "maskrcnn2d"
+
+
+def build_model2d(recipe: MaskRCNNRecipe, fetch: bool = True) -> torch.nn.Module:
+    """The recipe's Mask R-CNN; ``fetch=False`` when the weights come from a checkpoint."""
+    from ..baseline2d.model import build_maskrcnn
+
+    return build_maskrcnn(**recipe.model_options(), fetch=fetch)
+
+
+def ensure_synthetic_frames(recipe: MaskRCNNRecipe) -> None:
+    """Generate the recipe's synthetic rooms with frames once, when asked to and missing."""
+    from ..synth import write_synthetic_dataset
+
+    wanted = [(Path(recipe.data_root), recipe.synth_scenes, recipe.synth_seed, recipe.synth_frames)]
+    if recipe.val_root:
+        wanted.append((Path(recipe.val_root), recipe.val_synth_scenes, recipe.val_synth_seed, recipe.val_synth_frames))
+    for root, scenes, seed, frames in wanted:
+        if scenes > 0 and not (root / "scans").is_dir():
+            print(f"generating {scenes} synthetic rooms with {frames} frames each (seed {seed}) in {root}")
+            write_synthetic_dataset(root, scenes, seed=seed, frames=frames)
+
+
+def frame_dataset(recipe: MaskRCNNRecipe, val: bool = False):
+    from ..baseline2d import FrameDataset
+
+    root = (recipe.val_root or recipe.data_root) if val else recipe.data_root
+    split = recipe.val_split if val else recipe.train_split
+    # bad frames are skipped with a FrameSkipped warning naming the frame and the reason
+    return FrameDataset(root, split=None if split == "all" else split, frames_dir=recipe.frames_dir,
+                        step=recipe.frame_step, min_area=recipe.min_area)
+
+
+def val_indices(count: int, limit: int) -> list[int]:
+    """``limit`` frames spread evenly over the validation set (all when limit is 0): the first N
+    frames would be the first few rooms only."""
+    if limit <= 0 or limit >= count:
+        return list(range(count))
+    return sorted({int(i) for i in np.linspace(0, count - 1, limit).round()})
+
+
+def validate2d(model: torch.nn.Module, recipe: MaskRCNNRecipe, device: torch.device, dataset=None,
+               progress: bool = False) -> dict:
+    """COCO mask and box AP (pycocotools) of the model on the validation frames, + seconds per frame."""
+    from ..baseline2d.training import detect
+    from ..evaluation.coco2d import Coco2DEvaluator
+
+    dataset = dataset if dataset is not None else frame_dataset(recipe, val=True)
+    evaluator = Coco2DEvaluator()
+    seconds = 0.0
+    items = val_indices(len(dataset), recipe.val_frames)
+    for i in tqdm(items, desc="validate", unit="frame", disable=not progress, leave=False):
+        sample = dataset[i]
+        start = time.perf_counter()
+        (pred,) = detect(model, [sample], recipe.depth, device, recipe.mask_threshold)
+        seconds += time.perf_counter() - start
+        t = sample.targets
+        evaluator.process(t.masks, t.labels, pred["masks"], pred["labels"], pred["scores"], pred["boxes"],
+                          name=f"{sample.scene} frame {sample.index}")
+    result = evaluator.evaluate()
+    result["seconds_per_frame"] = seconds / max(len(items), 1)
+    return result
+
+
+def _optimizer(recipe: MaskRCNNRecipe, model: torch.nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen pretrained stages stay out
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=0.9, weight_decay=recipe.weight_decay)
+    return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def _payload(recipe, model, optimizer, scheduler, epoch, batch, step, train_seconds, best) -> dict:
+    return {"kind": KIND, "config": recipe.to_dict(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+            "batch": batch, "step": step, "train_seconds": train_seconds, "best": best, "rng": rng_state()}
+
+
+def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True) -> dict:
+    """Train; returns the last validation result (or {}). Writes under ``out_dir``: ``last.pt``
+    (resumable), ``best.pt`` (best validation mask AP50), ``model.pt`` (weights + recipe, for
+    ``pcseg predict``), ``metrics.jsonl`` and ``tensorboard/``."""
+    from ..baseline2d.training import FrameTrainingSet, collate_frames
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("pipeline maskrcnn2d: trains as one process; run it without torchrun")
+    device = resolve_device(recipe.device)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    out = Path(recipe.out_dir)
+    ensure_synthetic_frames(recipe)
+    torch.manual_seed(recipe.seed)
+    np.random.seed(recipe.seed)
+    # on --resume the weights come from the checkpoint: no pretrained weights are fetched
+    model = build_model2d(recipe, fetch=not resume).to(device)
+    optimizer = _optimizer(recipe, model)
+    dataset = FrameTrainingSet(frame_dataset(recipe), depth=recipe.depth, flip=recipe.flip,
+                               color_jitter=recipe.color_jitter, seed=recipe.seed)
+    val_set = frame_dataset(recipe, val=True)
+    steps_per_epoch = len(epoch_batches(len(dataset), recipe.batch_size, recipe.seed, 0))
+    total_steps = recipe.epochs * steps_per_epoch
+    budget = recipe.max_minutes * 60 if recipe.max_minutes > 0 else math.inf
+    spent = {"fraction": 0.0}
+
+    def factor(s: int) -> float:  # linear warm-up, then poly decay over the steps or the time budget
+        warm = min(1.0, (s + 1) / recipe.warmup_steps) if recipe.warmup_steps else 1.0
+        return max(warm, 1e-3) * lr_factor(s, total_steps, spent["fraction"])
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    epoch = batch_in_epoch = step = 0
+    train_seconds, best = 0.0, {"mask_AP50": -1.0}
+    if resume:
+        path = out / "last.pt"
+        if not path.is_file():
+            raise ConfigError(f"--resume: no checkpoint at {path}")
+        ckpt = load_checkpoint(path, map_location=device)
+        if ckpt.get("kind") != KIND:
+            raise ConfigError(f"--resume: {path} is a {ckpt.get('kind')!r} checkpoint, not {KIND!r}")
+        check_compatible(path, ckpt["config"], recipe.to_dict(), ARCHITECTURE_KEYS_2D)
+        load_model_state(path, model, ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        epoch, batch_in_epoch, step = ckpt["epoch"], ckpt["batch"], ckpt["step"]
+        train_seconds, best = ckpt["train_seconds"], ckpt["best"]
+        print(f"resuming {path} at epoch {epoch}, step {step}")
+    if progress:
+        print(f"training Mask R-CNN ({recipe.backbone}-FPN, Ro{'IAlign' if recipe.roi_pool == 'align' else 'IPool'}"
+              f"{', RGB-D' if recipe.depth else ''}) on {device}: {len(dataset)} training frames, "
+              f"{len(val_indices(len(val_set), recipe.val_frames))} validation frames")
+    log = _Log(out, True, step if resume else None)
+    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not progress)
+    last_val: dict = {}
+
+    def checkpoint(name: str = "last.pt") -> None:
+        save_checkpoint(out / name, _payload(recipe, model, optimizer, scheduler, epoch, batch_in_epoch, step,
+                                             train_seconds, best))
+
+    model.train()
+    stop = False
+    while epoch < recipe.epochs and not stop:
+        dataset.set_epoch(epoch)
+        batches = epoch_batches(len(dataset), recipe.batch_size, recipe.seed, epoch)
+        loader = DataLoader(dataset, batch_sampler=batches[batch_in_epoch:], num_workers=recipe.workers,
+                            collate_fn=collate_frames)
+        for images, targets in loader:
+            start = time.perf_counter()
+            images = [im.to(device) for im in images]
+            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+            losses = model(images, targets)
+            total = sum(losses.values())
+            if not torch.isfinite(total):
+                raise ConfigError(f"{recipe.out_dir}: the loss became {float(total)} at step {step + 1} "
+                                  f"({ {k: float(v) for k, v in losses.items()} }); lower lr, raise warmup_steps "
+                                  "or set grad_clip (last.pt holds the last finite state)")
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if recipe.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            optimizer.step()
+            seconds = time.perf_counter() - start
+            train_seconds += seconds
+            spent["fraction"] = train_seconds / budget
+            scheduler.step()
+            step += 1
+            batch_in_epoch += 1
+            record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], "total": float(total.detach()),
+                      **{k: float(v.detach()) for k, v in losses.items()}, "frames_per_s": len(images) / seconds}
+            log.record(record, "train", tensorboard=step % recipe.log_every == 0)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['total']:.3f}", mask=f"{record['loss_mask']:.3f}",
+                            s_step=f"{seconds:.2f}")
+            if recipe.checkpoint_every and step % recipe.checkpoint_every == 0:
+                checkpoint()
+            if train_seconds > budget:
+                stop = True
+                break
+        if not stop:
+            epoch, batch_in_epoch = epoch + 1, 0
+        checkpoint()
+        finished = stop or epoch >= recipe.epochs
+        if finished or (recipe.val_every and epoch % recipe.val_every == 0):
+            last_val = validate2d(model, recipe, device, val_set, progress)
+            log.record({"step": step, "epoch": epoch, **{f"val_{k}": v for k, v in last_val.items()
+                                                          if not isinstance(v, dict)}}, "val")
+            bar.write(f"epoch {epoch} step {step}: mask AP {last_val['mask_AP']:.3f} AP50 {last_val['mask_AP50']:.3f}"
+                      f" | box AP {last_val['box_AP']:.3f} AP50 {last_val['box_AP50']:.3f}")
+            ap50 = last_val["mask_AP50"]
+            if not math.isnan(ap50) and ap50 > best["mask_AP50"]:
+                best = {"mask_AP50": ap50, "mask_AP": last_val["mask_AP"], "step": step}
+                checkpoint("best.pt")
+            checkpoint()
+    bar.close()
+    save_checkpoint(out / "model.pt", {"kind": KIND, "config": recipe.to_dict(), "model": model.state_dict(),
+                                       "step": step, "train_seconds": train_seconds,
+                                       "validation": _plain(_flat(last_val))})
+    print(f"trained {step} steps in {train_seconds / 60:.1f} min; model: {out / 'model.pt'}")
+    log.close()
+    return last_val
+
+
+def _flat(result: dict) -> dict:
+    """A validation result with the per-class dict keyed by str (checkpoints hold plain values)."""
+    return {k: ({str(c): v for c, v in value.items()} if isinstance(value, dict) else value)
+            for k, value in result.items()}
