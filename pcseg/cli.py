@@ -118,12 +118,10 @@ def _cmd_viz(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    from .engine.config import load_config
-    from .engine.recipe import BottomUpRecipe
-    from .engine.train import train
+    from .engine.pipelines import load_recipe, train_recipe
 
-    recipe = load_config(BottomUpRecipe, args.config, args.overrides)
-    train(recipe, resume=args.resume, progress=not args.quiet)
+    pipeline, recipe = load_recipe(args.config, args.overrides)  # the recipe's `pipeline:` key picks the trainer
+    train_recipe(pipeline, recipe, resume=args.resume, progress=not args.quiet)
 
 
 def _cmd_predict(args) -> None:
@@ -134,7 +132,10 @@ def _cmd_predict(args) -> None:
                                save_embeddings=args.save_embeddings)
     n = max(totals["scenes"], 1)
     print(f"predicted {totals['scenes']} scene(s) into {args.out}")
-    print("seconds per scene: " + ", ".join(f"{k} {totals[k] / n:.3f}" for k in ("read", "network", "cluster", "write")))
+    stages = [k for k in ("read", "network", "cluster", "lift_fuse", "write") if k in totals]
+    print("seconds per scene: " + ", ".join(f"{k} {totals[k] / n:.3f}" for k in stages))
+    if totals.get("frames"):  # the 2D pipeline: the network runs once per frame
+        print(f"network per frame: {totals['network'] / totals['frames']:.3f} s over {totals['frames']} frames")
     print(f"score it: pcseg eval --gt GT_DIR --pred {args.out}")
 
 
@@ -203,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_viz)
 
     p = sub.add_parser("train", help="train a model from a YAML recipe (see configs/)")
-    p.add_argument("config", help="YAML recipe, e.g. configs/synthetic_bottomup.yaml")
+    p.add_argument("config", help="YAML recipe, e.g. configs/synthetic_bottomup.yaml or configs/maskrcnn2d_synthetic.yaml")
     p.add_argument("overrides", nargs="*", help="key=value overrides of recipe keys")
     p.add_argument("--resume", action="store_true", help="continue from <out_dir>/last.pt")
     p.set_defaults(func=_cmd_train)
