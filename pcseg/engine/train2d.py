@@ -168,8 +168,10 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
     while epoch < recipe.epochs and not stop:
         dataset.set_epoch(epoch)
         batches = epoch_batches(len(dataset), recipe.batch_size, recipe.seed, epoch)
+        # its own generator: a DataLoader draws a seed when it starts, and from the global RNG that
+        # draw would shift the RPN/RoI samplers' random stream of a run resumed mid-epoch
         loader = DataLoader(dataset, batch_sampler=batches[batch_in_epoch:], num_workers=recipe.workers,
-                            collate_fn=collate_frames)
+                            collate_fn=collate_frames, generator=torch.Generator().manual_seed(recipe.seed + epoch))
         for images, targets in loader:
             start = time.perf_counter()
             images = [im.to(device) for im in images]
