@@ -118,7 +118,8 @@ def build_maskrcnn(backbone: str = "resnet50", depth: bool = False, roi_pool: st
         if backbone == "resnet50" and (not trained or weights is not None):
             coco = pretrained == "coco"
             # torchvision's builder: FrozenBatchNorm with pretrained weights, BatchNorm from scratch
-            model = maskrcnn_resnet50_fpn(weights=weights if coco else None, num_classes=91 if coco else NUM_CLASSES + 1,
+            model = maskrcnn_resnet50_fpn(weights=weights if coco else None,
+                                          num_classes=91 if coco else NUM_CLASSES + 1,
                                           weights_backbone=None if coco else weights,
                                           trainable_backbone_layers=layers if weights is not None else None,
                                           **options)
@@ -208,7 +209,8 @@ def frame_tensor(image, depth=None) -> torch.Tensor:
 
     image: UInt8Array[H, W, 3]; depth: FloatArray[H, W] metres or None
     """
-    rgb = torch.tensor(np.asarray(image, np.uint8)).permute(2, 0, 1).float().div_(255.0)  # a copy: images may be read-only
+    # torch.tensor copies: frames read from files may be read-only arrays
+    rgb = torch.tensor(np.asarray(image, np.uint8)).permute(2, 0, 1).float().div_(255.0)
     if depth is None:
         return rgb
     return torch.cat([rgb, torch.tensor(np.asarray(depth, np.float32))[None]], 0)

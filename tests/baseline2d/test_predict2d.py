@@ -67,7 +67,8 @@ def checkpoint2d(tmp_path_factory):
                             box_score_thresh=0.0, fuse_score_thresh=0.0)
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt2d") / "model.pt"
-    save_checkpoint(path, {"kind": "maskrcnn2d", "config": recipe.to_dict(), "model": build_model2d(recipe).state_dict()})
+    weights = build_model2d(recipe).state_dict()
+    save_checkpoint(path, {"kind": "maskrcnn2d", "config": recipe.to_dict(), "model": weights})
     return path
 
 
