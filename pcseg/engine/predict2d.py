@@ -101,6 +101,8 @@ def predict2d_to_folder(sources: list[Path], out_dir: Path, checkpoint: str | os
         raise DataError(bad, None, "a 2D checkpoint predicts ScanNet scene folders with RGB-D frames, "
                         "not a bare point cloud")
     model, recipe = load_model2d(checkpoint, device, overrides, ckpt)
+    if recipe.threads:  # the recipe's CPU threads (override: pcseg predict ... threads=N)
+        torch.set_num_threads(recipe.threads)
     totals = {"scenes": len(folders), "frames": 0, "read": 0.0, "network": 0.0, "lift_fuse": 0.0, "write": 0.0}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

@@ -109,3 +109,15 @@ def test_2d_recipe_errors_name_the_key(recipe2d):
     with pytest.raises(ConfigError, match="resnet50 only"):
         load_recipe(recipe2d, ["pretrained=coco", "backbone=resnet18"])
     assert load_recipe(None, ["voxel_size=0.1"])[0] == "bottomup"  # no pipeline key: the 3D pipeline
+
+
+def test_synthetic_rooms_with_frames_are_generated_on_first_use(tmp_path):
+    recipe = tmp_path / "gen.yaml"
+    recipe.write_text(f"pipeline: maskrcnn2d\ndata_root: {tmp_path / 'train'}\nsynth_scenes: 1\nsynth_frames: 2\n"
+                      f"val_root: {tmp_path / 'val'}\nval_synth_scenes: 1\nval_synth_frames: 3\nval_synth_seed: 5\n")
+    proc = run_cli(["train", str(recipe), *TINY2D, "epochs=1", f"out_dir={tmp_path / 'run'}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list((tmp_path / "train" / "scans" / "scene0000_00" / "frames" / "pose").glob("*.txt"))) == 2
+    assert len(list((tmp_path / "val" / "scans" / "scene0000_00" / "frames" / "pose").glob("*.txt"))) == 3
+    assert [s for s, _, _ in losses(tmp_path / "run")] == [1]  # 2 frames, batch 2
+    assert "generating 1 synthetic rooms with 3 frames each (seed 5)" in proc.stdout
