@@ -78,7 +78,8 @@ def predict_scene2d(model: torch.nn.Module, recipe: MaskRCNNRecipe, folder: str 
         names.append(f"{scene.name} frame {sample.index}")
     stages: dict = {}
     start = time.perf_counter()
-    instances = lift_and_fuse(scene, rgbd, frames[0].intrinsic, predictions,
+    (intrinsics,) = frames.intrinsics.values()  # one scene folder: one camera
+    instances = lift_and_fuse(scene, rgbd, intrinsics, predictions,
                               FusionConfig(min_frames=recipe.fuse_min_frames), check_scene=False,
                               frame_names=names, timings=stages)
     lift_fuse = time.perf_counter() - start

@@ -18,7 +18,7 @@ ARCHITECTURE_KEYS_2D = ("backbone", "depth", "roi_pool", "anchor_sizes", "mask_h
 class MaskRCNNRecipe:
     # data: RGB-D frames in scans/<id>/<frames_dir>/ (pcseg data synth --frames N, or ScanNet exports)
     data_root: str = "out/data/synth2d_train"
-    train_split: str = "all"             # "all" = every scene under data_root
+    train_split: str = "train"           # "all" = every scene under data_root
     val_root: str | None = None          # frames used for validation (default: data_root)
     val_split: str = "val"               # "all" = every scene under val_root
     synth_scenes: int = 0                # > 0: generate this many synthetic rooms at data_root if missing
