@@ -145,6 +145,12 @@ def _cmd_demo(args) -> None:
     run_demo(args.config, args.overrides)
 
 
+def _cmd_compare(args) -> None:
+    from .engine.compare import run_compare
+
+    run_compare(args.config, args.overrides, progress=not args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pcseg", description="3D point-cloud instance segmentation of indoor scenes.")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -224,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", default=None, help="YAML recipe (default configs/demo.yaml values)")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("compare", help="run every pipeline (3D, 2D lifted, baselines) on the same scenes: one table")
+    p.add_argument("config", help="YAML config, e.g. configs/compare_synthetic.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 
