@@ -31,7 +31,13 @@ if [ -n "$missing" ]; then
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-# The CPU build of torch when the machine offers it (no multi-GB CUDA download); otherwise pip's choice.
-"$VENV/bin/pip" install -q "torch==2.13.0" 2>/dev/null || "$VENV/bin/pip" install -q torch
-"$VENV/bin/pip" install -q -e ".[test]"
+if [ "${PCSEG_TEST_TOOLS:-0}" = 1 ]; then
+    # The tests also cover the 2D baseline: torchvision's PyPI wheels need the matching CUDA build of
+    # torch (it runs fine on a CPU), so pip chooses the pair (a ~3 GB download the first time).
+    "$VENV/bin/pip" install -q -e ".[test,2d]"
+else
+    # The CPU build of torch when the machine offers it (no multi-GB CUDA download); otherwise pip's choice.
+    "$VENV/bin/pip" install -q "torch==2.13.0" 2>/dev/null || "$VENV/bin/pip" install -q torch
+    "$VENV/bin/pip" install -q -e ".[test]"
+fi
 echo "pcseg setup: ready in $VENV"
