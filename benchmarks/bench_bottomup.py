@@ -82,7 +82,7 @@ def main() -> None:
     method_seconds = {m: [] for m in methods}
     for scene in scenes:
         with torch.no_grad():
-            out = model(collate([Scene(scene.points, scene.colors, name=scene.name)]))
+            out = model(collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature))
         probs = torch.softmax(out["semantic_logits"], 1)
         settings = cluster_settings(recipe)
         emb = out["embeddings"] if recipe.use_embeddings else None
@@ -120,7 +120,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(6):
             t0 = time.perf_counter()
-            batch = collate([Scene(room.points, room.colors, name=room.name)])
+            batch = collate([Scene(room.points, room.colors, name=room.name)], height=recipe.height_feature)
             voxelize(batch.points, batch.offset, recipe.voxel_size)
             t1 = time.perf_counter()
             pred = predict_scene(model, room, recipe)
