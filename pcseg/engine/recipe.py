@@ -54,6 +54,8 @@ class BottomUpRecipe:
     weight_decay: float = 0.0001
     grad_clip: float = 0.0               # 0 = off
     max_minutes: float = 0.0             # stop (and save) after this much training time; 0 = no limit
+    lr_anneal: str = "steps"             # poly decay over epochs x steps ("steps"), or over the time budget
+                                         # as well, whichever ends first ("budget"; needs max_minutes)
     seed: int = 0
     workers: int = 0
     device: str = "auto"                 # auto | cpu | cuda | cuda:N
@@ -85,6 +87,7 @@ class BottomUpRecipe:
         need(self.epochs >= 1, "epochs", "must be >= 1")
         need(self.batch_size >= 1, "batch_size", "must be >= 1")
         need(self.lr > 0, "lr", "must be > 0")
+        need(self.lr_anneal in ("steps", "budget"), "lr_anneal", "must be steps or budget")
         need(0 < self.scale_min <= self.scale_max, "scale_min", "needs 0 < scale_min <= scale_max")
         need(self.cluster_method in CLUSTER_METHODS, "cluster_method", f"must be one of {CLUSTER_METHODS}")
         need(self.backend in SPARSE_BACKENDS, "backend", f"must be one of {SPARSE_BACKENDS}")

@@ -156,9 +156,9 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
                                             info.world_size))
         total_steps = recipe.epochs * steps_per_epoch
         budget = recipe.max_minutes * 60 if recipe.max_minutes > 0 else math.inf
-        # Poly decay over the run, which ends at `epochs` or at the time budget, whichever comes
-        # first: under a budget the LR follows the spent fraction of it, so it still anneals to 0.
-        # (The time fraction is measured, so a budgeted run is not bit-reproducible on --resume.)
+        # Poly decay over epochs x steps; with lr_anneal "budget" also over the time budget, whichever
+        # ends first, so a run stopped by the budget still anneals to 0. (The time fraction is
+        # measured, so such a run is not bit-reproducible on --resume.)
         spent = {"fraction": 0.0}
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, total_steps, spent["fraction"]))
@@ -208,7 +208,8 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
                 optimizer.step()
                 seconds = time.perf_counter() - start
                 train_seconds += seconds
-                spent["fraction"] = train_seconds / budget
+                if recipe.lr_anneal == "budget":
+                    spent["fraction"] = train_seconds / budget
                 scheduler.step()
                 step += 1
                 batch_in_epoch += 1
