@@ -168,9 +168,9 @@ def _ensure_data(cfg: CompareConfig) -> None:
 
 def _methods(cfg: CompareConfig) -> list[str]:
     methods = list(cfg.methods)
-    if "maskrcnn2d" in methods and not cfg.checkpoint_2d:
-        print("maskrcnn2d: no checkpoint_2d given (train one with `pcseg train configs/maskrcnn2d_synthetic.yaml`)"
-              " - skipped")
+    if "maskrcnn2d" in methods and not (cfg.checkpoint_2d and Path(cfg.checkpoint_2d).is_file()):
+        what = f"no checkpoint at {cfg.checkpoint_2d}" if cfg.checkpoint_2d else "no checkpoint_2d given"
+        print(f"maskrcnn2d: {what} (train one with `pcseg train configs/maskrcnn2d_synthetic.yaml`) - skipped")
         methods.remove("maskrcnn2d")
     if not methods:
         raise ConfigError("methods: nothing left to run")

@@ -21,7 +21,7 @@ def data(tmp_path_factory):
 def test_compare_scores_each_method_like_the_evaluator(data, tmp_path, capsys):
     out = tmp_path / "cmp"
     args = ["-q", "compare", "configs/compare_synthetic.yaml", f"data_root={data}", f"out_dir={out}",
-            "methods=[gt-components, lift-gt-masks, maskrcnn2d]", "threads=1"]
+            "methods=[gt-components, lift-gt-masks, maskrcnn2d]", "checkpoint_2d=null", "threads=1"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "maskrcnn2d: no checkpoint_2d given" in printed  # skipped, and said so
