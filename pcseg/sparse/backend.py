@@ -9,8 +9,8 @@ Backends (one explicit table, ``BACKENDS``):
   scatter-add is not safe with several threads. We refuse rather than change the thread count
   behind the user's back (that would slow down everything else in the process); call
   ``torch.set_num_threads(1)`` first if you want spconv on a CPU.
-* ``"minkowski"`` — MinkowskiEngine; selectable when ``MinkowskiEngine`` imports. The layers then
-  need ``pcseg.sparse.minkowski_backend``, which this package does not ship yet.
+* ``"minkowski"`` — ``pcseg.sparse.minkowski_backend`` on MinkowskiEngine 0.5; selectable when
+  ``MinkowskiEngine`` imports (an optional sdist-only build, see DESIGN.md); never chosen by "auto".
 
 The layers read the process-wide setting at every forward and resolve it against the input's
 device, so one model runs on any backend with the same weights (layout ``(K, C_in, C_out)``):

@@ -47,7 +47,13 @@ class KernelMapCache:
             raise ValueError(
                 f"kernel-map cache: the tensor's coords at stride {stride} differ from the ones "
                 "this cache was built for; create the SparseTensor without passing cache=")
-        key = (stride, name)
+        return self._entry((stride, name), build)
+
+    def shared(self, name: Hashable, build: Callable[[], object]):
+        """An entry for every stride at once (e.g. a backend's coordinate manager), built once."""
+        return self._entry((None, name), build)
+
+    def _entry(self, key: tuple, build: Callable[[], object]):
         entry = self._entries.get(key)
         if entry is None:
             entry = build()
