@@ -17,7 +17,7 @@ def test_kernel_order_is_x_fastest_permutation_of_ours():
 
 
 needs_me = pytest.mark.skipif(not is_importable("minkowski"),
-                              reason="MinkowskiEngine is not installed (optional sdist build, see DESIGN.md)")
+                              reason="MinkowskiEngine is not installed (optional: bash scripts/build_minkowskiengine.sh)")
 
 
 def random_tensor(seed, channels, batch=2, grid=8, occupancy=0.3, shift=0):
