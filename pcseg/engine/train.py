@@ -47,6 +47,44 @@ def lr_factor(step: int, total_steps: int, time_fraction: float = 0.0, power: fl
     return max(1.0 - progress, 0.0) ** power
 
 
+def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                    grad_clip: float) -> None:
+    """Backward, optional gradient-norm clipping (``grad_clip`` > 0), optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+
+
+def after_step(recipe, record: dict, log: "_Log", bar: tqdm, checkpoint, **postfix: str) -> None:
+    """Bookkeeping after each training step: log ``record``, advance the progress bar, and write
+    ``last.pt`` every ``recipe.checkpoint_every`` steps."""
+    step = record["step"]
+    log.record(record, "train", tensorboard=step % recipe.log_every == 0)
+    bar.update(1)
+    bar.set_postfix(**postfix)
+    if recipe.checkpoint_every and step % recipe.checkpoint_every == 0:
+        checkpoint()
+
+
+def restore_run(path: Path, device, recipe, architecture_keys, model, optimizer, scheduler,
+                kind: str | None = None) -> dict:
+    """--resume: load ``path`` (checked against the recipe's architecture and, if given, ``kind``)
+    into the model, optimizer, scheduler and RNGs; returns the checkpoint for the loop's position."""
+    if not path.is_file():
+        raise ConfigError(f"--resume: no checkpoint at {path}")
+    ckpt = load_checkpoint(path, map_location=device)
+    if kind is not None and ckpt.get("kind") != kind:
+        raise ConfigError(f"--resume: {path} is a {ckpt.get('kind')!r} checkpoint, not {kind!r}")
+    check_compatible(path, ckpt["config"], recipe.to_dict(), architecture_keys)
+    load_model_state(path, model, ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    return ckpt
+
+
 def ensure_synthetic_data(recipe: BottomUpRecipe, info: DistInfo) -> None:
     """Generate the recipe's synthetic rooms once (rank 0) when asked to and missing."""
     from ..synth import write_synthetic_dataset
@@ -166,14 +204,7 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
         train_seconds, best = 0.0, {"AP50": -1.0}
         if resume:
             path = out / "last.pt"
-            if not path.is_file():
-                raise ConfigError(f"--resume: no checkpoint at {path}")
-            ckpt = load_checkpoint(path, map_location=device)
-            check_compatible(path, ckpt["config"], recipe.to_dict(), ARCHITECTURE_KEYS)
-            load_model_state(path, model, ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            set_rng_state(ckpt["rng"])
+            ckpt = restore_run(path, device, recipe, ARCHITECTURE_KEYS, model, optimizer, scheduler)
             epoch, batch_in_epoch, step = ckpt["epoch"], ckpt["batch"], ckpt["step"]
             train_seconds, best = ckpt["train_seconds"], ckpt["best"]
             if info.is_main:
@@ -201,11 +232,7 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
                 start = time.perf_counter()
                 batch = batch.to(device)
                 losses = net(batch)
-                optimizer.zero_grad(set_to_none=True)
-                losses["total"].backward()
-                if recipe.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-                optimizer.step()
+                apply_gradients(model, optimizer, losses["total"], recipe.grad_clip)
                 seconds = time.perf_counter() - start
                 train_seconds += seconds
                 if recipe.lr_anneal == "budget":
@@ -216,12 +243,8 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
                 record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0],
                           **{k: all_reduce_mean(float(v.detach()), info) for k, v in losses.items()},
                           "points_per_s": all_reduce_mean(batch.points.shape[0] / seconds, info) * info.world_size}
-                log.record(record, "train", tensorboard=step % recipe.log_every == 0)
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['total']:.3f}", sem=f"{record['semantic']:.3f}",
-                                pts_s=f"{record['points_per_s']:.0f}")
-                if recipe.checkpoint_every and step % recipe.checkpoint_every == 0:
-                    checkpoint()
+                after_step(recipe, record, log, bar, checkpoint, loss=f"{record['total']:.3f}",
+                           sem=f"{record['semantic']:.3f}", pts_s=f"{record['points_per_s']:.0f}")
                 if train_seconds > budget:
                     stop = True
                     break

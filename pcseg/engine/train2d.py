@@ -21,10 +21,9 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from .build import resolve_device
-from .checkpoint import (check_compatible, load_checkpoint, load_model_state, rng_state, save_checkpoint,
-                         set_rng_state)
+from .checkpoint import rng_state, save_checkpoint
 from .recipe2d import ARCHITECTURE_KEYS_2D, MaskRCNNRecipe
-from .train import _Log, _plain, epoch_batches, lr_factor
+from .train import _Log, _plain, after_step, apply_gradients, epoch_batches, lr_factor, restore_run
 
 KIND = "maskrcnn2d"
 
@@ -138,16 +137,7 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
     train_seconds, best = 0.0, {"mask_AP50": -1.0}
     if resume:
         path = out / "last.pt"
-        if not path.is_file():
-            raise ConfigError(f"--resume: no checkpoint at {path}")
-        ckpt = load_checkpoint(path, map_location=device)
-        if ckpt.get("kind") != KIND:
-            raise ConfigError(f"--resume: {path} is a {ckpt.get('kind')!r} checkpoint, not {KIND!r}")
-        check_compatible(path, ckpt["config"], recipe.to_dict(), ARCHITECTURE_KEYS_2D)
-        load_model_state(path, model, ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        set_rng_state(ckpt["rng"])
+        ckpt = restore_run(path, device, recipe, ARCHITECTURE_KEYS_2D, model, optimizer, scheduler, kind=KIND)
         epoch, batch_in_epoch, step = ckpt["epoch"], ckpt["batch"], ckpt["step"]
         train_seconds, best = ckpt["train_seconds"], ckpt["best"]
         print(f"resuming {path} at epoch {epoch}, step {step}")
@@ -182,11 +172,7 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
                 raise ConfigError(f"{recipe.out_dir}: the loss became {float(total)} at step {step + 1} "
                                   f"({ {k: float(v) for k, v in losses.items()} }); lower lr, raise warmup_steps "
                                   "or set grad_clip (last.pt holds the last finite state)")
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if recipe.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            optimizer.step()
+            apply_gradients(model, optimizer, total, recipe.grad_clip)
             seconds = time.perf_counter() - start
             train_seconds += seconds
             spent["fraction"] = train_seconds / budget
@@ -195,12 +181,8 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
             batch_in_epoch += 1
             record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], "total": float(total.detach()),
                       **{k: float(v.detach()) for k, v in losses.items()}, "frames_per_s": len(images) / seconds}
-            log.record(record, "train", tensorboard=step % recipe.log_every == 0)
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['total']:.3f}", mask=f"{record['loss_mask']:.3f}",
-                            s_step=f"{seconds:.2f}")
-            if recipe.checkpoint_every and step % recipe.checkpoint_every == 0:
-                checkpoint()
+            after_step(recipe, record, log, bar, checkpoint, loss=f"{record['total']:.3f}",
+                       mask=f"{record['loss_mask']:.3f}", s_step=f"{seconds:.2f}")
             if train_seconds > budget:
                 stop = True
                 break
