@@ -57,6 +57,12 @@ def _coerce(cls: type, name: str, value: Any, hint: Any, source: str) -> Any:
     raise ConfigError(f"{source}: {name}: expected {hint.__name__}, got {value!r}")
 
 
+def require(config: Any, ok: bool, key: str, what: str) -> None:
+    """A recipe's value check: ValueError naming ``key`` and its value when ``ok`` is false."""
+    if not ok:
+        raise ValueError(f"{key}: {what}, got {getattr(config, key)!r}")
+
+
 def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     """``["lr=0.01", "name=run1"]`` -> ``{"lr": 0.01, "name": "run1"}`` (values parsed as YAML)."""
     out = {}

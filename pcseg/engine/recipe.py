@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
+
+from .config import require
 
 CLUSTER_METHODS = ("meanshift", "hdbscan", "dbscan")
 SPARSE_BACKENDS = ("auto", "torch", "spconv", "minkowski")
@@ -75,9 +78,7 @@ class BottomUpRecipe:
     log_every: int = 10                  # steps between TensorBoard points
 
     def __post_init__(self) -> None:
-        def need(ok: bool, key: str, what: str) -> None:
-            if not ok:
-                raise ValueError(f"{key}: {what}, got {getattr(self, key)!r}")
+        need = functools.partial(require, self)
 
         need(self.voxel_size > 0, "voxel_size", "must be > 0")
         need(len(self.widths) >= 1 and all(w > 0 for w in self.widths), "widths", "needs positive widths")

@@ -3,8 +3,11 @@ training run of the 2D baseline and of its lifting into 3D, validated, in one fl
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
+
+from .config import require
 
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 ROI_POOLS = ("align", "pool")
@@ -75,9 +78,7 @@ class MaskRCNNRecipe:
     log_every: int = 10                  # steps between TensorBoard points
 
     def __post_init__(self) -> None:
-        def need(ok: bool, key: str, what: str) -> None:
-            if not ok:
-                raise ValueError(f"{key}: {what}, got {getattr(self, key)!r}")
+        need = functools.partial(require, self)
 
         need(self.backbone in BACKBONES, "backbone", f"must be one of {BACKBONES}")
         need(self.roi_pool in ROI_POOLS, "roi_pool", f"must be one of {ROI_POOLS}")
