@@ -287,3 +287,23 @@ def test_subsampled_fit_assigns_every_point(method):
     x, gt = blobs([900, 700, 400], dim=8, spread=0.08, seed=2)
     inst = cluster_instances(x, one_hot_probs(np.full(2000, 3)), method=method, max_fit_points=300)
     assert mostly_same_partition(instance_partition(inst, 2000), gt.numpy())
+
+
+def test_soft_threshold_finds_an_object_whose_points_the_semantics_split():
+    # One compact object of 300 points; the semantic head calls 180 of them class 2 (p 0.55 vs
+    # 0.45) and 120 class 3 (p 0.55 vs 0.45).
+    rng = np.random.default_rng(0)
+    emb = torch.from_numpy(rng.normal(0, 0.05, (300, 4))).float()
+    probs = torch.zeros(300, 20)
+    probs[:180, 2], probs[:180, 3] = 0.55, 0.45
+    probs[180:, 3], probs[180:, 2] = 0.55, 0.45
+    hard = cluster_instances(emb, probs, bandwidth=0.5, min_size=20)
+    assert sorted(hard.masks.sum(1).tolist()) == [120, 180]      # argmax: two partial instances
+    soft = cluster_instances(emb, probs, bandwidth=0.5, min_size=20, soft_threshold=0.4)
+    assert soft.masks.sum(1).tolist() == [300, 300]               # soft: the whole object, under each class
+    assert sorted(soft.labels.tolist()) == sorted(semantic20_to_nyu40(np.array([2, 3])).tolist())
+    by_label = dict(zip(soft.labels.tolist(), soft.scores.tolist()))
+    # each hypothesis is scored with its own class's mean probability: (180*.55 + 120*.45) / 300 = .51
+    assert by_label[int(semantic20_to_nyu40(np.array([2]))[0])] > by_label[int(semantic20_to_nyu40(np.array([3]))[0])]
+    with pytest.raises(ValueError, match="soft_threshold"):
+        cluster_instances(emb, probs, soft_threshold=1.5)

@@ -102,7 +102,7 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                       coord_weight: float = 0.0, offsets=None, use_offsets: bool = False,
                       offset_weight: float = 1.0, num_seeds: int = 256, iters: int = 20,
                       kernel: str = "flat", max_points: int = 10000, max_fit_points: int = 2000,
-                      seed: int = 0) -> InstanceSet:
+                      seed: int = 0, soft_threshold: float | None = None) -> InstanceSet:
     """Group points into instances: per predicted class, cluster that class's point features.
 
     embeddings:     FloatTensor[N, D] / FloatArray[N, D] per-point embeddings, or None when
@@ -129,6 +129,10 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                fraction, and every other point takes the cluster of its nearest sampled point
                (DBSCAN: nearest core point within eps, as a DBSCAN border point would).
     min_size:  clusters (and classes) with fewer points are dropped
+    soft_threshold: None: a point is clustered with its argmax class only. A float t: also with every
+               class whose probability is >= t (SoftGroup's soft grouping), so an object whose points
+               the semantic head splits between two classes can still be found whole under either;
+               each hypothesis is ranked by its own class's mean probability.
     classes:   model class indices that have instances (default 2..19: ScanNet20 without wall, floor)
     class_to_nyu40: a vectorised callable (IntArray of class indices -> IntArray of NYU40 ids, like
                ``labels.semantic20_to_nyu40``, the default) or a table indexed by class index
@@ -169,10 +173,15 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
             parts.append((xyz + _tensor("offsets", offsets, n, 3, device)) * offset_weight)
     feats = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
+    if soft_threshold is not None and not 0 < soft_threshold <= 1:
+        raise ValueError(f"cluster_instances: soft_threshold must be None or in (0, 1], got {soft_threshold}")
     pred = probs.argmax(1) if n else torch.zeros(0, dtype=torch.long, device=probs.device)
     masks, labels, scores = [], [], []
     for c, label in zip(classes, nyu):
-        idx = torch.nonzero(pred == c).squeeze(1)
+        member = pred == c
+        if soft_threshold is not None:
+            member |= probs[:, c] >= soft_threshold
+        idx = torch.nonzero(member).squeeze(1)
         if idx.numel() < max(min_size, 1):
             continue
         f = feats[idx]

@@ -7,11 +7,13 @@ with the inverse map back to points.
     feats = voxel_mean(batch.features, vox)          # FloatTensor[V, C]; back to points: out[vox.inverse]
 """
 from pcseg.data.augment import Augmentation, elastic_distortion, jitter_colors, rotation_z
-from pcseg.data.dataset import PointCloudFiles, SceneDataset, collate, feature_channels, training_labels
+from pcseg.data.dataset import (PointCloudFiles, SceneDataset, collate, feature_channels,
+                                 semantic_point_counts, training_labels)
 from pcseg.data.voxelize import Voxels, voxel_mean, voxelize
 
 __all__ = [
     "Voxels", "voxelize", "voxel_mean",
     "Augmentation", "elastic_distortion", "jitter_colors", "rotation_z",
-    "SceneDataset", "PointCloudFiles", "collate", "feature_channels", "training_labels",
+    "SceneDataset", "PointCloudFiles", "collate", "feature_channels", "semantic_point_counts",
+    "training_labels",
 ]

@@ -227,6 +227,18 @@ def training_labels(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     return semantic, np.where(is_thing, scene.instance, IGNORE)
 
 
+def semantic_point_counts(dataset: "SceneDataset | PointCloudFiles", num_classes: int = 20) -> np.ndarray:
+    """IntArray[num_classes]: how many points of each ScanNet20 class the dataset's scenes hold
+    (before augmentation; unlabelled scenes count nothing)."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for i in range(len(dataset)):
+        scene = dataset.load(i)
+        if scene.has_labels:
+            semantic, _ = training_labels(scene)
+            counts += np.bincount(semantic[semantic >= 0], minlength=num_classes)[:num_classes]
+    return counts
+
+
 def collate(scenes: Sequence[Scene], height: bool = False) -> Batch:
     """Pack scenes into the model's Batch.
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from ..data import Augmentation, SceneDataset, feature_channels
+from ..data import Augmentation, SceneDataset, feature_channels, semantic_point_counts
 from ..errors import ConfigError
 from ..models import BottomUpSegmenter, build_bottomup, resolve_backend, use_backend
 from .recipe import BottomUpRecipe
@@ -39,6 +40,24 @@ def build_model(recipe: BottomUpRecipe) -> BottomUpSegmenter:
                       "offset_l1": recipe.loss_offset_l1, "offset_direction": recipe.loss_offset_direction})
 
 
+def balanced_class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
+    """Cross-entropy weights (median count / count) ** power over the classes present; absent
+    classes (no point to weigh) get 1, clipped to [0.1, 10] so one tiny class cannot dominate."""
+    counts = np.asarray(counts, dtype=np.float64)
+    weights = np.ones_like(counts)
+    present = counts > 0
+    if present.any() and power > 0:
+        weights[present] = np.clip((np.median(counts[present]) / counts[present]) ** power, 0.1, 10.0)
+    return torch.as_tensor(weights, dtype=torch.float32)
+
+
+def class_weights(recipe: BottomUpRecipe, dataset: SceneDataset) -> torch.Tensor | None:
+    """The recipe's cross-entropy class weights from ``dataset``'s point counts, or None (class_balance 0)."""
+    if recipe.class_balance <= 0:
+        return None
+    return balanced_class_weights(semantic_point_counts(dataset), recipe.class_balance)
+
+
 def build_augmentation(recipe: BottomUpRecipe) -> Augmentation | None:
     if not recipe.augment:
         return None
@@ -65,4 +84,5 @@ def val_dataset(recipe: BottomUpRecipe) -> SceneDataset:
 
 def cluster_settings(recipe: BottomUpRecipe) -> dict:
     return dict(method=recipe.cluster_method, bandwidth=recipe.bandwidth, min_size=recipe.min_size,
-                use_offsets=recipe.use_offsets, coord_weight=recipe.coord_weight)
+                use_offsets=recipe.use_offsets, coord_weight=recipe.coord_weight,
+                soft_threshold=recipe.soft_threshold or None)

@@ -39,6 +39,8 @@ class BottomUpRecipe:
     delta_v: float = 0.5
     delta_d: float = 1.5
     loss_semantic: float = 1.0
+    class_balance: float = 0.0           # cross-entropy class weights (median count / class count) ** this,
+                                         # from the training set's point counts: 0 = unweighted, 0.5 = sqrt
     loss_embedding: float = 1.0
     loss_offset_l1: float = 1.0
     loss_offset_direction: float = 1.0
@@ -55,6 +57,7 @@ class BottomUpRecipe:
     batch_size: int = 2
     lr: float = 0.002
     weight_decay: float = 0.0001
+    warmup_steps: int = 0                # linear LR warm-up over this many steps
     grad_clip: float = 0.0               # 0 = off
     max_minutes: float = 0.0             # stop (and save) after this much training time; 0 = no limit
     lr_anneal: str = "steps"             # poly decay over epochs x steps ("steps"), or over the time budget
@@ -70,6 +73,8 @@ class BottomUpRecipe:
     use_embeddings: bool = True          # cluster the embeddings ...
     use_offsets: bool = False            # ... and/or the predicted instance centres (points + offsets)
     coord_weight: float = 0.0
+    soft_threshold: float = 0.0          # > 0: also cluster each point under every class with probability
+                                         # >= this (SoftGroup's soft grouping); 0 = argmax class only
     # engine
     out_dir: str = "runs/bottomup"
     val_every: int = 5                   # epochs between validations; 0 = only at the end
@@ -85,9 +90,11 @@ class BottomUpRecipe:
         need(self.blocks >= 1, "blocks", "must be >= 1")
         need(self.embed_dim >= 1, "embed_dim", "must be >= 1")
         need(0 < self.delta_v < self.delta_d, "delta_v", "needs 0 < delta_v < delta_d")
+        need(0 <= self.class_balance <= 1, "class_balance", "must be in [0, 1]")
         need(self.epochs >= 1, "epochs", "must be >= 1")
         need(self.batch_size >= 1, "batch_size", "must be >= 1")
         need(self.lr > 0, "lr", "must be > 0")
+        need(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         need(self.lr_anneal in ("steps", "budget"), "lr_anneal", "must be steps or budget")
         need(0 < self.scale_min <= self.scale_max, "scale_min", "needs 0 < scale_min <= scale_max")
         need(self.cluster_method in CLUSTER_METHODS, "cluster_method", f"must be one of {CLUSTER_METHODS}")
@@ -95,6 +102,7 @@ class BottomUpRecipe:
         need(self.bandwidth > 0, "bandwidth", "must be > 0")
         need(self.use_embeddings or (self.use_offsets and self.offsets), "use_offsets",
              "clustering needs use_embeddings, or use_offsets with an offset head")
+        need(0 <= self.soft_threshold <= 1, "soft_threshold", "must be in [0, 1]")
         need(self.min_size >= 1, "min_size", "must be >= 1")
         need(self.workers >= 0 and self.threads >= 0, "workers", "workers and threads must be >= 0")
         need(self.val_every >= 0 and self.checkpoint_every >= 0, "val_every", "must be >= 0")

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..data import collate
 from ..errors import ConfigError
-from .build import build_model, resolve_device, select_backend, train_dataset, val_dataset, val_root
+from .build import build_model, class_weights, resolve_device, select_backend, train_dataset, val_dataset, val_root
 from .checkpoint import (check_compatible, load_checkpoint, load_model_state, rng_state, save_checkpoint,
                          set_rng_state)
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -40,11 +40,13 @@ def epoch_batches(num_items: int, batch_size: int, seed: int, epoch: int, rank: 
     return [shard[i:i + batch_size] for i in range(0, len(shard), batch_size)]
 
 
-def lr_factor(step: int, total_steps: int, time_fraction: float = 0.0, power: float = 0.9) -> float:
-    """Poly decay (1 - progress) ** power, progress = the larger of the step fraction and the
-    spent fraction of the time budget (0 without one)."""
+def lr_factor(step: int, total_steps: int, time_fraction: float = 0.0, warmup_steps: int = 0,
+              power: float = 0.9) -> float:
+    """Linear warm-up over ``warmup_steps``, times the poly decay (1 - progress) ** power, progress =
+    the larger of the step fraction and the spent fraction of the time budget (0 without one)."""
+    warm = max(min(1.0, (step + 1) / warmup_steps), 1e-3) if warmup_steps > 0 else 1.0
     progress = max(step / max(total_steps, 1), time_fraction)
-    return max(1.0 - progress, 0.0) ** power
+    return warm * max(1.0 - progress, 0.0) ** power
 
 
 def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
@@ -190,6 +192,11 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
         model = build_model(recipe).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         dataset = train_dataset(recipe)
+        weights = class_weights(recipe, dataset)
+        if weights is not None:
+            model.set_class_weights(weights)
+            if info.is_main and progress:
+                print("class weights: " + " ".join(f"{w:.2f}" for w in weights.tolist()))
         steps_per_epoch = len(epoch_batches(len(dataset), recipe.batch_size, recipe.seed, 0, info.rank,
                                             info.world_size))
         total_steps = recipe.epochs * steps_per_epoch
@@ -199,7 +206,7 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
         # measured, so such a run is not bit-reproducible on --resume.)
         spent = {"fraction": 0.0}
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_factor(s, total_steps, spent["fraction"]))
+            optimizer, lambda s: lr_factor(s, total_steps, spent["fraction"], recipe.warmup_steps))
         epoch = batch_in_epoch = step = 0
         train_seconds, best = 0.0, {"AP50": -1.0}
         if resume:

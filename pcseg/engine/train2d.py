@@ -128,11 +128,8 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
     budget = recipe.max_minutes * 60 if recipe.max_minutes > 0 else math.inf
     spent = {"fraction": 0.0}
 
-    def factor(s: int) -> float:  # linear warm-up, then poly decay over the steps or the time budget
-        warm = min(1.0, (s + 1) / recipe.warmup_steps) if recipe.warmup_steps else 1.0
-        return max(warm, 1e-3) * lr_factor(s, total_steps, spent["fraction"])
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total_steps, spent["fraction"], recipe.warmup_steps))
     epoch = batch_in_epoch = step = 0
     train_seconds, best = 0.0, {"mask_AP50": -1.0}
     if resume:

@@ -34,7 +34,8 @@ class BottomUpSegmenter(nn.Module):
     loss_weights:   weights of the named losses in ``total``; keys among
                     ``semantic, embedding, offset_l1, offset_direction`` (missing keys keep 1.0).
     delta_v, delta_d: margins of the discriminative loss.
-    class_weights:  FloatTensor[num_classes] for the cross-entropy, or None.
+    class_weights:  FloatTensor[num_classes] for the cross-entropy, or None. A training setting:
+                    it is not saved in the state dict (``set_class_weights`` changes it).
 
     forward(batch: Batch) with batch.features FloatTensor[M, C_in]:
       training -> dict(semantic, pull, push, reg, embedding, [offset_l1, offset_direction], total),
@@ -66,12 +67,21 @@ class BottomUpSegmenter(nn.Module):
         self.embedding_head, self.offset_head = embedding_head, offset_head
         self.voxel_size, self.num_classes = voxel_size, num_classes
         self.loss_weights, self.delta_v, self.delta_d = weights, float(delta_v), float(delta_d)
+        self.register_buffer("class_weights", None, persistent=False)
+        self.set_class_weights(class_weights)
+
+    def set_class_weights(self, class_weights: torch.Tensor | None) -> None:
+        """Cross-entropy class weights FloatTensor[num_classes], or None for an unweighted loss."""
         if class_weights is not None:
             class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
-            if tuple(class_weights.shape) != (num_classes,):
-                raise ValueError(f"BottomUpSegmenter: class_weights must have shape [{num_classes}], "
+            if tuple(class_weights.shape) != (self.num_classes,):
+                raise ValueError(f"BottomUpSegmenter: class_weights must have shape [{self.num_classes}], "
                                  f"got {list(class_weights.shape)}")
-        self.register_buffer("class_weights", class_weights)
+            if not bool(torch.isfinite(class_weights).all()) or bool((class_weights < 0).any()):
+                raise ValueError("BottomUpSegmenter: class_weights must be finite and >= 0")
+            device = next(self.parameters(), torch.empty(0)).device
+            class_weights = class_weights.to(device)
+        self.class_weights = class_weights
 
     def _check(self, batch: Batch) -> None:
         if not isinstance(batch, Batch):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,6 +110,45 @@ def test_lr_factor_anneals_over_steps_or_the_time_budget_whichever_ends_first():
     assert lr_factor(10, 1000, time_fraction=0.75) == pytest.approx(0.25 ** 0.9)
     assert lr_factor(900, 1000, time_fraction=0.5) == pytest.approx(0.1 ** 0.9)
     assert lr_factor(10, 1000, time_fraction=1.2) == 0.0
+    # Linear warm-up multiplies the decay during the first warmup_steps.
+    assert lr_factor(0, 100, warmup_steps=10) == pytest.approx(0.1)
+    assert lr_factor(4, 100, warmup_steps=10) == pytest.approx(0.5 * 0.96 ** 0.9)
+    assert lr_factor(20, 100, warmup_steps=10) == pytest.approx(0.8 ** 0.9)
+
+
+def test_balanced_class_weights_by_hand():
+    from pcseg.engine.build import balanced_class_weights
+
+    # counts 100, 400, 1600 (median 400) and one absent class: (400 / n) ** 0.5 = 2, 1, 0.5; absent -> 1
+    w = balanced_class_weights(np.array([100, 400, 1600, 0]), 0.5)
+    assert w.tolist() == pytest.approx([2.0, 1.0, 0.5, 1.0])
+    assert balanced_class_weights(np.array([100, 400, 1600]), 0.0).tolist() == [1.0, 1.0, 1.0]
+    # clipped to [0.1, 10]
+    assert balanced_class_weights(np.array([1, 10_000, 10_000_000]), 1.0).tolist() == pytest.approx([10.0, 1.0, 0.1])
+
+
+def test_class_balance_weights_the_training_loss_and_not_the_checkpoint(data, tmp_path):
+    from pcseg.data import semantic_point_counts, training_labels
+    from pcseg.engine.build import build_model, class_weights, train_dataset
+
+    recipe = load_config(BottomUpRecipe, None, [f"data_root={data}", "train_split=all", "class_balance=0.5"])
+    dataset = train_dataset(recipe)
+    counts = semantic_point_counts(dataset)
+    expected = np.zeros(20, dtype=np.int64)
+    for i in range(len(dataset)):
+        sem = training_labels(dataset.load(i))[0]
+        expected += np.bincount(sem[sem >= 0], minlength=20)
+    assert counts.tolist() == expected.tolist() and counts.sum() > 0
+    weights = class_weights(recipe, dataset)
+    present = counts > 0
+    assert weights[present].tolist() == pytest.approx(
+        np.clip((np.median(counts[present]) / counts[present]) ** 0.5, 0.1, 10).tolist())
+    model = build_model(recipe)
+    model.set_class_weights(weights)
+    assert "class_weights" not in model.state_dict()  # a training setting: checkpoints load either way
+    build_model(recipe).load_state_dict(model.state_dict())
+    with pytest.raises(ValueError, match="class_weights"):
+        model.set_class_weights(torch.ones(3))
 
 
 def test_train_split_all_uses_every_scene(data, tmp_path):
