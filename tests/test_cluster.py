@@ -307,3 +307,27 @@ def test_soft_threshold_finds_an_object_whose_points_the_semantics_split():
     assert by_label[int(semantic20_to_nyu40(np.array([2]))[0])] > by_label[int(semantic20_to_nyu40(np.array([3]))[0])]
     with pytest.raises(ValueError, match="soft_threshold"):
         cluster_instances(emb, probs, soft_threshold=1.5)
+
+
+def test_class_bandwidth_fits_small_and_large_objects_at_once():
+    # Predicted centres: two chairs (class 4) 0.6 m apart, tight; one 2 m sofa (class 5) whose
+    # centres spread along its length. No single bandwidth gets both right.
+    rng = np.random.default_rng(0)
+    chairs = np.concatenate([rng.normal([0, 0, 0], 0.05, (200, 3)), rng.normal([0.6, 0, 0], 0.05, (200, 3))])
+    sofa = np.stack([rng.uniform(9, 11, 600), rng.normal(0, 0.05, 600), rng.normal(0, 0.05, 600)], 1)
+    pts = np.concatenate([chairs, sofa]).astype(np.float32)
+    probs = one_hot_probs(np.repeat([4, 5], [400, 600]))
+    zero = np.zeros_like(pts)
+    truth = np.repeat([0, 1, 2], [200, 200, 600])
+
+    def run(**kw):
+        inst = cluster_instances(None, probs, pts, offsets=zero, use_offsets=True, min_size=50, **kw)
+        return instance_partition(inst, 1000)
+
+    assert not same_partition(run(bandwidth=0.3), truth)    # the sofa falls apart
+    assert not same_partition(run(bandwidth=1.2), truth)    # the chairs merge
+    per_class = [0.3] * 20
+    per_class[5] = 1.2
+    assert same_partition(run(bandwidth=0.3, class_bandwidth=per_class), truth)
+    with pytest.raises(ValueError, match="class_bandwidth"):
+        run(class_bandwidth=[0.3] * 3)

@@ -102,7 +102,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                       coord_weight: float = 0.0, offsets=None, use_offsets: bool = False,
                       offset_weight: float = 1.0, num_seeds: int = 256, iters: int = 20,
                       kernel: str = "flat", max_points: int = 10000, max_fit_points: int = 2000,
-                      seed: int = 0, soft_threshold: float | None = None) -> InstanceSet:
+                      seed: int = 0, soft_threshold: float | None = None,
+                      class_bandwidth: Sequence[float] | None = None) -> InstanceSet:
     """Group points into instances: per predicted class, cluster that class's point features.
 
     embeddings:     FloatTensor[N, D] / FloatArray[N, D] per-point embeddings, or None when
@@ -115,7 +116,9 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         embeddings | points * coord_weight (if coord_weight > 0) | (points + offsets) * offset_weight
         (if use_offsets),
     and ``bandwidth`` (mean-shift radius), ``eps`` (DBSCAN radius, default bandwidth / 2) are
-    distances in that space.
+    distances in that space. ``class_bandwidth``: one bandwidth per model class (a column of
+    semantic_probs), used instead of ``bandwidth`` for that class (and its default eps): predicted
+    centres of a 3 m bed spread wider than those of a chair, while chairs in a row need a tight radius.
 
     method:    "meanshift" (``pcseg.cluster.mean_shift``, torch, on the embeddings' device; num_seeds,
                iters, kernel, max_points and seed are passed on), "hdbscan" (sklearn.cluster.HDBSCAN,
@@ -147,7 +150,6 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         raise ValueError(f"cluster_instances: bandwidth must be > 0, got {bandwidth}")
     if embeddings is None and not use_offsets:
         raise ValueError("cluster_instances: embeddings is None: pass them, or offsets with use_offsets=True")
-    eps = bandwidth / 2 if eps is None else eps
     min_cluster_size = min_size if min_cluster_size is None else min_cluster_size
     device = embeddings.device if isinstance(embeddings, torch.Tensor) else None
     probs = _tensor("semantic_probs", semantic_probs, None, None, device)
@@ -159,6 +161,11 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     if any(c < 0 or c >= num_classes for c in classes):
         raise ValueError(f"cluster_instances: classes {classes} outside the {num_classes} columns of semantic_probs")
     nyu = _nyu40_of(classes, class_to_nyu40)
+    if class_bandwidth is not None:
+        class_bandwidth = [float(b) for b in class_bandwidth]
+        if len(class_bandwidth) != num_classes or not all(b > 0 for b in class_bandwidth):
+            raise ValueError(f"cluster_instances: class_bandwidth needs {num_classes} values > 0 (one per column "
+                             f"of semantic_probs), got {class_bandwidth}")
 
     parts = [] if embeddings is None else [_tensor("embeddings", embeddings, n, None, device)]
     if coord_weight > 0 or use_offsets:
@@ -185,12 +192,14 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         if idx.numel() < max(min_size, 1):
             continue
         f = feats[idx]
+        bw = bandwidth if class_bandwidth is None else class_bandwidth[c]
+        eps_c = (bw / 2) if eps is None else eps
         if method == "meanshift":
-            cid = mean_shift(f, bandwidth, num_seeds, iters, seed, min_size, kernel=kernel, max_points=max_points)
+            cid = mean_shift(f, bw, num_seeds, iters, seed, min_size, kernel=kernel, max_points=max_points)
         else:
             fn = f.cpu().numpy()
             cid = _hdbscan(fn, min_cluster_size, min_samples, max_fit_points, seed) if method == "hdbscan" \
-                else _dbscan(fn, eps, min_samples, max_fit_points, seed)
+                else _dbscan(fn, eps_c, min_samples, max_fit_points, seed)
             cid = torch.from_numpy(cid).to(f.device)
         k = int(cid.max()) + 1 if cid.numel() else 0
         if k == 0:
@@ -202,7 +211,7 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         spread = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(
             0, cid_v, (f_v - mean[cid_v]).norm(dim=1)) / size.clamp_min(1)
         conf = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, cid_v, probs[idx[valid], c]) / size.clamp_min(1)
-        score = conf * torch.exp(-spread / bandwidth)
+        score = conf * torch.exp(-spread / bw)
         keep = (size >= max(min_size, 1)).cpu().numpy()
         cls_masks = np.zeros((k, n), bool)
         cls_masks[cid_v.cpu().numpy(), idx[valid].cpu().numpy()] = True

@@ -8,12 +8,12 @@ with the inverse map back to points.
 """
 from pcseg.data.augment import Augmentation, elastic_distortion, jitter_colors, rotation_z
 from pcseg.data.dataset import (PointCloudFiles, SceneDataset, collate, feature_channels,
-                                 semantic_point_counts, training_labels)
+                                 instance_sizes, semantic_point_counts, training_labels)
 from pcseg.data.voxelize import Voxels, voxel_mean, voxelize
 
 __all__ = [
     "Voxels", "voxelize", "voxel_mean",
     "Augmentation", "elastic_distortion", "jitter_colors", "rotation_z",
     "SceneDataset", "PointCloudFiles", "collate", "feature_channels", "semantic_point_counts",
-    "training_labels",
+    "instance_sizes", "training_labels",
 ]

@@ -239,6 +239,25 @@ def semantic_point_counts(dataset: "SceneDataset | PointCloudFiles", num_classes
     return counts
 
 
+def instance_sizes(dataset: "SceneDataset | PointCloudFiles", num_classes: int = 20) -> list[list[float]]:
+    """Per ScanNet20 class, the bounding-box diagonals (metres) of the dataset's instances, an
+    instance's class being its points' majority label."""
+    sizes: list[list[float]] = [[] for _ in range(num_classes)]
+    for i in range(len(dataset)):
+        scene = dataset.load(i)
+        if not scene.has_labels:
+            continue
+        semantic, instance = training_labels(scene)
+        for k in np.unique(instance[instance >= 0]):
+            mask = instance == k
+            labels = semantic[mask]
+            labels = labels[labels >= 0]
+            if labels.size:
+                extent = np.ptp(scene.points[mask], axis=0)
+                sizes[int(np.bincount(labels).argmax())].append(float(np.linalg.norm(extent)))
+    return sizes
+
+
 def collate(scenes: Sequence[Scene], height: bool = False) -> Batch:
     """Pack scenes into the model's Batch.
 

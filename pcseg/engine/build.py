@@ -85,4 +85,4 @@ def val_dataset(recipe: BottomUpRecipe) -> SceneDataset:
 def cluster_settings(recipe: BottomUpRecipe) -> dict:
     return dict(method=recipe.cluster_method, bandwidth=recipe.bandwidth, min_size=recipe.min_size,
                 use_offsets=recipe.use_offsets, coord_weight=recipe.coord_weight,
-                soft_threshold=recipe.soft_threshold or None)
+                soft_threshold=recipe.soft_threshold or None, class_bandwidth=recipe.class_bandwidth or None)

@@ -73,6 +73,8 @@ class BottomUpRecipe:
     use_embeddings: bool = True          # cluster the embeddings ...
     use_offsets: bool = False            # ... and/or the predicted instance centres (points + offsets)
     coord_weight: float = 0.0
+    class_bandwidth: list[float] = field(default_factory=list)  # one bandwidth per ScanNet20 class, used
+                                         # instead of bandwidth (benchmarks/tune_clustering.py); [] = off
     soft_threshold: float = 0.0          # > 0: also cluster each point under every class with probability
                                          # >= this (SoftGroup's soft grouping); 0 = argmax class only
     # engine
@@ -100,6 +102,8 @@ class BottomUpRecipe:
         need(self.cluster_method in CLUSTER_METHODS, "cluster_method", f"must be one of {CLUSTER_METHODS}")
         need(self.backend in SPARSE_BACKENDS, "backend", f"must be one of {SPARSE_BACKENDS}")
         need(self.bandwidth > 0, "bandwidth", "must be > 0")
+        need(not self.class_bandwidth or (len(self.class_bandwidth) == 20 and min(self.class_bandwidth) > 0),
+             "class_bandwidth", "needs 20 values > 0 (one per ScanNet20 class) or none")
         need(self.use_embeddings or (self.use_offsets and self.offsets), "use_offsets",
              "clustering needs use_embeddings, or use_offsets with an offset head")
         need(0 <= self.soft_threshold <= 1, "soft_threshold", "must be in [0, 1]")

@@ -131,7 +131,7 @@ def test_class_balance_weights_the_training_loss_and_not_the_checkpoint(data, tm
     from pcseg.data import semantic_point_counts, training_labels
     from pcseg.engine.build import build_model, class_weights, train_dataset
 
-    recipe = load_config(BottomUpRecipe, None, [f"data_root={data}", "train_split=all", "class_balance=0.5"])
+    recipe = load_config(BottomUpRecipe, data, ["train_split=all", "class_balance=0.5"])
     dataset = train_dataset(recipe)
     counts = semantic_point_counts(dataset)
     expected = np.zeros(20, dtype=np.int64)
@@ -158,3 +158,11 @@ def test_train_split_all_uses_every_scene(data, tmp_path):
     recipe = load_config(BottomUpRecipe, data, ["train_split=all"])
     assert len(train_dataset(recipe)) == 5
     assert len(train_dataset(load_config(BottomUpRecipe, data))) < 5, root
+
+
+def test_recipe_checks_the_clustering_keys():
+    ok = load_config(BottomUpRecipe, None, ["class_bandwidth=[" + ",".join(["0.5"] * 20) + "]", "soft_threshold=0.2"])
+    assert ok.class_bandwidth == [0.5] * 20 and ok.soft_threshold == 0.2
+    for bad in ("class_bandwidth=[0.5,0.5]", "soft_threshold=1.5", "class_balance=2", "warmup_steps=-1"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            load_config(BottomUpRecipe, None, [bad])
