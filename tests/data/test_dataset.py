@@ -235,3 +235,28 @@ def test_point_cloud_files(tmp_path):
         PointCloudFiles([tmp_path / "missing.npz"])
     with pytest.raises(TypeError):
         PointCloudFiles(str(pa))
+
+
+def test_instance_sizes_and_semantic_point_counts_by_hand():
+    from pcseg.data import instance_sizes, semantic_point_counts
+
+    # a 1 x 2 x 2 m chair (NYU40 5 -> class 4) of 4 points, a 3 x 4 x 0 m table (NYU40 7 -> class 6)
+    # of 3 points, and 2 wall points (class 0, not an instance class)
+    points = np.array([[0, 0, 0], [1, 2, 2], [0, 2, 0], [1, 0, 2],
+                       [5, 5, 1], [8, 9, 1], [6, 5, 1], [0, 0, 3], [1, 1, 3]], np.float32)
+    semantic = np.array([5, 5, 5, 5, 7, 7, 7, 1, 1])
+    instance = np.array([1, 1, 1, 1, 2, 2, 2, 3, 3])
+    scene = Scene(points, np.zeros_like(points), semantic=semantic, instance=instance, name="s")
+
+    class Rooms:
+        def __len__(self):
+            return 2
+
+        def load(self, index):
+            return scene
+
+    sizes = instance_sizes(Rooms())
+    assert sizes[4] == pytest.approx([3.0, 3.0]) and sizes[6] == pytest.approx([5.0, 5.0])
+    assert all(not s for c, s in enumerate(sizes) if c not in (4, 6))
+    counts = semantic_point_counts(Rooms())
+    assert counts[4] == 8 and counts[6] == 6 and counts[0] == 4 and counts.sum() == 18
