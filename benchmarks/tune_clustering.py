@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from pcseg.cluster import cluster_instances
-from pcseg.data import SceneDataset, collate, instance_sizes, training_labels
+from pcseg.data import SceneDataset, collate, instance_sizes
 from pcseg.engine.predict import load_model
 from pcseg.evaluation import InstanceEvaluator
 from pcseg.labels import SEMANTIC20_NAMES
@@ -111,14 +111,7 @@ def main() -> None:
         return
     grid = [float(b) for b in args.per_class.split(",")]
     by_bandwidth = {b: score(recipe.bandwidth, [b] * len(per_class), soft)["classes"] for b in grid}
-    counts = [0] * len(per_class)
-    for scene, *_ in outputs:
-        semantic, instance = training_labels(scene)
-        for k in np.unique(instance[instance >= 0]):
-            labels = semantic[instance == k]
-            labels = labels[labels >= 0]
-            if labels.size:
-                counts[int(np.bincount(labels).argmax())] += 1
+    counts = [len(sizes) for sizes in instance_sizes(tune)]  # tuning instances per class
     chosen = list(per_class)
     for c in range(2, len(per_class)):
         name = SEMANTIC20_NAMES[c]

@@ -161,11 +161,10 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     if any(c < 0 or c >= num_classes for c in classes):
         raise ValueError(f"cluster_instances: classes {classes} outside the {num_classes} columns of semantic_probs")
     nyu = _nyu40_of(classes, class_to_nyu40)
-    if class_bandwidth is not None:
-        class_bandwidth = [float(b) for b in class_bandwidth]
-        if len(class_bandwidth) != num_classes or not all(b > 0 for b in class_bandwidth):
-            raise ValueError(f"cluster_instances: class_bandwidth needs {num_classes} values > 0 (one per column "
-                             f"of semantic_probs), got {class_bandwidth}")
+    radius = [float(bandwidth)] * num_classes if class_bandwidth is None else [float(b) for b in class_bandwidth]
+    if len(radius) != num_classes or not all(b > 0 for b in radius):
+        raise ValueError(f"cluster_instances: class_bandwidth needs {num_classes} values > 0 (one per column "
+                         f"of semantic_probs), got {class_bandwidth}")
 
     parts = [] if embeddings is None else [_tensor("embeddings", embeddings, n, None, device)]
     if coord_weight > 0 or use_offsets:
@@ -192,8 +191,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         if idx.numel() < max(min_size, 1):
             continue
         f = feats[idx]
-        bw = bandwidth if class_bandwidth is None else class_bandwidth[c]
-        eps_c = (bw / 2) if eps is None else eps
+        bw = radius[c]
+        eps_c = bw / 2 if eps is None else eps
         if method == "meanshift":
             cid = mean_shift(f, bw, num_seeds, iters, seed, min_size, kernel=kernel, max_points=max_points)
         else:
