@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pcseg.cluster import cluster_instances
+from pcseg.cluster import cluster_instances, snap_to_segments
 from pcseg.data import SceneDataset, collate, instance_sizes
 from pcseg.engine.predict import load_model
 from pcseg.evaluation import InstanceEvaluator
@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--per-class", default="", help="bandwidth grid for a per-class choice, e.g. 0.3,0.4,0.6,0.8,1.0,1.2")
     parser.add_argument("--min-instances", type=int, default=10)
     parser.add_argument("--min-size", type=int, default=0, help="min_size (0 = the checkpoint's)")
+    parser.add_argument("--segment-snap", type=float, default=-1.0,
+                        help="snap masks to the rooms' segments at this cover fraction (0 = off; default: the checkpoint's)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -75,6 +77,8 @@ def main() -> None:
             outputs.append((scene, batch.points, torch.softmax(out["semantic_logits"], 1), out["offsets"]))
 
     min_size = args.min_size or recipe.min_size
+    snap = recipe.segment_snap if args.segment_snap < 0 else args.segment_snap
+    print(f"min_size {min_size}, segment_snap {snap}")
 
     def score(bandwidth: float, per_class, soft: float) -> dict:
         evaluator = InstanceEvaluator()
@@ -82,6 +86,8 @@ def main() -> None:
             instances = cluster_instances(None, probs, points, offsets=offsets, use_offsets=True, method="meanshift",
                                           bandwidth=bandwidth, class_bandwidth=per_class, min_size=min_size,
                                           soft_threshold=soft or None)
+            if snap > 0 and scene.segments is not None:
+                instances = snap_to_segments(instances, scene.segments, snap, min_size)
             evaluator.process(scene, instances, name=scene.name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

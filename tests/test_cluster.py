@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from pcseg.cluster import cluster_instances, dbscan_xyz, mean_shift, mean_shift_modes
+from pcseg.cluster import cluster_instances, dbscan_xyz, mean_shift, mean_shift_modes, snap_to_segments
 from pcseg.labels import semantic20_to_nyu40
+from pcseg.structures import InstanceSet
 
 
 def test_connected_components_split_touching_classes_but_not_far_ones():
@@ -331,3 +332,30 @@ def test_class_bandwidth_fits_small_and_large_objects_at_once():
     assert same_partition(run(bandwidth=0.3, class_bandwidth=per_class), truth)
     with pytest.raises(ValueError, match="class_bandwidth"):
         run(class_bandwidth=[0.3] * 3)
+
+
+# --- snapping to segments ------------------------------------------------------------------------
+
+def test_snap_to_segments_keeps_segments_covered_by_the_given_fraction():
+    segments = np.array([7, 7, 7, 7, 3, 3, 9, 9, 9, 9])  # arbitrary ids, as in segs.json
+    a = np.zeros(10, bool)
+    a[[0, 1, 2, 4, 6]] = True   # 3/4 of segment 7, 1/2 of segment 3, 1/4 of segment 9
+    b = np.zeros(10, bool)
+    b[7] = True                 # 1/4 of segment 9 only
+    inst = InstanceSet(np.stack([a, b]), np.array([5, 7]), np.array([0.9, 0.4], np.float32))
+    half = snap_to_segments(inst, segments, 0.5)
+    assert len(half) == 1 and half.labels.tolist() == [5] and half.scores.tolist() == [np.float32(0.9)]
+    assert np.flatnonzero(half.masks[0]).tolist() == [0, 1, 2, 3, 4, 5]
+    assert np.flatnonzero(snap_to_segments(inst, segments, 0.6).masks[0]).tolist() == [0, 1, 2, 3]
+    assert np.flatnonzero(snap_to_segments(inst, segments, 0.25).masks[1]).tolist() == [6, 7, 8, 9]
+    assert len(snap_to_segments(inst, segments, 0.5, min_size=7)) == 0  # 6 points left: dropped
+
+
+def test_snap_to_segments_bad_input():
+    inst = InstanceSet(np.ones((1, 4), bool), np.array([5]), np.array([1.0], np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        snap_to_segments(inst, np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="min_cover"):
+        snap_to_segments(inst, np.zeros(4, np.int64), 0.0)
+    empty = InstanceSet.empty(4)
+    assert snap_to_segments(empty, np.zeros(4, np.int64)) is empty

@@ -12,9 +12,9 @@ it. Workers receive a copy of the dataset when an epoch's iterator starts, so wi
 ``persistent_workers=True`` a later ``set_epoch`` does not reach them.
 
 Reading a ScanNet scene folder parses the PLY and two JSON files; SceneDataset therefore caches
-each scene once as ``<cache_dir>/<sceneId>.npz`` (points, colors, semantic, instance, name,
+each scene once as ``<cache_dir>/<sceneId>.npz`` (points, colors, semantic, instance, segments, name,
 axis_alignment), written atomically and rebuilt when the mtime or size of any source file (the
-scene's files or the labels tsv) changes. The cache keeps no mesh faces or segments.
+scene's files or the labels tsv) changes. The cache keeps no mesh faces or segment groups.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from ..labels import IGNORE, INSTANCE_IDS, nyu40_to_semantic20
 from ..structures import Batch, Scene
 from .augment import Augmentation
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: segments kept
 CACHE_DIR_NAME = ".pcseg_cache"
 
 
@@ -152,6 +152,7 @@ class SceneDataset(_AugmentedScenes):
                 return Scene(points=z["points"], colors=z["colors"],
                              semantic=z["semantic"] if "semantic" in z.files else None,
                              instance=z["instance"] if "instance" in z.files else None,
+                             segments=z["segments"] if "segments" in z.files else None,
                              name=str(z["name"]), axis_alignment=axis)
         except FileNotFoundError:
             return None
@@ -162,7 +163,7 @@ class SceneDataset(_AugmentedScenes):
     def _write_cache(self, path: Path, scene: Scene, signature: str) -> None:
         arrays = {"version": np.int64(CACHE_VERSION), "source": np.str_(signature), "name": np.str_(scene.name),
                   "points": scene.points, "colors": scene.colors}
-        for key in ("semantic", "instance", "axis_alignment"):
+        for key in ("semantic", "instance", "segments", "axis_alignment"):
             if getattr(scene, key) is not None:
                 arrays[key] = getattr(scene, key)
         try:
@@ -183,7 +184,7 @@ class SceneDataset(_AugmentedScenes):
         if scene is None:
             full = read_scannet_scene(folder, self.labels_tsv)
             scene = Scene(points=full.points, colors=full.colors, semantic=full.semantic, instance=full.instance,
-                          name=full.name, axis_alignment=full.axis_alignment)
+                          segments=full.segments, name=full.name, axis_alignment=full.axis_alignment)
             self._write_cache(path, scene, signature)
         return scene.aligned() if self.align else scene
 

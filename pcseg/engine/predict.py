@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..cluster import cluster_instances
+from ..cluster import cluster_instances, snap_to_segments
 from ..data import collate
 from ..errors import DataError
 from ..labels import semantic20_to_nyu40
@@ -54,7 +54,8 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.
 @torch.no_grad()
 def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
                   device: str | torch.device = "cpu") -> Prediction:
-    """Voxelize, run the network, cluster per class. Timings (s): network (incl. voxelization), clustering."""
+    """Voxelize, run the network, cluster per class (and, with ``recipe.segment_snap`` and a scene
+    that has segments, snap the masks to them). Timings (s): network (incl. voxelization), clustering."""
     from .build import cluster_settings
 
     if len(scene) == 0:
@@ -69,6 +70,8 @@ def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
     embeddings = out["embeddings"] if recipe.use_embeddings else None
     instances = cluster_instances(embeddings, probs, batch.points, offsets=out.get("offsets"),
                                   **cluster_settings(recipe))
+    if recipe.segment_snap > 0 and scene.segments is not None:
+        instances = snap_to_segments(instances, scene.segments, recipe.segment_snap, recipe.min_size)
     cluster = time.perf_counter() - start
     semantic = semantic20_to_nyu40(probs.argmax(1).cpu().numpy())
     return Prediction(instances, semantic, {"network": network, "cluster": cluster},

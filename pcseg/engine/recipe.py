@@ -77,6 +77,8 @@ class BottomUpRecipe:
                                          # instead of bandwidth (benchmarks/tune_clustering.py); [] = off
     soft_threshold: float = 0.0          # > 0: also cluster each point under every class with probability
                                          # >= this (SoftGroup's soft grouping); 0 = argmax class only
+    segment_snap: float = 0.0            # > 0: a mask keeps the scan's segments (segs.json) it covers by at
+                                         # least this fraction and loses the rest; 0 = off
     # engine
     out_dir: str = "runs/bottomup"
     val_every: int = 5                   # epochs between validations; 0 = only at the end
@@ -107,6 +109,7 @@ class BottomUpRecipe:
         need(self.use_embeddings or (self.use_offsets and self.offsets), "use_offsets",
              "clustering needs use_embeddings, or use_offsets with an offset head")
         need(0 <= self.soft_threshold <= 1, "soft_threshold", "must be in [0, 1]")
+        need(0 <= self.segment_snap <= 1, "segment_snap", "must be in [0, 1] (0 = off)")
         need(self.min_size >= 1, "min_size", "must be >= 1")
         need(self.workers >= 0 and self.threads >= 0, "workers", "workers and threads must be >= 0")
         need(self.val_every >= 0 and self.checkpoint_every >= 0, "val_every", "must be >= 0")

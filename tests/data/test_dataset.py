@@ -102,6 +102,7 @@ def test_cache_written_once_reused_and_rebuilt_after_changes(data, monkeypatch):
     again = SceneDataset(root, split="train")[0]  # a fresh dataset object reuses the file too
     assert reader.calls == 1 and cache.stat().st_mtime_ns == mtime
     assert np.array_equal(first.points, again.points) and np.array_equal(first.instance, again.instance)
+    assert first.segments is not None and np.array_equal(first.segments, again.segments)  # kept for snapping
     assert not [p for p in cache.parent.iterdir() if p.name != "scene0002_00.npz"]  # no temp files left
 
     # the source changes: the scene is read again and the cache replaced

@@ -1,9 +1,12 @@
 """pcseg predict: official submission files that pcseg eval scores; clear errors for bad checkpoints."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from pcseg.cli import main
+from pcseg.cluster import snap_to_segments
 from pcseg.engine.build import build_model
 from pcseg.engine.checkpoint import save_checkpoint
 from pcseg.engine.config import load_config
@@ -139,3 +142,18 @@ def test_a_checkpoint_runs_on_the_spconv_backend_too(setup):
     finally:
         use_backend("auto")
         torch.set_num_threads(before)
+
+
+def test_segment_snap_applies_to_scenes_with_segments_only(setup):
+    data, ckpt = setup
+    model, recipe = load_model(ckpt, overrides=["min_size=5", "bandwidth=0.2"])
+    scene = read_scannet_scene(list_scenes(data)[0])
+    plain = predict_scene(model, scene, recipe)
+    assert len(plain.instances) > 0
+    snapped = predict_scene(model, scene, dataclasses.replace(recipe, segment_snap=0.5))
+    expect = snap_to_segments(plain.instances, scene.segments, 0.5, recipe.min_size)
+    np.testing.assert_array_equal(snapped.instances.masks, expect.masks)
+    assert not np.array_equal(snapped.instances.masks, plain.instances.masks)
+    without = dataclasses.replace(scene, segments=None)  # a plain point cloud: nothing to snap to
+    np.testing.assert_array_equal(predict_scene(model, without, dataclasses.replace(recipe, segment_snap=0.5))
+                                  .instances.masks, plain.instances.masks)

@@ -1,0 +1,39 @@
+"""Snap instance masks to the scan's over-segmentation (ScanNet's ``segs.json``).
+
+ScanNet's annotators labelled whole segments, so an object is a union of segments and a segment
+never spans two objects (the synthetic rooms are built the same way). A clustered mask whose
+boundary cuts through segments is therefore wrong there: each mask keeps a segment when it holds at
+least ``min_cover`` of that segment's points, and loses the rest. Masks of different instances may
+overlap before and after, as they may in a submission.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..structures import InstanceSet
+
+
+def snap_to_segments(instances: InstanceSet, segments, min_cover: float = 0.5, min_size: int = 1) -> InstanceSet:
+    """Each mask becomes the union of the segments it covers by at least ``min_cover`` (a fraction in
+    (0, 1]); masks left with fewer than ``min_size`` points are dropped. Labels and scores are kept.
+
+    segments: IntArray[N] segment id per point (any integers, as in segs.json's ``segIndices``)
+    """
+    if not 0 < min_cover <= 1:
+        raise ValueError(f"snap_to_segments: min_cover must be in (0, 1], got {min_cover}")
+    segments = np.asarray(segments)
+    n = instances.masks.shape[1]
+    if segments.shape != (n,):
+        raise ValueError(f"snap_to_segments: segments must have shape ({n},) for the scene's {n} points, "
+                         f"got {segments.shape}")
+    if len(instances) == 0:
+        return instances
+    _, seg = np.unique(segments, return_inverse=True)
+    seg = torch.from_numpy(seg.reshape(-1).astype(np.int64))
+    count = torch.bincount(seg).to(torch.float32)
+    masks = torch.from_numpy(instances.masks).to(torch.float32)
+    covered = torch.zeros(masks.shape[0], count.shape[0]).index_add_(1, seg, masks)
+    snapped = (covered >= min_cover * count)[:, seg].numpy()
+    keep = snapped.sum(1) >= max(min_size, 1)
+    return InstanceSet(snapped[keep], instances.labels[keep], instances.scores[keep])
