@@ -5,9 +5,11 @@
         --val-root out/data/synth_val [--run runs/synthetic_bottomup] [--scenes 20]
 
 Prints (and writes as JSON with --json):
-* AP / AP50 / AP25, overall and per class, of the learned model (embeddings + clustering);
+* AP / AP50 / AP25, overall and per class, of the learned model (embeddings + clustering, masks
+  snapped to the rooms' segments when the recipe's segment_snap is on), and without the snapping;
 * the non-learned baseline "predicted semantics + DBSCAN on xyz" and the oracle
-  "ground-truth semantics + our clustering of the learned embeddings";
+  "ground-truth semantics + our clustering of the learned embeddings", both snapped the same way
+  (the baseline also without);
 * mean-shift vs HDBSCAN vs DBSCAN on the same embeddings (AP50 and clustering time);
 * the inference time breakdown for a 100k-point room (voxelize, network, clustering, write), peak
   memory, and the training throughput read from the run's metrics.jsonl.
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcseg.cluster import cluster_instances, dbscan_xyz
+from pcseg.cluster import cluster_instances, dbscan_xyz, snap_to_scene_segments
 from pcseg.data import SceneDataset, collate, voxelize
 from pcseg.engine.build import cluster_settings
 from pcseg.engine.predict import load_model, predict_scene
@@ -77,7 +79,10 @@ def main() -> None:
     scenes = [dataset.load(i) for i in range(count)]
     report: dict = {"scenes": count, "checkpoint": args.checkpoint}
 
-    learned, baseline, oracle = [], [], []
+    def snapped(scene: Scene, instances):
+        return snap_to_scene_segments(instances, scene, recipe.segment_snap, recipe.min_size)
+
+    learned, unsnapped, baseline, baseline_unsnapped, oracle = [], [], [], [], []
     methods = {m: [] for m in ("meanshift", "hdbscan", "dbscan")}
     method_seconds = {m: [] for m in methods}
     for scene in scenes:
@@ -87,20 +92,27 @@ def main() -> None:
         settings = cluster_settings(recipe)
         emb = out["embeddings"] if recipe.use_embeddings else None
         pred_nyu = semantic20_to_nyu40(probs.argmax(1).numpy())
-        baseline.append((scene, dbscan_xyz(scene.points, pred_nyu, eps=0.05, min_size=recipe.min_size)))
-        oracle.append((scene, cluster_instances(emb, one_hot_probs(scene.semantic), scene.points,
-                                                offsets=out.get("offsets"), **settings)))
+        components = dbscan_xyz(scene.points, pred_nyu, eps=0.05, min_size=recipe.min_size)
+        baseline_unsnapped.append((scene, components))
+        baseline.append((scene, snapped(scene, components)))
+        oracle.append((scene, snapped(scene, cluster_instances(emb, one_hot_probs(scene.semantic), scene.points,
+                                                               offsets=out.get("offsets"), **settings))))
         for method in methods:
             start = time.perf_counter()
             inst = cluster_instances(emb, probs, scene.points, offsets=out.get("offsets"),
                                      **{**settings, "method": method})
+            if method == recipe.cluster_method:
+                unsnapped.append((scene, inst))
+            inst = snapped(scene, inst)
             method_seconds[method].append(time.perf_counter() - start)
             methods[method].append((scene, inst))
         learned.append(methods[recipe.cluster_method][-1])
 
-    results = {"learned": evaluate(learned), "baseline_pred_semantics_dbscan_xyz": evaluate(baseline),
+    results = {"learned": evaluate(learned), "learned_without_segment_snap": evaluate(unsnapped),
+               "baseline_pred_semantics_dbscan_xyz": evaluate(baseline),
+               "baseline_without_segment_snap": evaluate(baseline_unsnapped),
                "oracle_gt_semantics_our_clustering": evaluate(oracle)}
-    print(f"learned model ({recipe.cluster_method}) on {count} validation rooms:")
+    print(f"learned model ({recipe.cluster_method}, segment_snap {recipe.segment_snap}) on {count} validation rooms:")
     print(format_table(results["learned"]))
     print(f"{'pipeline':48}{'AP':>8}{'AP50':>8}{'AP25':>8}")
     for name, r in results.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..structures import InstanceSet
+from ..structures import InstanceSet, Scene
 
 
 def snap_to_segments(instances: InstanceSet, segments, min_cover: float = 0.5, min_size: int = 1) -> InstanceSet:
@@ -37,3 +37,11 @@ def snap_to_segments(instances: InstanceSet, segments, min_cover: float = 0.5, m
     snapped = (covered >= min_cover * count)[:, seg].numpy()
     keep = snapped.sum(1) >= max(min_size, 1)
     return InstanceSet(snapped[keep], instances.labels[keep], instances.scores[keep])
+
+
+def snap_to_scene_segments(instances: InstanceSet, scene: Scene, min_cover: float, min_size: int = 1) -> InstanceSet:
+    """``snap_to_segments`` with the scene's segments; unchanged when ``min_cover`` is 0 (off) or the
+    scene has no segments (a plain point cloud)."""
+    if min_cover <= 0 or scene.segments is None:
+        return instances
+    return snap_to_segments(instances, scene.segments, min_cover, min_size)

@@ -44,6 +44,7 @@ class CompareConfig:
     checkpoint_2d: str | None = None          # Mask R-CNN checkpoint; maskrcnn2d is skipped without one
     eps: float = 0.05                         # DBSCAN radius (m) of the non-learned methods
     min_size: int = 100
+    segment_snap: float = 0.5                 # every method's masks follow the scans' segments; 0 = off for all
     out_dir: str = "out/compare"
     device: str = "cpu"
     threads: int = 0                          # torch threads in each worker; 0 = torch's default
@@ -54,6 +55,8 @@ class CompareConfig:
             raise ValueError(f"methods: {bad or self.methods!r}: choose from {list(METHODS)}")
         if self.scenes < 0 or self.frames < 0:
             raise ValueError("scenes: scenes and frames must be >= 0")
+        if not 0 <= self.segment_snap <= 1:
+            raise ValueError(f"segment_snap: must be in [0, 1] (0 = off), got {self.segment_snap}")
 
 
 # --- the worker: one method, its own process ---------------------------------------------------
@@ -108,7 +111,7 @@ def _predictor(method: str, cfg: CompareConfig):
     from .predict import SHIPPED_MODEL, load_model, predict_scene
 
     path = cfg.checkpoint_3d or SHIPPED_MODEL
-    model, recipe = load_model(path, cfg.device)
+    model, recipe = load_model(path, cfg.device, overrides=[f"segment_snap={cfg.segment_snap}"])
     train_seconds = load_checkpoint(path).get("train_seconds")
 
     def run(folder, scene):
@@ -122,8 +125,12 @@ def _predictor(method: str, cfg: CompareConfig):
 
 
 def run_worker(method: str, cfg: CompareConfig, out: Path) -> dict:
-    """Predict every scene with ``method`` into ``out/predictions/<method>``; returns and writes run.json."""
+    """Predict every scene with ``method`` into ``out/predictions/<method>``, the masks snapped to the
+    scene's segments at ``cfg.segment_snap`` (bottomup does it inside predict_scene: its "cluster"
+    stage); returns and writes run.json."""
     import torch
+
+    from ..cluster import snap_to_scene_segments
 
     from ..io.atomic import atomic_path, write_text
     from ..io.official import write_instance_predictions
@@ -140,6 +147,10 @@ def run_worker(method: str, cfg: CompareConfig, out: Path) -> dict:
         for folder in folders:
             scene = read_scannet_scene(folder)
             instances, timings = run(folder, scene)
+            if method != "bottomup" and cfg.segment_snap > 0:
+                start = time.perf_counter()
+                instances = snap_to_scene_segments(instances, scene, cfg.segment_snap, cfg.min_size)
+                timings["snap"] = time.perf_counter() - start
             for stage, seconds in timings.items():
                 stages[stage] = stages.get(stage, 0.0) + seconds
             write_instance_predictions(tmp, scene.name, instances)

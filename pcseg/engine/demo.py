@@ -30,6 +30,7 @@ class DemoConfig:
     checkpoint: str | None = None
     eps: float = 0.05
     min_size: int = 100
+    segment_snap: float = 0.5     # every method's masks follow the scans' segments; 0 = off for all
     render: bool = True
     report: bool = True
 
@@ -41,6 +42,8 @@ class DemoConfig:
             raise ValueError(f"methods: {bad or self.methods!r}: choose from {METHODS}")
         if self.eps <= 0:
             raise ValueError(f"eps: must be > 0, got {self.eps}")
+        if not 0 <= self.segment_snap <= 1:
+            raise ValueError(f"segment_snap: must be in [0, 1] (0 = off), got {self.segment_snap}")
 
 
 def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> dict:
@@ -129,20 +132,25 @@ def _available(cfg: DemoConfig) -> list[str]:
 
 
 def _predictor(method: str, cfg: DemoConfig):
-    """scene -> (InstanceSet, predicted NYU40 labels IntArray[N] or None) for ``method``."""
-    from ..cluster import dbscan_xyz
+    """scene -> (InstanceSet, predicted NYU40 labels IntArray[N] or None) for ``method``; every
+    method's masks are snapped to the scene's segments at ``cfg.segment_snap``."""
+    from ..cluster import dbscan_xyz, snap_to_scene_segments
+
+    def components(scene, semantic):
+        found = dbscan_xyz(scene.points, semantic, eps=cfg.eps, min_size=cfg.min_size)
+        return snap_to_scene_segments(found, scene, cfg.segment_snap, cfg.min_size)
 
     if method == "gt-components":
-        return lambda scene: (dbscan_xyz(scene.points, scene.semantic, eps=cfg.eps, min_size=cfg.min_size), None)
+        return lambda scene: (components(scene, scene.semantic), None)
     from .predict import load_model, predict_scene
 
-    model, recipe = load_model(cfg.checkpoint)
+    model, recipe = load_model(cfg.checkpoint, overrides=[f"segment_snap={cfg.segment_snap}"])
 
     def predict(scene):
         prediction = predict_scene(model, scene, recipe)
         if method == "model":
             return prediction.instances, prediction.semantic
-        return dbscan_xyz(scene.points, prediction.semantic, eps=cfg.eps, min_size=cfg.min_size), prediction.semantic
+        return components(scene, prediction.semantic), prediction.semantic
 
     return predict
 

@@ -1,6 +1,7 @@
 """pcseg compare: every method in its own process, scored by the same evaluator, one table and plot."""
 import json
 
+import numpy as np
 import pytest
 
 from pcseg.cli import main
@@ -36,12 +37,22 @@ def test_compare_scores_each_method_like_the_evaluator(data, tmp_path, capsys):
         assert result["AP50"] == pytest.approx(evaluator.evaluate()["AP50"])
         run = summary["runs"][method]
         assert run["scenes"] == 2 and run["peak_rss_mib"] > 50 and sum(run["seconds_per_scene"].values()) > 0
-    assert set(summary["runs"]["lift-gt-masks"]["seconds_per_scene"]) >= {"read frames", "projection", "fusion"}
+    assert set(summary["runs"]["lift-gt-masks"]["seconds_per_scene"]) >= {"read frames", "projection", "fusion", "snap"}
+    # segment_snap 0.5 (the config's): every mask of every method is a union of the scene's segments
+    for method in summary["results"]:
+        for scene in scenes:
+            masks = read_instance_predictions(out / "predictions" / method, scene.name, num_points=len(scene)).masks
+            assert masks.shape[0] > 0
+            for segment in np.unique(scene.segments):
+                inside = masks[:, scene.segments == segment]
+                assert np.all(inside.all(1) | ~inside.any(1))
     table = (out / "compare.md").read_text()
     assert "| gt-components |" in table and "| lift-gt-masks |" in table and "AP50 per class" in table
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_unknown_method_is_named():
+def test_unknown_method_and_bad_snap_are_named():
     with pytest.raises(ValueError, match="frcnn"):
         CompareConfig(methods=["frcnn"])
+    with pytest.raises(ValueError, match="segment_snap"):
+        CompareConfig(segment_snap=1.5)

@@ -32,3 +32,5 @@ def test_demo_rejects_unknown_keys_and_methods(tmp_path):
         run_demo(None, ["scenez=3"])
     with pytest.raises(ConfigError, match="methods"):
         run_demo(None, ["methods=[magic]"])
+    with pytest.raises(ConfigError, match="segment_snap"):
+        run_demo(None, ["segment_snap=-0.5"])
