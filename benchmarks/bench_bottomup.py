@@ -7,9 +7,10 @@
 Prints (and writes as JSON with --json):
 * AP / AP50 / AP25, overall and per class, of the learned model (embeddings + clustering, masks
   snapped to the rooms' segments when the recipe's segment_snap is on), and without the snapping;
+* semantic mIoU, per point and with each segment taking its majority class (as predict does);
 * the non-learned baseline "predicted semantics + DBSCAN on xyz" and the oracle
   "ground-truth semantics + our clustering of the learned embeddings", both snapped the same way
-  (the baseline also without);
+  (the baseline, on the segment-majority semantics, also without: per-point semantics, no snapping);
 * mean-shift vs HDBSCAN vs DBSCAN on the same embeddings (AP50 and clustering time);
 * the inference time breakdown for a 100k-point room (voxelize, network, clustering, write), peak
   memory, and the training throughput read from the run's metrics.jsonl.
@@ -28,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcseg.cluster import cluster_instances, dbscan_xyz, snap_to_scene_segments
+from pcseg.cluster import cluster_instances, dbscan_xyz, snap_labels_to_segments, snap_to_scene_segments
 from pcseg.data import SceneDataset, collate, voxelize
 from pcseg.engine.build import cluster_settings
 from pcseg.engine.predict import load_model, predict_scene
-from pcseg.evaluation import InstanceEvaluator, format_table, to_json_dict
+from pcseg.evaluation import InstanceEvaluator, SemanticEvaluator, format_table, to_json_dict
 from pcseg.io.official import write_instance_predictions
 from pcseg.labels import nyu40_to_semantic20, semantic20_to_nyu40
 from pcseg.structures import Scene
@@ -83,6 +84,7 @@ def main() -> None:
         return snap_to_scene_segments(instances, scene, recipe.segment_snap, recipe.min_size)
 
     learned, unsnapped, baseline, baseline_unsnapped, oracle = [], [], [], [], []
+    miou_points, miou_segments = SemanticEvaluator(), SemanticEvaluator()
     methods = {m: [] for m in ("meanshift", "hdbscan", "dbscan")}
     method_seconds = {m: [] for m in methods}
     for scene in scenes:
@@ -91,10 +93,15 @@ def main() -> None:
         probs = torch.softmax(out["semantic_logits"], 1)
         settings = cluster_settings(recipe)
         emb = out["embeddings"] if recipe.use_embeddings else None
-        pred_nyu = semantic20_to_nyu40(probs.argmax(1).numpy())
-        components = dbscan_xyz(scene.points, pred_nyu, eps=0.05, min_size=recipe.min_size)
-        baseline_unsnapped.append((scene, components))
-        baseline.append((scene, snapped(scene, components)))
+        classes = probs.argmax(1).numpy()
+        pred_nyu = semantic20_to_nyu40(classes)
+        miou_points.process(scene.semantic, pred_nyu, name=scene.name)
+        if recipe.segment_snap > 0 and scene.segments is not None:  # the semantics predict writes
+            pred_nyu = semantic20_to_nyu40(snap_labels_to_segments(classes, scene.segments))
+        miou_segments.process(scene.semantic, pred_nyu, name=scene.name)
+        baseline_unsnapped.append((scene, dbscan_xyz(scene.points, semantic20_to_nyu40(classes), eps=0.05,
+                                                     min_size=recipe.min_size)))
+        baseline.append((scene, snapped(scene, dbscan_xyz(scene.points, pred_nyu, eps=0.05, min_size=recipe.min_size))))
         oracle.append((scene, snapped(scene, cluster_instances(emb, one_hot_probs(scene.semantic), scene.points,
                                                                offsets=out.get("offsets"), **settings))))
         for method in methods:
@@ -125,6 +132,10 @@ def main() -> None:
         report["clustering"][method] = {"AP": r["AP"], "AP50": r["AP50"], "seconds": sec}
         print(f"{method:12}{r['AP']:8.3f}{r['AP50']:8.3f}{sec:10.3f}")
     report.update({k: to_json_dict(v) for k, v in results.items()})
+    report["semantic_miou"] = {"per_point": miou_points.evaluate()["mIoU"],
+                               "segment_majority": miou_segments.evaluate()["mIoU"]}
+    print(f"\nsemantic mIoU: per point {report['semantic_miou']['per_point']:.3f}, "
+          f"each segment's majority {report['semantic_miou']['segment_majority']:.3f}")
 
     # inference speed on a 100k-point room (best of 5, after a warm-up)
     room = subsample_to(max(scenes, key=len), 100_000)

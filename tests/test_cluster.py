@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from pcseg.cluster import cluster_instances, dbscan_xyz, mean_shift, mean_shift_modes, snap_to_segments
+from pcseg.cluster import (cluster_instances, dbscan_xyz, mean_shift, mean_shift_modes, snap_labels_to_segments,
+                           snap_to_segments)
 from pcseg.labels import semantic20_to_nyu40
 from pcseg.structures import InstanceSet
 
@@ -359,3 +360,14 @@ def test_snap_to_segments_bad_input():
         snap_to_segments(inst, np.zeros(4, np.int64), 0.0)
     empty = InstanceSet.empty(4)
     assert snap_to_segments(empty, np.zeros(4, np.int64)) is empty
+
+
+def test_snap_labels_to_segments_takes_each_segments_majority():
+    segments = np.array([7, 7, 7, 3, 3, 9, 9, 9, 9])
+    labels = np.array([4, 4, 12, 5, 2, 6, 6, 1, 1])  # segment 3 and 9 tie: the smaller label wins
+    assert snap_labels_to_segments(labels, segments).tolist() == [4, 4, 4, 2, 2, 1, 1, 1, 1]
+    assert snap_labels_to_segments(np.zeros(0, np.int64), np.zeros(0, np.int64)).shape == (0,)
+    with pytest.raises(ValueError, match="same length"):
+        snap_labels_to_segments(labels, segments[:-1])
+    with pytest.raises(ValueError, match=">= 0"):
+        snap_labels_to_segments(-labels, segments)

@@ -1,10 +1,11 @@
-"""Snap instance masks to the scan's over-segmentation (ScanNet's ``segs.json``).
+"""Snap instance masks (and per-point labels) to the scan's over-segmentation (ScanNet's ``segs.json``).
 
 ScanNet's annotators labelled whole segments, so an object is a union of segments and a segment
 never spans two objects (the synthetic rooms are built the same way). A clustered mask whose
 boundary cuts through segments is therefore wrong there: each mask keeps a segment when it holds at
 least ``min_cover`` of that segment's points, and loses the rest. Masks of different instances may
-overlap before and after, as they may in a submission.
+overlap before and after, as they may in a submission. Per-point labels likewise become each
+segment's majority label.
 """
 from __future__ import annotations
 
@@ -45,3 +46,24 @@ def snap_to_scene_segments(instances: InstanceSet, scene: Scene, min_cover: floa
     if min_cover <= 0 or scene.segments is None:
         return instances
     return snap_to_segments(instances, scene.segments, min_cover, min_size)
+
+
+def snap_labels_to_segments(labels, segments) -> np.ndarray:
+    """Every point takes its segment's most frequent label (ties: the smallest label).
+
+    labels:   IntArray[N] non-negative class ids
+    segments: IntArray[N] segment id per point
+    """
+    labels, segments = np.asarray(labels), np.asarray(segments)
+    if labels.shape != segments.shape or labels.ndim != 1:
+        raise ValueError(f"snap_labels_to_segments: labels {labels.shape} and segments {segments.shape} must be "
+                         "two arrays of the same length")
+    if labels.size == 0:
+        return labels.astype(np.int64)
+    if labels.min() < 0:
+        raise ValueError("snap_labels_to_segments: labels must be >= 0")
+    classes, label = np.unique(labels, return_inverse=True)
+    _, seg = np.unique(segments, return_inverse=True)
+    label, seg = label.reshape(-1), seg.reshape(-1)
+    votes = np.bincount(seg * len(classes) + label, minlength=(seg.max() + 1) * len(classes))
+    return classes[votes.reshape(-1, len(classes)).argmax(1)][seg].astype(np.int64)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..cluster import cluster_instances, snap_to_scene_segments
+from ..cluster import cluster_instances, snap_labels_to_segments, snap_to_scene_segments
 from ..data import collate
 from ..errors import DataError
 from ..labels import semantic20_to_nyu40
@@ -54,8 +54,9 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.
 @torch.no_grad()
 def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
                   device: str | torch.device = "cpu") -> Prediction:
-    """Voxelize, run the network, cluster per class (and, with ``recipe.segment_snap`` and a scene
-    that has segments, snap the masks to them). Timings (s): network (incl. voxelization), clustering."""
+    """Voxelize, run the network, cluster per class. With ``recipe.segment_snap`` and a scene that has
+    segments, the masks are snapped to them and every point takes its segment's majority class.
+    Timings (s): network (incl. voxelization), clustering (incl. snapping)."""
     from .build import cluster_settings
 
     if len(scene) == 0:
@@ -71,8 +72,11 @@ def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
     instances = cluster_instances(embeddings, probs, batch.points, offsets=out.get("offsets"),
                                   **cluster_settings(recipe))
     instances = snap_to_scene_segments(instances, scene, recipe.segment_snap, recipe.min_size)
+    classes = probs.argmax(1).cpu().numpy()
+    if recipe.segment_snap > 0 and scene.segments is not None:
+        classes = snap_labels_to_segments(classes, scene.segments)
     cluster = time.perf_counter() - start
-    semantic = semantic20_to_nyu40(probs.argmax(1).cpu().numpy())
+    semantic = semantic20_to_nyu40(classes)
     return Prediction(instances, semantic, {"network": network, "cluster": cluster},
                       out["embeddings"].float().cpu().numpy())
 

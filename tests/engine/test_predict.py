@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pcseg.cli import main
-from pcseg.cluster import snap_to_segments
+from pcseg.cluster import snap_labels_to_segments, snap_to_segments
 from pcseg.engine.build import build_model
 from pcseg.engine.checkpoint import save_checkpoint
 from pcseg.engine.config import load_config
@@ -154,6 +154,7 @@ def test_segment_snap_applies_to_scenes_with_segments_only(setup):
     expect = snap_to_segments(plain.instances, scene.segments, 0.5, recipe.min_size)
     np.testing.assert_array_equal(snapped.instances.masks, expect.masks)
     assert not np.array_equal(snapped.instances.masks, plain.instances.masks)
+    np.testing.assert_array_equal(snapped.semantic, snap_labels_to_segments(plain.semantic, scene.segments))
     without = dataclasses.replace(scene, segments=None)  # a plain point cloud: nothing to snap to
     np.testing.assert_array_equal(predict_scene(model, without, dataclasses.replace(recipe, segment_snap=0.5))
                                   .instances.masks, plain.instances.masks)
