@@ -131,7 +131,6 @@ def run_worker(method: str, cfg: CompareConfig, out: Path) -> dict:
     import torch
 
     from ..cluster import snap_to_scene_segments
-
     from ..io.atomic import atomic_path, write_text
     from ..io.official import write_instance_predictions
     from ..io.scannet import read_scannet_scene
