@@ -9,7 +9,6 @@ One process (the 2D recipes are small; multi-GPU training is the 3D pipeline's).
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -21,9 +20,9 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from .build import resolve_device
-from .checkpoint import rng_state, save_checkpoint
+from .checkpoint import save_checkpoint
+from .loop import MetricsLog, Run, epoch_batches, plain_result
 from .recipe2d import ARCHITECTURE_KEYS_2D, MaskRCNNRecipe
-from .train import _Log, _plain, after_step, apply_gradients, epoch_batches, lr_factor, restore_run
 
 KIND = "maskrcnn2d"
 
@@ -96,12 +95,6 @@ def _optimizer(recipe: MaskRCNNRecipe, model: torch.nn.Module) -> torch.optim.Op
     return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
-def _payload(recipe, model, optimizer, scheduler, epoch, batch, step, train_seconds, best) -> dict:
-    return {"kind": KIND, "config": recipe.to_dict(), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
-            "batch": batch, "step": step, "train_seconds": train_seconds, "best": best, "rng": rng_state()}
-
-
 def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True) -> dict:
     """Train; returns the last validation result (or {}). Writes under ``out_dir``: ``last.pt``
     (resumable), ``best.pt`` (best validation mask AP50), ``model.pt`` (weights + recipe, for
@@ -124,85 +117,64 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
                                color_jitter=recipe.color_jitter, seed=recipe.seed)
     val_set = frame_dataset(recipe, val=True)
     steps_per_epoch = len(epoch_batches(len(dataset), recipe.batch_size, recipe.seed, 0))
-    total_steps = recipe.epochs * steps_per_epoch
-    budget = recipe.max_minutes * 60 if recipe.max_minutes > 0 else math.inf
-    spent = {"fraction": 0.0}
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total_steps, spent["fraction"], recipe.warmup_steps))
-    epoch = batch_in_epoch = step = 0
-    train_seconds, best = 0.0, {"mask_AP50": -1.0}
+    run = Run(KIND, recipe, model, optimizer, steps_per_epoch, "mask_AP50", anneal_over_budget=True)
     if resume:
-        path = out / "last.pt"
-        ckpt = restore_run(path, device, recipe, ARCHITECTURE_KEYS_2D, model, optimizer, scheduler, kind=KIND)
-        epoch, batch_in_epoch, step = ckpt["epoch"], ckpt["batch"], ckpt["step"]
-        train_seconds, best = ckpt["train_seconds"], ckpt["best"]
-        print(f"resuming {path} at epoch {epoch}, step {step}")
+        run.resume(out / "last.pt", device, ARCHITECTURE_KEYS_2D)
+        print(f"resuming {out / 'last.pt'} at epoch {run.epoch}, step {run.step}")
     if progress:
         print(f"training Mask R-CNN ({recipe.backbone}-FPN, Ro{'IAlign' if recipe.roi_pool == 'align' else 'IPool'}"
               f"{', RGB-D' if recipe.depth else ''}) on {device}: {len(dataset)} training frames, "
               f"{len(val_indices(len(val_set), recipe.val_frames))} validation frames")
-    log = _Log(out, True, step if resume else None)
-    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not progress)
+    log = MetricsLog(out, True, run.step if resume else None)
+    bar = tqdm(total=run.total_steps, initial=run.step, desc="train", unit="step", disable=not progress)
     last_val: dict = {}
 
     def checkpoint(name: str = "last.pt") -> None:
-        save_checkpoint(out / name, _payload(recipe, model, optimizer, scheduler, epoch, batch_in_epoch, step,
-                                             train_seconds, best))
+        save_checkpoint(out / name, run.payload())
 
     model.train()
     stop = False
-    while epoch < recipe.epochs and not stop:
-        dataset.set_epoch(epoch)
-        batches = epoch_batches(len(dataset), recipe.batch_size, recipe.seed, epoch)
+    while run.epoch < recipe.epochs and not stop:
+        dataset.set_epoch(run.epoch)
+        batches = epoch_batches(len(dataset), recipe.batch_size, recipe.seed, run.epoch)
         # its own generator: a DataLoader draws a seed when it starts, and from the global RNG that
         # draw would shift the RPN/RoI samplers' random stream of a run resumed mid-epoch
-        loader = DataLoader(dataset, batch_sampler=batches[batch_in_epoch:], num_workers=recipe.workers,
-                            collate_fn=collate_frames, generator=torch.Generator().manual_seed(recipe.seed + epoch))
+        loader = DataLoader(dataset, batch_sampler=batches[run.batch:], num_workers=recipe.workers,
+                            collate_fn=collate_frames,
+                            generator=torch.Generator().manual_seed(recipe.seed + run.epoch))
         for images, targets in loader:
             start = time.perf_counter()
             images = [im.to(device) for im in images]
             targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
             losses = model(images, targets)
             total = sum(losses.values())
-            if not torch.isfinite(total):
-                raise ConfigError(f"{recipe.out_dir}: the loss became {float(total)} at step {step + 1} "
-                                  f"({ {k: float(v) for k, v in losses.items()} }); lower lr, raise warmup_steps "
-                                  "or set grad_clip (last.pt holds the last finite state)")
-            apply_gradients(model, optimizer, total, recipe.grad_clip)
-            seconds = time.perf_counter() - start
-            train_seconds += seconds
-            spent["fraction"] = train_seconds / budget
-            scheduler.step()
-            step += 1
-            batch_in_epoch += 1
-            record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], "total": float(total.detach()),
-                      **{k: float(v.detach()) for k, v in losses.items()}, "frames_per_s": len(images) / seconds}
-            after_step(recipe, record, log, bar, checkpoint, loss=f"{record['total']:.3f}",
-                       mask=f"{record['loss_mask']:.3f}", s_step=f"{seconds:.2f}")
-            if train_seconds > budget:
+            seconds = run.optimize(total, start)
+            values = {k: float(v.detach()) for k, v in losses.items()}
+            run.check_finite(float(total.detach()), values)
+            record = {"step": run.step, "epoch": run.epoch, "lr": run.lr, "total": float(total.detach()),
+                      **values, "frames_per_s": len(images) / seconds}
+            run.after_step(record, log, bar, checkpoint, loss=f"{record['total']:.3f}",
+                           mask=f"{record['loss_mask']:.3f}", s_step=f"{seconds:.2f}")
+            if run.over_budget:
                 stop = True
                 break
-        if not stop:
-            epoch, batch_in_epoch = epoch + 1, 0
+        finished = run.end_epoch(stop)
         checkpoint()
-        finished = stop or epoch >= recipe.epochs
-        if finished or (recipe.val_every and epoch % recipe.val_every == 0):
+        if run.validation_due(finished):
             last_val = validate2d(model, recipe, device, val_set, progress)
-            log.record({"step": step, "epoch": epoch, **{f"val_{k}": v for k, v in last_val.items()
-                                                          if not isinstance(v, dict)}}, "val")
-            bar.write(f"epoch {epoch} step {step}: mask AP {last_val['mask_AP']:.3f} AP50 {last_val['mask_AP50']:.3f}"
-                      f" | box AP {last_val['box_AP']:.3f} AP50 {last_val['box_AP50']:.3f}")
-            ap50 = last_val["mask_AP50"]
-            if not math.isnan(ap50) and ap50 > best["mask_AP50"]:
-                best = {"mask_AP50": ap50, "mask_AP": last_val["mask_AP"], "step": step}
+            log.record({"step": run.step, "epoch": run.epoch, **{f"val_{k}": v for k, v in last_val.items()
+                                                                  if not isinstance(v, dict)}}, "val")
+            bar.write(f"epoch {run.epoch} step {run.step}: mask AP {last_val['mask_AP']:.3f} "
+                      f"AP50 {last_val['mask_AP50']:.3f} | box AP {last_val['box_AP']:.3f} "
+                      f"AP50 {last_val['box_AP50']:.3f}")
+            if run.improved(last_val, also=("mask_AP",)):
                 checkpoint("best.pt")
             checkpoint()
     bar.close()
     save_checkpoint(out / "model.pt", {"kind": KIND, "config": recipe.to_dict(), "model": model.state_dict(),
-                                       "step": step, "train_seconds": train_seconds,
-                                       "validation": _plain(_flat(last_val))})
-    print(f"trained {step} steps in {train_seconds / 60:.1f} min; model: {out / 'model.pt'}")
+                                       "step": run.step, "train_seconds": run.train_seconds,
+                                       "validation": plain_result(_flat(last_val))})
+    print(f"trained {run.step} steps in {run.train_seconds / 60:.1f} min; model: {out / 'model.pt'}")
     log.close()
     return last_val
 

@@ -101,7 +101,7 @@ def test_resume_rejects_a_checkpoint_of_another_architecture(data, tmp_path):
 
 
 def test_lr_factor_anneals_over_steps_or_the_time_budget_whichever_ends_first():
-    from pcseg.engine.train import lr_factor
+    from pcseg.engine.loop import lr_factor
 
     assert lr_factor(0, 100) == 1.0
     assert lr_factor(50, 100) == pytest.approx(0.5 ** 0.9)
@@ -166,3 +166,28 @@ def test_recipe_checks_the_clustering_keys():
     for bad in ("class_bandwidth=[0.5,0.5]", "soft_threshold=1.5", "class_balance=2", "warmup_steps=-1"):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             load_config(BottomUpRecipe, None, [bad])
+
+
+def test_a_diverging_loss_stops_with_a_clear_error_and_a_clean_last_checkpoint(data, tmp_path, monkeypatch):
+    from pcseg.engine.train import train
+    from pcseg.models import segmenter
+
+    forward = segmenter.BottomUpSegmenter.forward
+    calls = {"n": 0}
+
+    def nan_on_third_step(self, batch):
+        out = forward(self, batch)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                out["total"] = out["total"] * float("nan")
+        return out
+
+    monkeypatch.setattr(segmenter.BottomUpSegmenter, "forward", nan_on_third_step)
+    recipe = load_config(BottomUpRecipe, str(data), [*TINY, "epochs=3", "checkpoint_every=1",
+                                                     f"out_dir={tmp_path / 'run'}"])
+    with pytest.raises(ConfigError, match=r"loss became nan at step 3 .*lower lr"):
+        train(recipe, progress=False)
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["step"] == 2
+    assert all(bool(torch.isfinite(v).all()) for v in last["model"].values() if v.is_floating_point())
