@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pcseg.cluster import cluster_instances, snap_to_segments
+from pcseg.cluster import cluster_instances, snap_to_scene_segments
 from pcseg.data import SceneDataset, collate, instance_sizes
 from pcseg.engine.predict import load_model
 from pcseg.evaluation import InstanceEvaluator
@@ -86,9 +86,7 @@ def main() -> None:
             instances = cluster_instances(None, probs, points, offsets=offsets, use_offsets=True, method="meanshift",
                                           bandwidth=bandwidth, class_bandwidth=per_class, min_size=min_size,
                                           soft_threshold=soft or None)
-            if snap > 0 and scene.segments is not None:
-                instances = snap_to_segments(instances, scene.segments, snap, min_size)
-            evaluator.process(scene, instances, name=scene.name)
+            evaluator.process(scene, snap_to_scene_segments(instances, scene, snap, min_size), name=scene.name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return evaluator.evaluate()

@@ -12,8 +12,8 @@ Works on arrays/tensors and ``structures`` only, never on a model (clustering st
 """
 from .instances import METHODS, cluster_instances
 from .meanshift import mean_shift, mean_shift_modes
-from .segments import snap_labels_to_segments, snap_to_scene_segments, snap_to_segments
+from .segments import snap_labels_to_segments, snap_prediction, snap_to_scene_segments, snap_to_segments
 from .xyz import dbscan_xyz
 
 __all__ = ["METHODS", "cluster_instances", "dbscan_xyz", "mean_shift", "mean_shift_modes", "snap_labels_to_segments",
-           "snap_to_scene_segments", "snap_to_segments"]
+           "snap_prediction", "snap_to_scene_segments", "snap_to_segments"]

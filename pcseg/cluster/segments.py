@@ -15,37 +15,58 @@ import torch
 from ..structures import InstanceSet, Scene
 
 
+def _dense(segments: np.ndarray) -> np.ndarray:
+    """Segment ids (any integers) -> 0..S-1 per point."""
+    return np.unique(segments, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+def _check_masks(instances: InstanceSet, segments: np.ndarray, min_cover: float) -> None:
+    if not 0 < min_cover <= 1:
+        raise ValueError(f"snap_to_segments: min_cover must be in (0, 1], got {min_cover}")
+    n = instances.masks.shape[1]
+    if segments.shape != (n,):
+        raise ValueError(f"snap_to_segments: segments must have shape ({n},) for the scene's {n} points, "
+                         f"got {segments.shape}")
+
+
+def _check_labels(labels: np.ndarray, segments: np.ndarray) -> None:
+    if labels.shape != segments.shape or labels.ndim != 1:
+        raise ValueError(f"snap_labels_to_segments: labels {labels.shape} and segments {segments.shape} must be "
+                         "two arrays of the same length")
+    if labels.size and labels.min() < 0:
+        raise ValueError("snap_labels_to_segments: labels must be >= 0")
+
+
+def _snap_masks(instances: InstanceSet, seg: np.ndarray, min_cover: float, min_size: int) -> InstanceSet:
+    if len(instances) == 0:
+        return instances
+    seg_t = torch.from_numpy(seg)
+    count = torch.bincount(seg_t).to(torch.float32)
+    masks = torch.from_numpy(instances.masks).to(torch.float32)
+    covered = torch.zeros(masks.shape[0], count.shape[0]).index_add_(1, seg_t, masks)
+    snapped = (covered >= min_cover * count)[:, seg_t].numpy()
+    keep = snapped.sum(1) >= max(min_size, 1)
+    return InstanceSet(snapped[keep], instances.labels[keep], instances.scores[keep])
+
+
+def _snap_labels(labels: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    if labels.size == 0:
+        return labels.astype(np.int64)
+    classes, label = np.unique(labels, return_inverse=True)
+    label = label.reshape(-1)
+    votes = np.bincount(seg * len(classes) + label, minlength=(seg.max() + 1) * len(classes))
+    return classes[votes.reshape(-1, len(classes)).argmax(1)][seg].astype(np.int64)
+
+
 def snap_to_segments(instances: InstanceSet, segments, min_cover: float = 0.5, min_size: int = 1) -> InstanceSet:
     """Each mask becomes the union of the segments it covers by at least ``min_cover`` (a fraction in
     (0, 1]); masks left with fewer than ``min_size`` points are dropped. Labels and scores are kept.
 
     segments: IntArray[N] segment id per point (any integers, as in segs.json's ``segIndices``)
     """
-    if not 0 < min_cover <= 1:
-        raise ValueError(f"snap_to_segments: min_cover must be in (0, 1], got {min_cover}")
     segments = np.asarray(segments)
-    n = instances.masks.shape[1]
-    if segments.shape != (n,):
-        raise ValueError(f"snap_to_segments: segments must have shape ({n},) for the scene's {n} points, "
-                         f"got {segments.shape}")
-    if len(instances) == 0:
-        return instances
-    _, seg = np.unique(segments, return_inverse=True)
-    seg = torch.from_numpy(seg.reshape(-1).astype(np.int64))
-    count = torch.bincount(seg).to(torch.float32)
-    masks = torch.from_numpy(instances.masks).to(torch.float32)
-    covered = torch.zeros(masks.shape[0], count.shape[0]).index_add_(1, seg, masks)
-    snapped = (covered >= min_cover * count)[:, seg].numpy()
-    keep = snapped.sum(1) >= max(min_size, 1)
-    return InstanceSet(snapped[keep], instances.labels[keep], instances.scores[keep])
-
-
-def snap_to_scene_segments(instances: InstanceSet, scene: Scene, min_cover: float, min_size: int = 1) -> InstanceSet:
-    """``snap_to_segments`` with the scene's segments; unchanged when ``min_cover`` is 0 (off) or the
-    scene has no segments (a plain point cloud)."""
-    if min_cover <= 0 or scene.segments is None:
-        return instances
-    return snap_to_segments(instances, scene.segments, min_cover, min_size)
+    _check_masks(instances, segments, min_cover)
+    return _snap_masks(instances, _dense(segments), min_cover, min_size) if len(instances) else instances
 
 
 def snap_labels_to_segments(labels, segments) -> np.ndarray:
@@ -55,15 +76,24 @@ def snap_labels_to_segments(labels, segments) -> np.ndarray:
     segments: IntArray[N] segment id per point
     """
     labels, segments = np.asarray(labels), np.asarray(segments)
-    if labels.shape != segments.shape or labels.ndim != 1:
-        raise ValueError(f"snap_labels_to_segments: labels {labels.shape} and segments {segments.shape} must be "
-                         "two arrays of the same length")
-    if labels.size == 0:
-        return labels.astype(np.int64)
-    if labels.min() < 0:
-        raise ValueError("snap_labels_to_segments: labels must be >= 0")
-    classes, label = np.unique(labels, return_inverse=True)
-    _, seg = np.unique(segments, return_inverse=True)
-    label, seg = label.reshape(-1), seg.reshape(-1)
-    votes = np.bincount(seg * len(classes) + label, minlength=(seg.max() + 1) * len(classes))
-    return classes[votes.reshape(-1, len(classes)).argmax(1)][seg].astype(np.int64)
+    _check_labels(labels, segments)
+    return _snap_labels(labels, _dense(segments))
+
+
+def snap_prediction(instances: InstanceSet, labels, segments, min_cover: float = 0.5,
+                    min_size: int = 1) -> tuple[InstanceSet, np.ndarray]:
+    """``snap_to_segments`` and ``snap_labels_to_segments`` of one scene's prediction, sharing the
+    segment lookup (the per-point ``np.unique`` is most of their cost)."""
+    labels, segments = np.asarray(labels), np.asarray(segments)
+    _check_masks(instances, segments, min_cover)
+    _check_labels(labels, segments)
+    seg = _dense(segments)
+    return _snap_masks(instances, seg, min_cover, min_size), _snap_labels(labels, seg)
+
+
+def snap_to_scene_segments(instances: InstanceSet, scene: Scene, min_cover: float, min_size: int = 1) -> InstanceSet:
+    """``snap_to_segments`` with the scene's segments; unchanged when ``min_cover`` is 0 (off) or the
+    scene has no segments (a plain point cloud)."""
+    if min_cover <= 0 or scene.segments is None:
+        return instances
+    return snap_to_segments(instances, scene.segments, min_cover, min_size)

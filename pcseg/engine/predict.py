@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..cluster import cluster_instances, snap_labels_to_segments, snap_to_scene_segments
+from ..cluster import cluster_instances, snap_prediction
 from ..data import collate
 from ..errors import DataError
 from ..labels import semantic20_to_nyu40
@@ -71,10 +71,9 @@ def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
     embeddings = out["embeddings"] if recipe.use_embeddings else None
     instances = cluster_instances(embeddings, probs, batch.points, offsets=out.get("offsets"),
                                   **cluster_settings(recipe))
-    instances = snap_to_scene_segments(instances, scene, recipe.segment_snap, recipe.min_size)
     classes = probs.argmax(1).cpu().numpy()
     if recipe.segment_snap > 0 and scene.segments is not None:
-        classes = snap_labels_to_segments(classes, scene.segments)
+        instances, classes = snap_prediction(instances, classes, scene.segments, recipe.segment_snap, recipe.min_size)
     cluster = time.perf_counter() - start
     semantic = semantic20_to_nyu40(classes)
     return Prediction(instances, semantic, {"network": network, "cluster": cluster},
