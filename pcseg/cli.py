@@ -151,12 +151,39 @@ def _cmd_compare(args) -> None:
     run_compare(args.config, args.overrides, progress=not args.quiet)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pcseg", description="3D point-cloud instance segmentation of indoor scenes.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
-    data = sub.add_parser("data", help="generate and convert datasets").add_subparsers(dest="data_command", required=True)
+
+def _common_options(parser: argparse.ArgumentParser, default) -> None:
+    """Options every command takes, before or after the command's name."""
+    parser.add_argument("-q", "--quiet", action="store_true", default=default(False), help="no progress bars")
+    parser.add_argument("--threads", type=_positive_int, default=default(None), metavar="N",
+                        help="CPU threads (default: all usable cores; wins over a recipe's threads key)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="pcseg", description="3D point-cloud instance segmentation of indoor scenes.")
+    parser.add_argument("--version", action="version", version=f"pcseg {__version__}")
+    _common_options(parser, lambda value: value)
+    common = argparse.ArgumentParser(add_help=False)
+    # after the command name they only override what was given before it
+    _common_options(common, lambda value: argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add_parser(*a, parents=[common], **k)  # every command takes them
+
+    data = _add_parser("data", help="generate and convert datasets").add_subparsers(dest="data_command", required=True)
+    _add_data_parser = data.add_parser
+    data.add_parser = lambda *a, **k: _add_data_parser(*a, parents=[common], **k)
     p = data.add_parser("synth", help="write synthetic ScanNet-format rooms")
     p.add_argument("--out", required=True, help="dataset root to create (scans/, labels tsv, split files)")
     p.add_argument("--scenes", type=int, default=10, help="number of rooms (default 10)")
@@ -246,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
+        if args.threads is not None:  # before any work; without it each command applies its recipe's or the default
+            from .runtime import set_threads
+
+            set_threads(args.threads)
         args.func(args)
     except PcsegError as e:
         print(f"pcseg: error: {e}", file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..runtime import apply_recipe_threads
 from .config import build_config, load_config
 
 METHODS = {
@@ -47,7 +48,7 @@ class CompareConfig:
     segment_snap: float = 0.5                 # every method's masks follow the scans' segments; 0 = off for all
     out_dir: str = "out/compare"
     device: str = "cpu"
-    threads: int = 0                          # torch threads in each worker; 0 = torch's default
+    threads: int = 0                          # CPU threads of each worker (pcseg.runtime); 0 = all usable cores
 
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
@@ -128,15 +129,12 @@ def run_worker(method: str, cfg: CompareConfig, out: Path) -> dict:
     """Predict every scene with ``method`` into ``out/predictions/<method>``, the masks snapped to the
     scene's segments at ``cfg.segment_snap`` (bottomup does it inside predict_scene: its "cluster"
     stage); returns and writes run.json."""
-    import torch
-
     from ..cluster import snap_to_scene_segments
     from ..io.atomic import atomic_path, write_text
     from ..io.official import write_instance_predictions
     from ..io.scannet import read_scannet_scene
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    apply_recipe_threads(cfg.threads)
     run, train_seconds = _predictor(method, cfg)
     stages: dict[str, float] = {}
     folders = _scene_folders(cfg)

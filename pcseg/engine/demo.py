@@ -9,6 +9,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from ..errors import ConfigError
+from ..runtime import apply_recipe_threads
 from .config import load_config
 
 METHODS = ("model", "gt-components", "pred-dbscan")
@@ -33,6 +34,7 @@ class DemoConfig:
     segment_snap: float = 0.5     # every method's masks follow the scans' segments; 0 = off for all
     render: bool = True
     report: bool = True
+    threads: int = 0              # CPU threads (pcseg.runtime.set_threads); 0 = all usable cores
 
     def __post_init__(self) -> None:
         if self.scenes < 1:
@@ -56,6 +58,7 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
 
     path = config_path or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
     cfg = load_config(DemoConfig, path, overrides)
+    apply_recipe_threads(cfg.threads)
     data, out = Path(cfg.data_dir), Path(cfg.out_dir)
     if not (data / "scans").is_dir():
         print(f"generating {cfg.scenes} synthetic ScanNet-format rooms (seed {cfg.seed}) in {data} ...")

@@ -16,6 +16,7 @@ from ..cluster import cluster_instances, snap_prediction
 from ..data import collate
 from ..errors import DataError
 from ..labels import semantic20_to_nyu40
+from ..runtime import apply_recipe_threads, use_default_threads
 from ..structures import InstanceSet, Scene
 from .checkpoint import load_checkpoint, load_model_state
 from .config import build_config, parse_overrides
@@ -43,8 +44,11 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.
     path = Path(checkpoint) if checkpoint else SHIPPED_MODEL
     ckpt = load_checkpoint(path, map_location=device)
     saved = dict(ckpt["config"])
-    saved.update(parse_overrides(overrides))
+    given = parse_overrides(overrides)
+    saved.update(given)
     recipe = build_config(BottomUpRecipe, saved, source=f"{path} config")
+    # the threads the model was trained with do not apply here; a `threads=N` override does
+    apply_recipe_threads(recipe.threads) if "threads" in given else use_default_threads()
     select_backend(recipe, torch.device(device))
     model = build_model(recipe)
     load_model_state(path, model, ckpt["model"])

@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import DataError
+from ..runtime import apply_recipe_threads, dense_threads
 from ..structures import InstanceSet
 from .checkpoint import load_checkpoint, load_model_state
 from .config import build_config, parse_overrides
@@ -102,8 +103,9 @@ def predict2d_to_folder(sources: list[Path], out_dir: Path, checkpoint: str | os
         raise DataError(bad, None, "a 2D checkpoint predicts ScanNet scene folders with RGB-D frames, "
                         "not a bare point cloud")
     model, recipe = load_model2d(checkpoint, device, overrides, ckpt)
-    if recipe.threads:  # the recipe's CPU threads (override: pcseg predict ... threads=N)
-        torch.set_num_threads(recipe.threads)
+    # dense convs run on torch's own threads: the number in force (override: pcseg predict ... threads=N)
+    given = parse_overrides(overrides)
+    torch.set_num_threads(apply_recipe_threads(recipe.threads) if "threads" in given else dense_threads())
     totals = {"scenes": len(folders), "frames": 0, "read": 0.0, "network": 0.0, "lift_fuse": 0.0, "write": 0.0}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data import collate
+from ..runtime import apply_recipe_threads
 from .build import build_model, class_weights, resolve_device, select_backend, train_dataset, val_dataset, val_root
 from .checkpoint import save_checkpoint
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -76,8 +77,7 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
+    apply_recipe_threads(recipe.threads)
     backend = select_backend(recipe, device)
     out = Path(recipe.out_dir)
     try:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import ConfigError
+from ..runtime import apply_recipe_threads
 from .build import resolve_device
 from .checkpoint import save_checkpoint
 from .loop import MetricsLog, Run, epoch_batches, plain_result
@@ -104,8 +105,7 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("pipeline maskrcnn2d: trains as one process; run it without torchrun")
     device = resolve_device(recipe.device)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
+    torch.set_num_threads(apply_recipe_threads(recipe.threads))  # dense convs: torch's own threads
     out = Path(recipe.out_dir)
     ensure_synthetic_frames(recipe)
     torch.manual_seed(recipe.seed)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from pcseg.sparse.tensor import KernelMapCache, SparseTensor
+from pcseg.sparse.workers import conv_threads, run_tasks
 
 _R = 1 << 16          # field width per axis in a key
 _H = 1 << 15          # offset that makes negative coordinates non-negative in their field
@@ -87,21 +88,68 @@ class KernelMap:
     out_coords: IntTensor[n_out, 4] for maps that create new sites, else None
     """
 
-    __slots__ = ("pairs", "n_in", "n_out", "kernel_volume", "identity", "out_coords")
+    __slots__ = ("pairs", "n_in", "n_out", "kernel_volume", "identity", "out_coords", "_blocks", "_transposed")
 
     def __init__(self, pairs, n_in: int, n_out: int, kernel_volume: int, identity=None,
                  out_coords=None) -> None:
         self.pairs, self.n_in, self.n_out = pairs, n_in, n_out
         self.kernel_volume, self.identity, self.out_coords = kernel_volume, identity, out_coords
+        self._blocks: dict[int, list[Block]] = {}
+        self._transposed = None
 
     def transposed(self) -> "KernelMap":
-        """The same pairs read backwards (output -> input): the map of the transposed conv."""
-        pairs = [(n, o, i) for n, i, o in self.pairs]
-        return KernelMap(pairs, self.n_out, self.n_in, self.kernel_volume, self.identity)
+        """The same pairs read backwards (output -> input): the map of the transposed conv (built once)."""
+        if self._transposed is None:
+            pairs = [(n, o, i) for n, i, o in self.pairs]
+            self._transposed = KernelMap(pairs, self.n_out, self.n_in, self.kernel_volume, self.identity)
+            self._transposed._transposed = self
+        return self._transposed
 
     def num_pairs(self) -> int:
         """Number of (input, output, offset) products, the identity offset included."""
         return sum(i.numel() for _, i, _ in self.pairs) + (self.n_in if self.identity is not None else 0)
+
+    def blocks(self, count: int) -> list["Block"]:
+        """The output rows cut into ``count`` contiguous ranges, each with the pairs that write it
+        (built once per count): what each conv worker computes. Slices of the map's pairs, sorted
+        by output row within each offset, so no pair is copied."""
+        if count not in self._blocks:
+            self._blocks[count] = _cut_rows(self, count)
+        return self._blocks[count]
+
+
+class Block:
+    """Output rows ``[lo, hi)`` and the pairs (n, in_idx, out_idx) whose output rows lie there."""
+
+    __slots__ = ("lo", "hi", "pairs")
+
+    def __init__(self, lo: int, hi: int, pairs) -> None:
+        self.lo, self.hi, self.pairs = lo, hi, pairs
+
+
+def _sorted_by_output(pairs) -> list:
+    """The pairs of each offset in increasing output row (most maps already are)."""
+    out = []
+    for n, in_idx, out_idx in pairs:
+        if out_idx.numel() > 1 and bool((out_idx[1:] < out_idx[:-1]).any()):
+            out_idx, order = torch.sort(out_idx, stable=True)
+            in_idx = in_idx[order]
+        out.append((n, in_idx, out_idx))
+    return out
+
+
+def _cut_rows(kmap: KernelMap, count: int) -> list[Block]:
+    if count <= 1 or kmap.n_out < 64 * count:
+        return [Block(0, kmap.n_out, kmap.pairs)]
+    pairs = _sorted_by_output(kmap.pairs)
+    cuts = [kmap.n_out * k // count for k in range(count + 1)]
+    bounds = torch.tensor(cuts, device=pairs[0][2].device if pairs else None)
+    per_offset = [(n, i, o, torch.searchsorted(o, bounds).tolist()) for n, i, o in pairs]
+    blocks = []
+    for b, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:])):
+        part = [(n, i[at[b]:at[b + 1]], o[at[b]:at[b + 1]]) for n, i, o, at in per_offset if at[b + 1] > at[b]]
+        blocks.append(Block(lo, hi, part))
+    return blocks
 
 
 def _group_pairs(valid: torch.Tensor, in_rows: torch.Tensor, out_rows: torch.Tensor, skip=None):
@@ -115,22 +163,35 @@ def _group_pairs(valid: torch.Tensor, in_rows: torch.Tensor, out_rows: torch.Ten
     return pairs
 
 
-def submanifold_map(table: HashTable, kernel_size: int) -> KernelMap:
-    """Map of a submanifold conv (odd ``kernel_size``): output sites = input sites."""
-    m = table.keys.numel()
-    offsets = kernel_offsets(kernel_size, table.keys.device) - kernel_size // 2
+def _submanifold_pairs(task) -> list:
+    """Pairs of the offsets ``ns`` (with their key shifts) of a submanifold map."""
+    table, ns, shifts, centre = task
+    sk, perm = table.sorted_keys, table.perm
+    m = sk.numel()
     # Query in sorted-key order: each offset's queries are then sorted too, which makes the binary
     # searches cache-friendly (about 2.5x faster than querying in row order on a CPU).
-    sk, perm = table.sorted_keys, table.perm
-    query = sk[None, :] + offset_keys(offsets)[:, None]                      # [K, M]
+    query = sk[None, :] + shifts[:, None]                                    # [K', M]
     pos = torch.searchsorted(sk, query).clamp_(max=max(m - 1, 0))
     found = sk[pos] == query if m else torch.zeros_like(query, dtype=torch.bool)
-    centre = kernel_size ** 3 // 2
     pairs = []
-    for n, count in enumerate(found.sum(1).tolist()):
+    for j, count in enumerate(found.sum(1).tolist()):
+        n = ns[j]
         if count and n != centre:
-            mask = found[n]
-            pairs.append((n, perm[pos[n][mask]], perm[mask]))
+            mask = found[j]
+            pairs.append((n, perm[pos[j][mask]], perm[mask]))
+    return pairs
+
+
+def submanifold_map(table: HashTable, kernel_size: int) -> KernelMap:
+    """Map of a submanifold conv (odd ``kernel_size``): output sites = input sites. The offsets are
+    searched in chunks on the conv workers."""
+    m = table.keys.numel()
+    shifts = offset_keys(kernel_offsets(kernel_size, table.keys.device) - kernel_size // 2)
+    centre = kernel_size ** 3 // 2
+    chunks = _worker_count(table.keys) if m >= 4096 else 1
+    cuts = [len(shifts) * k // chunks for k in range(chunks + 1)]
+    tasks = [(table, list(range(lo, hi)), shifts[lo:hi], centre) for lo, hi in zip(cuts[:-1], cuts[1:])]
+    pairs = [p for part in run_tasks(_submanifold_pairs, tasks) for p in part]
     return KernelMap(pairs, m, m, kernel_size ** 3, identity=centre)
 
 
@@ -206,54 +267,89 @@ def get_upsample_map(x: SparseTensor, target: SparseTensor, kernel_size: int, st
 
 # --- the convolution -----------------------------------------------------------------------------
 
-def _gather_mm_scatter(x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
-    """out[n_out, C_out] = sum over pairs (n, i, o) of x[i] @ weight[n], added at row o."""
-    c_out = weight.shape[2]
+def _forward_block(task) -> None:
+    """out[lo:hi] = identity term + the block's pairs (n, i, o): x[i] @ weight[n] added at row o."""
+    x, weight, kmap, block, out = task
+    rows = out[block.lo:block.hi]
     if kmap.identity is not None:
-        out = torch.mm(x, weight[kmap.identity])
+        torch.mm(x[block.lo:block.hi], weight[kmap.identity], out=rows)
     else:
-        out = x.new_zeros(kmap.n_out, c_out)
-    if not kmap.pairs:
-        return out
+        rows.zero_()
+    if not block.pairs:
+        return
     # One pair of scratch buffers reused by every offset: no allocation per offset.
-    most = max(i.numel() for _, i, _ in kmap.pairs)
+    most = max(i.numel() for _, i, _ in block.pairs)
     gathered = x.new_empty(most, x.shape[1])
-    product = x.new_empty(most, c_out)
-    for n, in_idx, out_idx in kmap.pairs:
+    product = x.new_empty(most, weight.shape[2])
+    for n, in_idx, out_idx in block.pairs:
         p = in_idx.numel()
         g = torch.index_select(x, 0, in_idx, out=gathered[:p])
+        # rows outside [lo, hi) are never touched, so blocks can run at the same time
         out.index_add_(0, out_idx, torch.mm(g, weight[n], out=product[:p]))
+
+
+def _gather_mm_scatter(x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+    """out[n_out, C_out] = sum over pairs (n, i, o) of x[i] @ weight[n], added at row o.
+
+    On a CPU the output rows are cut into one block per conv worker (``pcseg.sparse.workers``):
+    one hand-off per conv instead of a parallel region per op, and every row is summed in the
+    same order (identity, then offsets in order) however many workers run."""
+    out = x.new_empty(kmap.n_out, weight.shape[2])
+    run_tasks(_forward_block, [(x, weight, kmap, b, out) for b in kmap.blocks(_worker_count(x))])
     return out
 
 
-def _conv_backward(x, weight, grad_out, kmap: KernelMap, need_x: bool, need_w: bool):
-    """Gradients of ``_gather_mm_scatter`` in one pass over the offsets, so that each offset's
-    rows of ``grad_out`` are gathered once for both products:
-    grad_x[i] += grad_out[o] @ W[n]^T (the transposed conv) and grad_W[n] = x[i]^T @ grad_out[o]."""
+def _backward_block(task) -> torch.Tensor | None:
+    """For the input rows [lo, hi) of one block of the transposed map: those rows of grad_x (written
+    in place) and the block's share of grad_W, FloatTensor[K, C_in, C_out] (or None)."""
+    x, weight, grad_out, tmap, block, grad_x, need_w = task
+    lo, hi = block.lo, block.hi
     c_in, c_out = weight.shape[1], weight.shape[2]
-    grad_x = grad_w = None
-    centre = kmap.identity
-    if need_x:
-        grad_x = torch.mm(grad_out, weight[centre].t()) if centre is not None else x.new_zeros(kmap.n_in, c_in)
-    if need_w:
-        grad_w = x.new_zeros(weight.shape)
+    grad_w = x.new_zeros(weight.shape) if need_w else None
+    centre = tmap.identity
+    if grad_x is not None:
         if centre is not None:
-            torch.mm(x.t(), grad_out, out=grad_w[centre])
-    if not kmap.pairs:
-        return grad_x, grad_w
-    most = max(i.numel() for _, i, _ in kmap.pairs)
+            torch.mm(grad_out[lo:hi], weight[centre].t(), out=grad_x[lo:hi])
+        else:
+            grad_x[lo:hi].zero_()
+    if need_w and centre is not None:
+        torch.mm(x[lo:hi].t(), grad_out[lo:hi], out=grad_w[centre])
+    if not block.pairs:
+        return grad_w
+    most = max(i.numel() for _, i, _ in block.pairs)
     g_buf = x.new_empty(most, c_out)
-    x_buf = x.new_empty(most, c_in)
-    p_buf = x.new_empty(most, c_in) if need_x else None
-    for n, in_idx, out_idx in kmap.pairs:
-        p = in_idx.numel()
+    x_buf = x.new_empty(most, c_in) if need_w else None
+    p_buf = x.new_empty(most, c_in) if grad_x is not None else None
+    # Pairs of the transposed map: (n, row o of grad_out, row i of x). Each offset's rows of
+    # grad_out are gathered once for both products.
+    for n, out_idx, in_idx in block.pairs:
+        p = out_idx.numel()
         g = torch.index_select(grad_out, 0, out_idx, out=g_buf[:p])
-        if need_x:
+        if grad_x is not None:
             grad_x.index_add_(0, in_idx, torch.mm(g, weight[n].t(), out=p_buf[:p]))
         if need_w:
             a = torch.index_select(x, 0, in_idx, out=x_buf[:p])
             torch.mm(a.t(), g, out=grad_w[n])
+    return grad_w
+
+
+def _conv_backward(x, weight, grad_out, kmap: KernelMap, need_x: bool, need_w: bool):
+    """Gradients of ``_gather_mm_scatter``: grad_x[i] += grad_out[o] @ W[n]^T (the transposed conv)
+    and grad_W[n] = sum x[i]^T @ grad_out[o], in blocks of input rows on the conv workers."""
+    tmap = kmap.transposed()
+    grad_x = x.new_empty(kmap.n_in, weight.shape[1]) if need_x else None
+    tasks = [(x, weight, grad_out, tmap, b, grad_x, need_w) for b in tmap.blocks(_worker_count(x))]
+    shares = run_tasks(_backward_block, tasks)
+    grad_w = None
+    if need_w:
+        grad_w = shares[0]
+        for share in shares[1:]:
+            grad_w += share
     return grad_x, grad_w
+
+
+def _worker_count(x: torch.Tensor) -> int:
+    return conv_threads() if x.device.type == "cpu" else 1
 
 
 class _SparseConvFunction(torch.autograd.Function):
