@@ -83,7 +83,7 @@ def _cmd_eval(args) -> None:
 def _cmd_viz(args) -> None:
     from .io import read_scene
     from .viz import save_png, show_window, side_by_side_geometries
-    from .viz.view import frame_panels, read_prediction_files, render_panels, scene_panels
+    from .viz.view import frame_panels, read_prediction_files, render_panels, scene_panels, semantic_shown
 
     if args.color in ("errors", "embedding") and not args.pred and args.frame is None:
         raise PcsegError(f"viz: --color {args.color} needs --pred PRED_DIR (a `pcseg predict` folder"
@@ -113,7 +113,8 @@ def _cmd_viz(args) -> None:
         out = f"{scene.name}_{args.color}.png"
         print(f"no usable display (DISPLAY={os.environ.get('DISPLAY', '')!r}): "
               f"rendering to {out} instead of opening a window")
-    image = render_panels(scene, panels, args.color, size=(args.width, args.height), view=args.view)
+    image = render_panels(scene, panels, args.color, size=(args.width, args.height), view=args.view,
+                          shown=semantic_shown(scene, pred, args.side_by_side) if args.color == "semantic" else None)
     print(f"wrote {save_png(image, out)}")
 
 
@@ -151,14 +152,19 @@ def _cmd_compare(args) -> None:
     run_compare(args.config, args.overrides, progress=not args.quiet)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
 def _common_options(parser: argparse.ArgumentParser, default) -> None:
@@ -186,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser = lambda *a, **k: _add_data_parser(*a, parents=[common], **k)
     p = data.add_parser("synth", help="write synthetic ScanNet-format rooms")
     p.add_argument("--out", required=True, help="dataset root to create (scans/, labels tsv, split files)")
-    p.add_argument("--scenes", type=int, default=10, help="number of rooms (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--frames", type=int, default=0, help="RGB-D frames per room (default 0)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: number of CPUs)")
+    p.add_argument("--scenes", type=_positive_int, default=10, help="number of rooms (default 10)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    p.add_argument("--frames", type=_non_negative_int, default=0, help="RGB-D frames per room (default 0)")
+    p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: 2, at most the CPUs)")
     p.set_defaults(func=_cmd_data_synth)
     p = data.add_parser("export-gt", help="write the official instance GT .txt of every scene")
     p.add_argument("--scannet", required=True, help="ScanNet root (with scans/) or a folder of scene folders")
@@ -202,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="COCO instances .json to write")
     p.add_argument("--split", default=None, help="only scenes of this split, e.g. val (reads scannetv2_<split>.txt)")
     p.add_argument("--frames-dir", default="frames", help="frame folder inside each scene folder (default frames)")
-    p.add_argument("--step", type=int, default=1, help="every N-th frame (default 1)")
+    p.add_argument("--step", type=_positive_int, default=1, help="every N-th frame (default 1)")
     p.add_argument("--images", default=None,
                    help="folder for colour images resampled onto the depth grid (needed when colour and depth differ)")
     p.set_defaults(func=_cmd_data_export_coco)
@@ -229,11 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view", choices=("oblique", "top", "fitted"), default="oblique", help="camera preset")
     p.add_argument("--side-by-side", action="store_true",
                    help="ground truth next to the prediction (and errors / embeddings) in one view")
-    p.add_argument("--frame", type=int, default=None, metavar="N",
+    p.add_argument("--frame", type=_non_negative_int, default=None, metavar="N",
                    help="instead: RGB-D frame N of the scene folder's frames/ with its masks overlaid (PNG)")
     p.add_argument("--labels", default=None, help="labels tsv for a ScanNet folder")
-    p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=960)
+    p.add_argument("--width", type=_positive_int, default=1280)
+    p.add_argument("--height", type=_positive_int, default=960)
     p.set_defaults(func=_cmd_viz)
 
     p = sub.add_parser("train", help="train a model from a YAML recipe (see configs/)")
@@ -265,11 +271,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_cleanly_on_termination() -> dict:
+    """SIGTERM and SIGHUP raise SystemExit like Ctrl-C raises KeyboardInterrupt, so that the cleanup of
+    unfinished outputs runs (by default they end the process on the spot). Returns the previous handlers."""
+    import signal
+
+    def stop(signum, frame):
+        print(f"pcseg: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        raise SystemExit(128 + signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            try:
+                previous[getattr(signal, name)] = signal.signal(getattr(signal, name), stop)
+            except ValueError:  # not the main thread (main() called from a thread): leave it
+                pass
+    return previous
+
+
+def _command_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The (sub)parser of the command ``args`` ran, for its own usage line in errors."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(args, action.dest, None)
+            if name in action.choices:
+                return _command_parser(action.choices[name], args)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command's own usage, not the top-level one
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "demo" and args.config and "=" in args.config:
         args.overrides.insert(0, args.config)
         args.config = None
+    previous_handlers = _exit_cleanly_on_termination()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
@@ -284,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pcseg: interrupted", file=sys.stderr)
         return 130
+    finally:
+        import signal
+
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
     return 0
 
 

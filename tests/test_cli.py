@@ -1,5 +1,6 @@
 """End to end through the command line: synthetic rooms -> official GT -> predictions -> eval / viz."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,3 +76,38 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert "nope.ply" in capsys.readouterr().err
     assert main(["data", "export-gt", "--scannet", str(tmp_path), "--out", str(tmp_path / "gt")]) == 2
     assert not (tmp_path / "gt").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["data", "synth", "--out", "X", "--scenes", "0"], "argument --scenes: must be >= 1, got 0"),
+    (["data", "synth", "--out", "X", "--frames", "-1"], "argument --frames: must be >= 0, got -1"),
+    (["data", "synth", "--out", "X", "--workers", "0"], "argument --workers: must be >= 1, got 0"),
+    (["data", "synth", "--out", "X", "--seed", "-3"], "argument --seed: must be >= 0, got -3"),
+    (["eval", "--gt", "a", "--pred", "b", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_arguments_exit_2_with_the_commands_own_usage(tmp_path, capsys, args, message):
+    args = [str(tmp_path / a) if a == "X" else a for a in args]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and f"usage: pcseg {args[0]}" in err and "Traceback" not in err
+    assert not (tmp_path / "X").exists()
+
+
+def test_a_broken_yaml_override_is_one_line(tmp_path, capsys):
+    recipe = Path(__file__).parents[1] / "configs" / "synthetic_bottomup.yaml"
+    assert main(["train", str(recipe), "widths=[32,64"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pcseg: error: override 'widths=[32,64': the value is not valid YAML") and err.count("\n") == 1
+
+
+def test_version_and_quiet_after_the_command(capsys):
+    from pcseg import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"pcseg {__version__}"
+    from pcseg.cli import build_parser
+
+    assert build_parser().parse_args(["eval", "--gt", "a", "--pred", "b", "-q"]).quiet

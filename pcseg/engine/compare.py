@@ -163,15 +163,14 @@ def run_worker(method: str, cfg: CompareConfig, out: Path) -> dict:
 # --- the parent: data, workers, scoring, table and plot ----------------------------------------
 
 def _ensure_data(cfg: CompareConfig) -> None:
-    from ..synth import write_synthetic_dataset
+    from ..synth import ensure_synthetic_dataset
 
     root = Path(cfg.data_root)
-    if (root / "scans").is_dir():
-        return
+    if (root / "scans").is_dir() and cfg.scenes <= 0:
+        return  # a dataset of the user's
     if cfg.scenes <= 0:
         raise ConfigError(f"data_root: {root} has no scans/ and scenes is 0 (nothing to generate)")
-    print(f"generating {cfg.scenes} synthetic rooms with {cfg.frames} frames each (seed {cfg.seed}) in {root}")
-    write_synthetic_dataset(root, cfg.scenes, seed=cfg.seed, frames=cfg.frames)
+    ensure_synthetic_dataset(root, cfg.scenes, seed=cfg.seed, frames=cfg.frames)
 
 
 def _methods(cfg: CompareConfig) -> list[str]:

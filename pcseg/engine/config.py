@@ -6,6 +6,7 @@ error naming the key), and values are checked against the field's type.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import types
 import typing
@@ -70,28 +71,71 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r}: expected key=value")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem}); "
+                              "a list is written [32,64], a string with special characters in quotes") from None
     return out
 
 
-def build_config(cls: type[T], values: dict[str, Any], source: str = "config") -> T:
-    """Instantiate the dataclass ``cls`` from a flat mapping, rejecting unknown keys."""
+OVERRIDES = "command-line override"
+
+
+def unknown_keys_message(unknown: Sequence[str], valid: Sequence[str]) -> str:
+    """``unknown key 'max_minute' (did you mean 'max_minutes'?)``, one clause per key."""
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
+        parts.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return "; ".join(parts)
+
+
+def build_config(cls: type[T], values: dict[str, Any], source: str = "config",
+                 override_keys: Sequence[str] = ()) -> T:
+    """Instantiate the dataclass ``cls`` from a flat mapping, rejecting unknown keys. Errors about a
+    key in ``override_keys`` blame the command line, the others ``source``."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+    overridden = set(override_keys)
+
+    def where(key: str) -> str:
+        return OVERRIDES if key in overridden else source
+
+    unknown = [k for k in values if k not in fields]
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {unknown}; valid keys: {sorted(fields)}")
+        by_origin: dict[str, list[str]] = {}
+        for key in unknown:
+            by_origin.setdefault(where(key), []).append(key)
+        raise ConfigError("; ".join(f"{origin}: {unknown_keys_message(keys, fields)}" for origin, keys in by_origin.items())
+                          + f" (the keys are the fields of {cls.__module__}.{cls.__name__})")
     hints = typing.get_type_hints(cls)
-    kwargs = {k: _coerce(cls, k, v, hints[k], source) for k, v in values.items()}
+    kwargs = {k: _coerce(cls, k, v, hints[k], where(k)) for k, v in values.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{source}: {e}") from None
+        key = str(e).partition(":")[0].strip()
+        raise ConfigError(f"{where(key)}: {e}") from None
 
 
-def read_values(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], str]:
-    """The flat mapping of a YAML recipe with ``key=value`` overrides applied, and its source name."""
+def prediction_recipe(cls: type[T], saved: dict[str, Any], overrides: Sequence[str], allowed: Sequence[str],
+                      source: str) -> tuple[T, dict[str, Any]]:
+    """A checkpoint's recipe ``saved`` with the prediction-time ``overrides`` applied, and those overrides.
+    Only the keys in ``allowed`` may change: any other key was fixed by training and is an error."""
+    given = parse_overrides(overrides)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    fixed = sorted(k for k in given if k in fields and k not in allowed)
+    if fixed:
+        raise ConfigError(f"{OVERRIDES}: {', '.join(fixed)}: set by training and fixed in the checkpoint; "
+                          f"a prediction may change only {', '.join(allowed)}")
+    return build_config(cls, {**saved, **given}, source, list(given)), given
+
+
+def read_values(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], str, list[str]]:
+    """The flat mapping of a YAML recipe with ``key=value`` overrides applied, its source name and
+    the keys the overrides set."""
     values: dict[str, Any] = {}
-    source = "overrides"
+    source = OVERRIDES
     if path is not None:
         path = Path(path)
         source = str(path)
@@ -104,14 +148,15 @@ def read_values(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a flat mapping of key: value, got {type(loaded).__name__}")
         values.update(loaded or {})
-    values.update(parse_overrides(overrides))
-    return values, source
+    given = parse_overrides(overrides)
+    values.update(given)
+    return values, source, list(given)
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> T:
     """Load a flat YAML recipe into ``cls`` and apply ``key=value`` overrides."""
-    values, source = read_values(path, overrides)
-    return build_config(cls, values, source)
+    values, source, given = read_values(path, overrides)
+    return build_config(cls, values, source, given)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

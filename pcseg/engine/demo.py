@@ -54,15 +54,13 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
     from ..evaluation import InstanceEvaluator, SemanticEvaluator, format_table, write_json
     from ..io.official import encode_gt_ids, write_gt_txt, write_instance_predictions
     from ..io.scannet import list_scenes, read_scannet_scene, read_split
-    from ..synth import write_synthetic_dataset
+    from ..synth import ensure_synthetic_dataset
 
     path = config_path or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
     cfg = load_config(DemoConfig, path, overrides)
     apply_recipe_threads(cfg.threads)
     data, out = Path(cfg.data_dir), Path(cfg.out_dir)
-    if not (data / "scans").is_dir():
-        print(f"generating {cfg.scenes} synthetic ScanNet-format rooms (seed {cfg.seed}) in {data} ...")
-        write_synthetic_dataset(data, cfg.scenes, seed=cfg.seed, frames=cfg.frames)
+    ensure_synthetic_dataset(data, cfg.scenes, seed=cfg.seed, frames=cfg.frames)
     wanted = None if cfg.split == "all" else set(read_split(data, cfg.split))
     folders = [f for f in list_scenes(data) if wanted is None or f.name in wanted]
     if not folders:

@@ -25,11 +25,12 @@ def _resolve(target: str) -> Any:
 
 def load_recipe(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> tuple[str, Any]:
     """(pipeline name, recipe dataclass) of a YAML recipe with ``key=value`` overrides."""
-    values, source = read_values(path, overrides)
+    values, source, given = read_values(path, overrides)
     name = values.pop("pipeline", "bottomup")
     if name not in PIPELINES:
-        raise ConfigError(f"{source}: pipeline: must be one of {sorted(PIPELINES)}, got {name!r}")
-    return name, build_config(_resolve(PIPELINES[name][0]), values, source)
+        where = "command-line override" if "pipeline" in given else source
+        raise ConfigError(f"{where}: pipeline: must be one of {sorted(PIPELINES)}, got {name!r}")
+    return name, build_config(_resolve(PIPELINES[name][0]), values, source, given)
 
 
 def train_recipe(name: str, recipe: Any, resume: bool = False, progress: bool = True) -> dict:

@@ -19,8 +19,8 @@ from ..labels import semantic20_to_nyu40
 from ..runtime import apply_recipe_threads, use_default_threads
 from ..structures import InstanceSet, Scene
 from .checkpoint import load_checkpoint, load_model_state
-from .config import build_config, parse_overrides
-from .recipe import BottomUpRecipe
+from .config import prediction_recipe
+from .recipe import PREDICT_KEYS, BottomUpRecipe
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "bottomup_synthetic.pt"
 MARKER = ".pcseg-predictions"
@@ -38,15 +38,13 @@ class Prediction:
 
 def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                overrides: Sequence[str] = ()) -> tuple[torch.nn.Module, BottomUpRecipe]:
-    """A trained model in eval mode and its recipe (clustering settings may be overridden)."""
-    from .build import build_model, select_backend
+    """A trained model in eval mode and its recipe (the PREDICT_KEYS settings may be overridden)."""
+    from .build import build_model, resolve_device, select_backend
 
     path = Path(checkpoint) if checkpoint else SHIPPED_MODEL
-    ckpt = load_checkpoint(path, map_location=device)
+    ckpt = load_checkpoint(path, map_location=resolve_device(device))
     saved = dict(ckpt["config"])
-    given = parse_overrides(overrides)
-    saved.update(given)
-    recipe = build_config(BottomUpRecipe, saved, source=f"{path} config")
+    recipe, given = prediction_recipe(BottomUpRecipe, saved, overrides, PREDICT_KEYS, f"{path} config")
     # the threads the model was trained with do not apply here; a `threads=N` override does
     apply_recipe_threads(recipe.threads) if "threads" in given else use_default_threads()
     select_backend(recipe, torch.device(device))
@@ -116,10 +114,12 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, che
     from ..io import read_scene
     from ..io.atomic import atomic_path
     from ..io.official import write_instance_ids_txt, write_instance_predictions, write_semantic_txt
+    from .build import resolve_device
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
         raise DataError(out_dir, None, "exists and is not a pcseg prediction folder; choose another --out")
+    device = str(resolve_device(device))  # before any checkpoint is read with it
     sources = _inputs(Path(inputs))
     if checkpoint is not None:
         ckpt = load_checkpoint(checkpoint, map_location=device)

@@ -17,8 +17,8 @@ from ..errors import DataError
 from ..runtime import apply_recipe_threads, dense_threads
 from ..structures import InstanceSet
 from .checkpoint import load_checkpoint, load_model_state
-from .config import build_config, parse_overrides
-from .recipe2d import MaskRCNNRecipe
+from .config import parse_overrides, prediction_recipe
+from .recipe2d import PREDICT_KEYS_2D, MaskRCNNRecipe
 
 
 def load_model2d(path: str | os.PathLike, device: str | torch.device = "cpu", overrides: Sequence[str] = (),
@@ -28,9 +28,7 @@ def load_model2d(path: str | os.PathLike, device: str | torch.device = "cpu", ov
     from .train2d import build_model2d
 
     ckpt = ckpt if ckpt is not None else load_checkpoint(path, map_location=device)
-    saved = dict(ckpt["config"])
-    saved.update(parse_overrides(overrides))
-    recipe = build_config(MaskRCNNRecipe, saved, source=f"{path} config")
+    recipe, _ = prediction_recipe(MaskRCNNRecipe, dict(ckpt["config"]), overrides, PREDICT_KEYS_2D, f"{path} config")
     model = build_model2d(recipe, fetch=False)
     load_model_state(path, model, ckpt["model"])
     return model.to(device).eval(), recipe

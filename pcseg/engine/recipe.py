@@ -12,6 +12,9 @@ CLUSTER_METHODS = ("meanshift", "hdbscan", "dbscan")
 SPARSE_BACKENDS = ("auto", "torch", "spconv", "minkowski")
 # settings that define the network: a checkpoint only loads into a model built with the same values
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "embed_dim", "offsets", "head_hidden", "height_feature")
+# the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
+PREDICT_KEYS = ("cluster_method", "bandwidth", "min_size", "use_embeddings", "use_offsets", "coord_weight",
+                "class_bandwidth", "soft_threshold", "segment_snap", "backend", "threads")
 
 
 @dataclass

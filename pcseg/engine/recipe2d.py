@@ -15,6 +15,9 @@ PRETRAINED = ("none", "imagenet", "coco")
 OPTIMIZERS = ("sgd", "adamw")
 # settings that define the network: a checkpoint only loads into a model built with the same values
 ARCHITECTURE_KEYS_2D = ("backbone", "depth", "roi_pool", "anchor_sizes", "mask_head_channels")
+# the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
+PREDICT_KEYS_2D = ("mask_threshold", "fuse_score_thresh", "fuse_min_frames", "predict_step", "box_score_thresh",
+                   "detections_per_img", "rpn_post_nms_test", "threads")
 
 
 @dataclass

@@ -26,18 +26,17 @@ from .loop import MetricsLog, Run, epoch_batches, plain_result
 from .recipe import ARCHITECTURE_KEYS, BottomUpRecipe
 
 
-def ensure_synthetic_data(recipe: BottomUpRecipe, info: DistInfo) -> None:
+def ensure_synthetic_data(recipe: BottomUpRecipe, info: DistInfo, progress: bool = True) -> None:
     """Generate the recipe's synthetic rooms once (rank 0) when asked to and missing."""
-    from ..synth import write_synthetic_dataset
+    from ..synth import ensure_synthetic_dataset
 
     wanted = [(Path(recipe.data_root), recipe.synth_scenes, recipe.synth_seed)]
     if recipe.val_root:
         wanted.append((val_root(recipe), recipe.val_synth_scenes, recipe.val_synth_seed))
     if info.is_main:
         for root, scenes, seed in wanted:
-            if scenes > 0 and not (root / "scans").is_dir():
-                print(f"generating {scenes} synthetic rooms (seed {seed}) in {root}")
-                write_synthetic_dataset(root, scenes, seed=seed)
+            if scenes > 0:
+                ensure_synthetic_dataset(root, scenes, seed=seed, progress=progress)
     barrier(info)
 
 
@@ -81,7 +80,7 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
     backend = select_backend(recipe, device)
     out = Path(recipe.out_dir)
     try:
-        ensure_synthetic_data(recipe, info)
+        ensure_synthetic_data(recipe, info, progress)
         torch.manual_seed(recipe.seed)
         np.random.seed(recipe.seed)
         model = build_model(recipe).to(device)

@@ -35,17 +35,16 @@ def build_model2d(recipe: MaskRCNNRecipe, fetch: bool = True) -> torch.nn.Module
     return build_maskrcnn(**recipe.model_options(), fetch=fetch)
 
 
-def ensure_synthetic_frames(recipe: MaskRCNNRecipe) -> None:
+def ensure_synthetic_frames(recipe: MaskRCNNRecipe, progress: bool = True) -> None:
     """Generate the recipe's synthetic rooms with frames once, when asked to and missing."""
-    from ..synth import write_synthetic_dataset
+    from ..synth import ensure_synthetic_dataset
 
     wanted = [(Path(recipe.data_root), recipe.synth_scenes, recipe.synth_seed, recipe.synth_frames)]
     if recipe.val_root:
         wanted.append((Path(recipe.val_root), recipe.val_synth_scenes, recipe.val_synth_seed, recipe.val_synth_frames))
     for root, scenes, seed, frames in wanted:
-        if scenes > 0 and not (root / "scans").is_dir():
-            print(f"generating {scenes} synthetic rooms with {frames} frames each (seed {seed}) in {root}")
-            write_synthetic_dataset(root, scenes, seed=seed, frames=frames)
+        if scenes > 0:
+            ensure_synthetic_dataset(root, scenes, seed=seed, frames=frames, progress=progress)
 
 
 def frame_dataset(recipe: MaskRCNNRecipe, val: bool = False):
@@ -107,7 +106,7 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
     device = resolve_device(recipe.device)
     torch.set_num_threads(apply_recipe_threads(recipe.threads))  # dense convs: torch's own threads
     out = Path(recipe.out_dir)
-    ensure_synthetic_frames(recipe)
+    ensure_synthetic_frames(recipe, progress)
     torch.manual_seed(recipe.seed)
     np.random.seed(recipe.seed)
     # on --resume the weights come from the checkpoint: no pretrained weights are fetched

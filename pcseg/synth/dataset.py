@@ -10,8 +10,10 @@
             intrinsic/{intrinsic,extrinsic}_{color,depth}.txt  label/<i>.png (NYU40)
             instance/<i>.png (the scene's instance ids = objectId + 1, 0 = none)
 
-Each scene folder is written under a temporary name and renamed when complete, so an interrupted
-run leaves only whole scenes. Scene i's seed is child i of ``np.random.SeedSequence(seed)``: the
+The whole dataset is written under a temporary name beside DIR and renamed when complete, so an
+interrupted or failed run leaves nothing (Ctrl-C stops the workers at once). DIR must not exist or
+be empty: the generator never adds to or overwrites a dataset (``ensure_synthetic_dataset`` is the
+"generate once, then reuse" of the recipes and the demo). Scene i's seed is child i of ``np.random.SeedSequence(seed)``: the
 same seed gives byte-identical files, whatever the number of workers.
 
 Workers are spawned processes: a script calling ``write_synthetic_dataset`` with workers > 1 must
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import ConfigError
 from ..io.atomic import atomic_path, write_text
 from ..io.frames import write_frames
 from ..io.scannet import write_scannet_scene
@@ -55,9 +58,13 @@ def write_scene(out_dir: str | os.PathLike, name: str, seed: int, frames: int = 
 
 
 def _worker_init() -> None:
+    import signal
+
     from . import scan
 
     scan.RAY_THREADS = 1  # one process per core: no nested thread pools
+    # Ctrl-C reaches the whole process group: the parent stops the workers, they print nothing
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run(task) -> dict:
@@ -66,7 +73,7 @@ def _run(task) -> dict:
 
 def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"write_synthetic_dataset: {name} must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"write_synthetic_dataset: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -85,9 +92,77 @@ def summarize(stats: list[dict]) -> dict:
     return out
 
 
+def is_complete_dataset(root: str | os.PathLike) -> bool:
+    """True when ``root`` holds a finished dataset: scans/ and the labels tsv beside it."""
+    root = Path(root)
+    return (root / "scans").is_dir() and (root / LABELS_TSV_NAME).is_file()
+
+
+def _check_new_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder")
+    if out.is_dir():
+        leftovers = [p for p in out.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))]
+        if leftovers:
+            what = "a dataset" if (out / "scans").is_dir() else "files"
+            raise ConfigError(f"{out}: already holds {what} ({leftovers[0].name}, ...); synthetic rooms are "
+                              "written to a new or empty folder and never over existing scenes: choose another "
+                              "--out or delete this one")
+
+
+def ensure_synthetic_dataset(root: str | os.PathLike, num_scenes: int, seed: int = 0, frames: int = 0,
+                             progress: bool = True) -> bool:
+    """Generate ``num_scenes`` rooms at ``root`` unless a complete dataset is there already; returns
+    whether it generated. A ``root`` with scans/ but no labels tsv (what an interrupted generation of
+    an older pcseg left) is an error that says what to do."""
+    root = Path(root)
+    if is_complete_dataset(root):
+        return False
+    if (root / "scans").is_dir():
+        raise ConfigError(f"{root}: has scans/ but no {LABELS_TSV_NAME}: an unfinished dataset (an interrupted "
+                          f"generation leaves this: delete {root} to generate it again), or a real dataset "
+                          "without its labels tsv (put it there)")
+    print(f"generating {num_scenes} synthetic ScanNet-format rooms"
+          + (f" with {frames} RGB-D frames each" if frames else "") + f" (seed {seed}) in {root}")
+    write_synthetic_dataset(root, num_scenes, seed=seed, frames=frames, progress=progress)
+    return True
+
+
+def _generate_in_workers(tasks: list, workers: int, bar) -> list[dict]:
+    stats = []
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({k: "1" for k in saved})  # inherited by the spawned workers
+    # spawn, not fork: a forked child would inherit Open3D's thread pools mid-state. A dead
+    # worker raises BrokenProcessPool here instead of hanging (as multiprocessing.Pool would).
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    try:
+        for fut in as_completed([pool.submit(_run, t) for t in tasks]):
+            stats.append(fut.result())
+            bar.update()
+    except BaseException:
+        # Ctrl-C or a failed scene: stop now instead of waiting for every queued scene
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            proc.join(timeout=10)
+        raise
+    else:
+        pool.shutdown()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return stats
+
+
 def write_synthetic_dataset(out_dir: str | os.PathLike, num_scenes: int, seed: int = 0, frames: int = 0,
                             workers: int | None = None, progress: bool = True) -> dict:
-    """Generate ``num_scenes`` scenes (with ``frames`` RGB-D frames each) into ``out_dir``.
+    """Generate ``num_scenes`` scenes (with ``frames`` RGB-D frames each) into the new or empty
+    folder ``out_dir``, all or nothing.
 
     workers: processes (default: 2, at most the CPU count and the number of scenes; 1 = in this process).
     Returns the summary of ``summarize`` plus ``seconds`` (also written, without timing, to
@@ -100,47 +175,32 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, num_scenes: int, seed: i
         workers = max(1, min(2, os.cpu_count() or 1))
     workers = min(_check_int("workers", workers, 1), num_scenes)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"write_synthetic_dataset: {out} exists and is not a folder")
-    (out / "scans").mkdir(parents=True, exist_ok=True)
+    _check_new_folder(out)
 
     names = [f"scene{i:04d}_00" for i in range(num_scenes)]
-    tasks = [(str(out), n, s, frames) for n, s in zip(names, scene_seeds(seed, num_scenes))]
     start = time.perf_counter()
-    bar = tqdm(total=num_scenes, desc="synth scenes", unit="scene", disable=not progress)
-    stats = []
-    if workers == 1:
-        for t in tasks:
-            stats.append(_run(t))
-            bar.update()
-    else:
-        saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        os.environ.update({k: "1" for k in saved})  # inherited by the spawned workers
-        try:
-            # spawn, not fork: a forked child would inherit Open3D's thread pools mid-state. A dead
-            # worker raises BrokenProcessPool here instead of hanging (as multiprocessing.Pool would).
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
-                for fut in as_completed([pool.submit(_run, t) for t in tasks]):
-                    stats.append(fut.result())
+    with atomic_path(out) as tmp:
+        (tmp / "scans").mkdir(parents=True)
+        tasks = [(str(tmp), n, s, frames) for n, s in zip(names, scene_seeds(seed, num_scenes))]
+        with tqdm(total=num_scenes, desc="synth scenes", unit="scene", disable=not progress) as bar:
+            if workers == 1:
+                stats = []
+                for t in tasks:
+                    stats.append(_run(t))
                     bar.update()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-    bar.close()
-    seconds = time.perf_counter() - start
-    stats.sort(key=lambda s: s["name"])
+            else:
+                stats = _generate_in_workers(tasks, workers, bar)
+        seconds = time.perf_counter() - start
+        stats.sort(key=lambda s: s["name"])
 
-    write_label_tsv(out / LABELS_TSV_NAME)
-    order = np.random.default_rng(seed).permutation(num_scenes)
-    n_val = int(round(VAL_FRACTION * num_scenes)) if num_scenes > 1 else 0
-    val = sorted(names[i] for i in order[:n_val])
-    train = sorted(names[i] for i in order[n_val:])
-    write_text(out / "scannetv2_train.txt", "".join(n + "\n" for n in train))
-    write_text(out / "scannetv2_val.txt", "".join(n + "\n" for n in val))
-    summary = summarize(stats)
-    write_text(out / "synth_stats.json", json.dumps({"seed": seed, "frames": frames, "summary": summary,
-                                                     "scenes": stats}, indent=1))
+        write_label_tsv(tmp / LABELS_TSV_NAME)
+        order = np.random.default_rng(seed).permutation(num_scenes)
+        n_val = int(round(VAL_FRACTION * num_scenes)) if num_scenes > 1 else 0
+        val = sorted(names[i] for i in order[:n_val])
+        train = sorted(names[i] for i in order[n_val:])
+        write_text(tmp / "scannetv2_train.txt", "".join(n + "\n" for n in train))
+        write_text(tmp / "scannetv2_val.txt", "".join(n + "\n" for n in val))
+        summary = summarize(stats)
+        write_text(tmp / "synth_stats.json", json.dumps({"seed": seed, "frames": frames, "summary": summary,
+                                                         "scenes": stats}, indent=1))
     return {**summary, "seconds": seconds, "seconds_per_scene": seconds / num_scenes}

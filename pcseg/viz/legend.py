@@ -16,22 +16,31 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def semantic_legend(scene: Scene, min_points: int = 1) -> list[tuple[str, tuple[float, float, float]]]:
-    """(class name, RGB 0..1) for each NYU40 class present in the scene with at least
-    ``min_points`` points, most frequent first (0 = unannotated is left out)."""
-    if scene.semantic is None:
-        raise ValueError(f"Scene({scene.name!r}) has no semantic labels for a legend")
-    sem = scene.semantic[(scene.semantic >= 1) & (scene.semantic <= 40)]
+def semantic_legend(labels: "Scene | np.ndarray | list[np.ndarray]",
+                    min_points: int = 1) -> list[tuple[str, tuple[float, float, float]]]:
+    """(class name, RGB 0..1) for each NYU40 class shown with at least ``min_points`` points, most
+    frequent first (0 = unannotated is left out). ``labels``: a scene (its GT), or the NYU40 label
+    arrays of the panels shown (e.g. a prediction's, or GT and prediction side by side)."""
+    if isinstance(labels, Scene):
+        if labels.semantic is None:
+            raise ValueError(f"Scene({labels.name!r}) has no semantic labels for a legend")
+        labels = [labels.semantic]
+    elif isinstance(labels, np.ndarray):
+        labels = [labels]
+    sem = np.concatenate([np.asarray(a, np.int64).ravel() for a in labels]) if labels else np.zeros(0, np.int64)
+    sem = sem[(sem >= 1) & (sem <= 40)]
     counts = np.bincount(sem, minlength=41)
     order = [c for c in np.argsort(-counts, kind="stable") if counts[c] >= max(min_points, 1)]
     return [(NYU40_NAMES[c], tuple(float(v) / 255 for v in NYU40_PALETTE[c])) for c in order]
 
 
-def legend_for(scene: Scene, mode: str) -> list[tuple[str, tuple[float, float, float]]]:
-    """Legend entries of a colour mode: the scene's classes for ``semantic``, the error categories
-    for ``errors``, none for the others (their colours carry no fixed meaning)."""
+def legend_for(scene: Scene, mode: str, shown: list[np.ndarray] | None = None
+               ) -> list[tuple[str, tuple[float, float, float]]]:
+    """Legend entries of a colour mode: for ``semantic`` the classes of the label arrays ``shown``
+    (default: the scene's GT), the error categories for ``errors``, none for the others (their
+    colours carry no fixed meaning)."""
     if mode == "semantic":
-        return semantic_legend(scene)
+        return semantic_legend(scene if shown is None else shown)
     if mode == "errors":
         from .errors import ERROR_LEGEND
 

@@ -99,17 +99,27 @@ def scene_panels(scene: Scene, mode: str, pred: PredictionFiles | None = None,
     return panels
 
 
+def semantic_shown(scene: Scene, pred: PredictionFiles | None, side_by_side: bool) -> list[np.ndarray]:
+    """The NYU40 label arrays that the semantic panels of ``scene_panels`` colour: the prediction's
+    alone, GT and prediction side by side, else the GT."""
+    if pred is None or pred.semantic is None:
+        return [scene.semantic] if scene.semantic is not None else []
+    return [scene.semantic, pred.semantic] if side_by_side and scene.semantic is not None else [pred.semantic]
+
+
 def render_panels(scene: Scene, panels: list[tuple[str, np.ndarray]], mode: str,
-                  size: tuple[int, int] = (1280, 960), view: str = "oblique", legend: bool = True) -> np.ndarray:
+                  size: tuple[int, int] = (1280, 960), view: str = "oblique", legend: bool = True,
+                  shown: list[np.ndarray] | None = None) -> np.ndarray:
     """UInt8Array: each panel rendered at ``size``, titled when there are several, side by side,
-    with the mode's legend (semantic classes, error categories) in the top-left corner."""
+    with the mode's legend (the classes of the label arrays ``shown``, default the GT's; error
+    categories) in the top-left corner."""
     from .legend import draw_legend, legend_for
     from .render import render_image, side_by_side
 
     images = [render_image(scene, colors, size=size, view=view) for _, colors in panels]
     image = side_by_side(images, titles=[t for t, _ in panels]) if len(images) > 1 else images[0]
     if legend:
-        entries = legend_for(scene, mode)
+        entries = legend_for(scene, mode, shown)
         if mode == "instance" or mode == "rgb":
             entries = []
         image = draw_legend(image, entries, font_size=max(10, size[1] // 45))

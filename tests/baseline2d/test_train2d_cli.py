@@ -120,4 +120,5 @@ def test_synthetic_rooms_with_frames_are_generated_on_first_use(tmp_path):
     assert len(list((tmp_path / "train" / "scans" / "scene0000_00" / "frames" / "pose").glob("*.txt"))) == 2
     assert len(list((tmp_path / "val" / "scans" / "scene0000_00" / "frames" / "pose").glob("*.txt"))) == 3
     assert [s for s, _, _ in losses(tmp_path / "run")] == [1]  # 2 frames, batch 2
-    assert "generating 1 synthetic rooms with 3 frames each (seed 5)" in proc.stdout
+    assert "generating 1 synthetic ScanNet-format rooms with 3 RGB-D frames each (seed 5)" in proc.stdout
+    assert "synth scenes" not in proc.stdout + proc.stderr  # -q: no progress bars

@@ -26,8 +26,26 @@ def test_yaml_and_overrides(tmp_path):
 def test_unknown_key_is_named(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("lr: 0.5\nepcohs: 3\n")
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epcohs'\]"):
+    with pytest.raises(ConfigError, match=r"r.yaml: unknown key 'epcohs' \(did you mean 'epochs'\?\)") as e:
         load_config(Recipe, path)
+    assert "'cuda'" not in str(e.value)  # the closest key, not all of them
+
+
+def test_an_override_is_blamed_on_the_command_line_not_the_file(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("lr: 0.5\n")
+    with pytest.raises(ConfigError, match=r"^command-line override: unknown key 'epoch' \(did you mean 'epochs'\?\)") as e:
+        load_config(Recipe, path, ["epoch=3"])
+    assert "r.yaml" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"^command-line override: epochs: expected int"):
+        load_config(Recipe, path, ["epochs=x"])
+    with pytest.raises(ConfigError, match=r"unknown key 'zzz'(?! \(did)"):
+        load_config(Recipe, path, ["zzz=1"])
+
+
+def test_broken_yaml_in_an_override_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"override 'widths=\[32,64': the value is not valid YAML"):
+        parse_overrides(["widths=[32,64"])
 
 
 @pytest.mark.parametrize("override, message", [

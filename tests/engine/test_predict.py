@@ -96,7 +96,29 @@ def test_unknown_override_is_named(setup, tmp_path, capsys):
     data, ckpt = setup
     assert main(["predict", "--checkpoint", str(ckpt), "--input", str(data), "--out", str(tmp_path / "p"),
                  "bandwith=0.5"]) == 2
-    assert "bandwith" in capsys.readouterr().err
+    assert "command-line override: unknown key 'bandwith' (did you mean 'bandwidth'?)" in capsys.readouterr().err
+
+
+def test_training_keys_are_refused_at_prediction(setup, tmp_path, capsys):
+    data, ckpt = setup
+    out = tmp_path / "p"
+    assert main(["predict", "--checkpoint", str(ckpt), "--input", str(data), "--out", str(out), "lr=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "lr: set by training and fixed in the checkpoint" in err and "bandwidth" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("device, message", [
+    ("gpu", "'gpu' is not a device; use cpu, cuda, cuda:N or auto"),
+    ("cuda", "CUDA is not available on this machine"),
+])
+def test_a_device_this_machine_lacks_is_named(setup, tmp_path, capsys, monkeypatch, device, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data, ckpt = setup
+    assert main(["predict", "--checkpoint", str(ckpt), "--input", str(data), "--out", str(tmp_path / "p"),
+                 "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "checkpoint" not in err
 
 
 def test_exported_half_weights_predict_like_the_original(setup, tmp_path):

@@ -202,3 +202,23 @@ def test_mask_fast_path_agrees_with_the_general_parser(tmp_path):
     path.write_text("1.0\n")
     with pytest.raises(DataError, match="line 1"):
         _int_lines(path, "mask")
+
+
+def test_a_dead_writers_temporary_folder_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from pcseg.io.atomic import atomic_path, write_text
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".out.{int(dead.stdout)}.abc123.tmp"
+    (stale / "out").mkdir(parents=True)
+    alive = tmp_path / ".out.1.def456.tmp"  # pid 1 exists: kept
+    alive.mkdir()
+    other = tmp_path / f".other.{int(dead.stdout)}.x.tmp"  # another path's: not ours to touch
+    other.mkdir()
+    with atomic_path(tmp_path / "out") as tmp:
+        tmp.mkdir()
+    assert not stale.exists() and alive.exists() and other.exists() and (tmp_path / "out").is_dir()
+    write_text(tmp_path / "t.txt", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name, "out", "t.txt"])

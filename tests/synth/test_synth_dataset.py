@@ -1,6 +1,7 @@
 """write_synthetic_dataset: ScanNet download layout, readable by the ScanNet reader, byte-identical
 for a seed whatever the number of workers, clear errors on bad arguments."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -76,3 +77,85 @@ def test_output_path_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
         write_synthetic_dataset(tmp_path / "f", 1, progress=False)
+
+
+def test_a_failed_generation_leaves_nothing(tmp_path, monkeypatch):
+    from pcseg.synth import dataset as synth_dataset
+
+    real = synth_dataset.write_scene
+
+    def fail_on_second(out_dir, name, seed, frames=0):
+        if name.endswith("1_00"):
+            raise RuntimeError("disk full")
+        return real(out_dir, name, seed, frames)
+
+    monkeypatch.setattr(synth_dataset, "write_scene", fail_on_second)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_synthetic_dataset(tmp_path / "out", 2, workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither the dataset nor its temporary folder
+
+
+def test_an_existing_dataset_is_never_overwritten(tmp_path):
+    from pcseg.errors import ConfigError
+
+    real = tmp_path / "root" / "scans" / "scene0000_00"
+    real.mkdir(parents=True)
+    (real / "scene0000_00_vh_clean_2.ply").write_text("a real scan")
+    with pytest.raises(ConfigError, match="already holds a dataset .*choose another --out or delete"):
+        write_synthetic_dataset(tmp_path / "root", 1, workers=1, progress=False)
+    assert (real / "scene0000_00_vh_clean_2.ply").read_text() == "a real scan"
+    (tmp_path / "empty").mkdir()  # an empty folder is fine
+    write_synthetic_dataset(tmp_path / "empty", 1, workers=1, progress=False)
+    assert (tmp_path / "empty" / "scans" / "scene0000_00").is_dir()
+
+
+def test_ensure_generates_once_and_names_an_unfinished_dataset(tmp_path, capsys):
+    from pcseg.errors import ConfigError
+    from pcseg.synth import ensure_synthetic_dataset
+
+    root = tmp_path / "data"
+    assert ensure_synthetic_dataset(root, 1, seed=3, progress=False)
+    assert not ensure_synthetic_dataset(root, 1, seed=3, progress=False)  # complete: reused
+    unfinished = tmp_path / "unfinished"
+    (unfinished / "scans").mkdir(parents=True)  # what an interrupted older pcseg left
+    with pytest.raises(ConfigError, match=r"no scannetv2-labels.combined.tsv: an unfinished dataset .*delete"):
+        ensure_synthetic_dataset(unfinished, 1, progress=False)
+
+
+def test_ctrl_c_stops_the_workers_within_seconds_and_leaves_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "big"
+    proc = subprocess.Popen([sys.executable, "-m", "pcseg.cli", "-q", "data", "synth", "--out", str(out),
+                             "--scenes", "40", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".big.*.tmp/big/scans/scene*")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the workers are writing
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - start < 15
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_cleans_up_too(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "one"
+    proc = subprocess.Popen([sys.executable, "-m", "pcseg.cli", "-q", "data", "synth", "--out", str(out),
+                             "--scenes", "40", "--workers", "1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".one.*.tmp/one/scans/scene*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err, err[-2000:]
+    assert list(tmp_path.iterdir()) == []

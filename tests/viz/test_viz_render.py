@@ -7,6 +7,7 @@ from pcseg.structures import Scene
 from pcseg.synth import generate_scene
 from pcseg.viz import (ERROR_LEGEND, VIEWS, colorize, draw_legend, instance_colors, render_image,
                        semantic_legend, side_by_side)
+from pcseg.viz.legend import legend_for
 
 SIZE = (320, 240)
 
@@ -97,6 +98,16 @@ def test_side_by_side_titles_and_legend(room):
     entries = semantic_legend(room)
     present = {n for n in np.unique(room.semantic) if n > 0}
     assert len(entries) == len(present)
+    # a prediction's legend names the prediction's classes, not the GT's
+    from pcseg.labels import NYU40_NAMES
+    from pcseg.viz.view import PredictionFiles, semantic_shown
+
+    predicted = np.full(len(room), 5)  # every point a chair
+    predicted[:10] = 0
+    alone = legend_for(room, "semantic", semantic_shown(room, PredictionFiles(semantic=predicted), False))
+    assert [name for name, _ in alone] == [NYU40_NAMES[5]]
+    both = legend_for(room, "semantic", semantic_shown(room, PredictionFiles(semantic=predicted), True))
+    assert {name for name, _ in both} == {NYU40_NAMES[c] for c in present | {5}}
     with_legend = draw_legend(a, list(ERROR_LEGEND.items()))
     for color in ERROR_LEGEND.values():  # every swatch is drawn in its exact colour
         assert _count(with_legend, color) >= 16
