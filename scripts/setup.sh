@@ -38,6 +38,6 @@ if [ "${PCSEG_TEST_TOOLS:-0}" = 1 ]; then
 else
     # The CPU build of torch when the machine offers it (no multi-GB CUDA download); otherwise pip's choice.
     "$VENV/bin/pip" install -q "torch==2.13.0" 2>/dev/null || "$VENV/bin/pip" install -q torch
-    "$VENV/bin/pip" install -q -e ".[test]"
+    "$VENV/bin/pip" install -q -e .  # the package alone: the test tools (pytest, spconv) come with make test
 fi
 echo "pcseg setup: ready in $VENV"

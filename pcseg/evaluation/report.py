@@ -176,7 +176,8 @@ def ap_bar_figure(result: dict):
     ax.set_xlabel("average precision")
     ax.set_title(f"per-class AP (mean AP {_fmt(result['AP'])}, AP50 {_fmt(result['AP50'])}, "
                  f"AP25 {_fmt(result['AP25'])})", fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    # outside the axes: inside, it covered the last classes' bars
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return fig
 

@@ -5,7 +5,7 @@ import colorsys
 
 import numpy as np
 
-from ..labels import NYU40_PALETTE
+from ..labels import INSTANCE_IDS, NYU40_PALETTE
 from ..structures import InstanceSet, Scene
 
 COLOR_MODES = ("rgb", "semantic", "instance", "embedding", "errors")
@@ -68,8 +68,9 @@ def colorize(scene: Scene, mode: str = "rgb", instances: InstanceSet | None = No
 
     rgb:       the scan's colours.
     semantic:  NYU40 palette of ``scene.semantic``.
-    instance:  the given InstanceSet (highest score wins overlaps), else the scene's GT instances;
-               points in no instance are grey.
+    instance:  the given InstanceSet (highest score wins overlaps), else the scene's GT instances of
+               the 18 benchmark instance classes (walls and floor are no instances to the
+               benchmark, nor to any predictor); points in no instance are grey.
     embedding: ``embeddings`` FloatArray[N, D] projected to RGB by PCA (``embedding_colors``).
     errors:    ``instances`` (the prediction) against the scene's GT (``pcseg.viz.errors``).
     """
@@ -84,7 +85,8 @@ def colorize(scene: Scene, mode: str = "rgb", instances: InstanceSet | None = No
             _check_instances(scene, instances)
             ids = instances.to_ids()
         elif scene.instance is not None:
-            ids = np.where(scene.instance > 0, scene.instance, 0)
+            scored = scene.semantic is None or np.isin(scene.semantic, INSTANCE_IDS)
+            ids = np.where((scene.instance > 0) & scored, scene.instance, 0)
         else:
             raise ValueError(f"Scene({scene.name!r}) has no instances to colour by")
         colors = np.tile(NONE_GREY, (len(scene), 1))

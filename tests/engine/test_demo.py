@@ -34,3 +34,19 @@ def test_demo_rejects_unknown_keys_and_methods(tmp_path):
         run_demo(None, ["methods=[magic]"])
     with pytest.raises(ConfigError, match="segment_snap"):
         run_demo(None, ["segment_snap=-0.5"])
+
+
+def test_pred_dbscan_reuses_the_models_network_output(tmp_path, monkeypatch):
+    from pcseg.engine import predict as predict_module
+
+    recipe = load_config(BottomUpRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "embed_dim=4", "min_size=20"])
+    torch.manual_seed(0)
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(ckpt, {"kind": "bottomup", "config": recipe.to_dict(), "model": build_model(recipe).state_dict()})
+    calls = []
+    real = predict_module.predict_scene
+    monkeypatch.setattr(predict_module, "predict_scene", lambda model, scene, *a, **k: calls.append(scene.name)
+                        or real(model, scene, *a, **k))
+    run_demo(None, [f"data_dir={tmp_path / 'data'}", f"out_dir={tmp_path / 'out'}", "scenes=5", "split=all",
+                    f"checkpoint={ckpt}", "methods=[model, pred-dbscan]", "render=false", "report=false"])
+    assert sorted(calls) == [f"scene000{i}_00" for i in range(5)]  # once per scene, not once per method

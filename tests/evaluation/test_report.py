@@ -144,3 +144,16 @@ def test_best_and_worst_skip_scenes_without_gt():
     assert [(w, r["scene"]) for w, r in best_and_worst(rows)] == [("best", "c"), ("worst", "d")]
     assert [(w, r["scene"]) for w, r in best_and_worst(rows[:1])] == [("best", "a")]
     assert best_and_worst(rows[1:2]) == []
+
+
+def test_the_ap_chart_legend_covers_no_bar():
+    from pcseg.evaluation.report import ap_bar_figure
+
+    classes = {f"class{i}": {"AP": 0.9, "AP50": 0.95, "AP25": 1.0} for i in range(8)}
+    fig = ap_bar_figure({"AP": 0.9, "AP50": 0.95, "AP25": 1.0, "classes": classes})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    bars = [patch.get_window_extent(renderer) for patch in ax.patches]
+    assert len(bars) == 24 and not any(legend.overlaps(bar) for bar in bars)

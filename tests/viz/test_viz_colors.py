@@ -50,3 +50,14 @@ def test_colorize_modes_and_bad_input():
         colorize(scene, "depth")
     with pytest.raises(ValueError, match="NaN"):
         embedding_colors(np.full((5, 2), np.nan))
+
+
+def test_gt_instances_of_walls_and_floor_stay_grey_as_in_a_prediction():
+    from pcseg.viz.colors import NONE_GREY
+
+    pts = np.random.default_rng(0).random((30, 3))
+    # wall (1), floor (2), chair (5): only the chair is an instance to the benchmark
+    scene = Scene(pts, semantic=np.repeat([1, 2, 5], 10), instance=np.repeat([1, 2, 3], 10))
+    colors = colorize(scene, "instance")
+    np.testing.assert_allclose(colors[:20], np.tile(NONE_GREY, (20, 1)))
+    assert not np.allclose(colors[20:], NONE_GREY)
