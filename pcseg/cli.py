@@ -58,12 +58,21 @@ def _cmd_data_export_coco(args) -> None:
 
 def _cmd_eval(args) -> None:
     from .evaluation import folder_evaluator, format_table, write_json
+    from .evaluation.semantic import format_semantic
 
     if args.scenes and not args.report:
         raise PcsegError("eval: --scenes only serves the report's renders: give --report DIR too")
+    from .evaluation.folders import semantic_folder_evaluator
+
     evaluator = folder_evaluator(args.gt, args.pred, missing=args.missing, progress=not args.quiet)
     result = evaluator.evaluate()
     print(format_table(result))
+    predicted = [n for n in evaluator.scene_names() if (Path(args.pred) / f"{n}.txt").is_file()]
+    semantic_eval = semantic_folder_evaluator(args.gt, args.pred, predicted)
+    semantic = semantic_eval.evaluate() if semantic_eval is not None else None
+    if semantic is not None:
+        print(format_semantic(semantic))
+        result = {**result, "semantic": semantic}
     if args.json:
         write_json(result, args.json)
         print(f"wrote {args.json}")
@@ -76,7 +85,7 @@ def _cmd_eval(args) -> None:
         if not args.scenes:
             print("report: no --scenes DATASET_ROOT given, so the report has no scene renders")
         load = folder_loader(args.scenes, args.pred) if args.scenes else None
-        page = make_report(args.report, evaluator, load=load, notes=notes, result=result)
+        page = make_report(args.report, evaluator, load=load, notes=notes, result=result, semantic=semantic)
         print(f"report: {page}")
 
 
@@ -137,7 +146,8 @@ def _cmd_predict(args) -> None:
     print("seconds per scene: " + ", ".join(f"{k} {totals[k] / n:.3f}" for k in stages))
     if totals.get("frames"):  # the 2D pipeline: the network runs once per frame
         print(f"network per frame: {totals['network'] / totals['frames']:.3f} s over {totals['frames']} frames")
-    print(f"score it: pcseg eval --gt GT_DIR --pred {args.out}")
+    print(f"score it: pcseg data export-gt --scannet {args.input} --out GT_DIR (the official GT files), then "
+          f"pcseg eval --gt GT_DIR --pred {args.out}")
 
 
 def _cmd_demo(args) -> None:

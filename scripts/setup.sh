@@ -37,7 +37,11 @@ if [ "${PCSEG_TEST_TOOLS:-0}" = 1 ]; then
     "$VENV/bin/pip" install -q -e ".[test,2d]"
 else
     # The CPU build of torch when the machine offers it (no multi-GB CUDA download); otherwise pip's choice.
-    "$VENV/bin/pip" install -q "torch==2.13.0" 2>/dev/null || "$VENV/bin/pip" install -q torch
+    # A torch already there (e.g. the one `make test` paired with torchvision) is kept: replacing it
+    # would break torchvision.
+    if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+        "$VENV/bin/pip" install -q "torch==2.13.0" 2>/dev/null || "$VENV/bin/pip" install -q torch
+    fi
     "$VENV/bin/pip" install -q -e .  # the package alone: the test tools (pytest, spconv) come with make test
 fi
 echo "pcseg setup: ready in $VENV"

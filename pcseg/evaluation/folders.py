@@ -72,6 +72,25 @@ def folder_evaluator(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, mis
     return evaluator
 
 
+def semantic_folder_evaluator(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, scenes: list[str]):
+    """A ``SemanticEvaluator`` over ``<pred_dir>/semantic/<scene>.txt`` (one NYU40 id per vertex, as
+    ``pcseg predict`` writes) for ``scenes``, or None when the folder has no ``semantic/``. The GT class
+    of a vertex is its official GT id // 1000 (0, ignored, for vertices in no annotated object)."""
+    from ..io.official import read_semantic_txt
+    from .semantic import SemanticEvaluator
+
+    sem_dir = Path(pred_dir) / "semantic"
+    if not sem_dir.is_dir():
+        return None
+    evaluator = SemanticEvaluator()
+    for scene in scenes:
+        path = sem_dir / f"{scene}.txt"
+        if not path.is_file():
+            raise DataError(path, None, f"missing: {sem_dir} has semantic predictions, but not for {scene}")
+        evaluator.process(read_gt_txt(Path(gt_dir) / f"{scene}.txt") // 1000, read_semantic_txt(path), name=str(path))
+    return evaluator
+
+
 def write_json(result: dict, path: str | os.PathLike) -> Path:
     """Atomically write an evaluation result as JSON, NaN -> null."""
     return write_text(path, json.dumps(to_json_dict(result), indent=2, allow_nan=False) + "\n")

@@ -48,18 +48,27 @@ def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _semantic_cell(iou, predicted_points: int | None) -> str:
+    if predicted_points:
+        return f"n/a: not in GT, predicted on {predicted_points} points"
+    return "n/a: not in GT" if iou is None or (isinstance(iou, float) and math.isnan(iou)) else _fmt(iou)
+
+
 def _tables(result: dict, semantic: dict | None, scenes: Sequence[dict] | None
             ) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table, formatted once so HTML and Markdown show the same text."""
     overall = [["AP", _fmt(result["AP"])], ["AP50", _fmt(result["AP50"])], ["AP25", _fmt(result["AP25"])]]
     if semantic is not None:
-        overall.append(["mIoU", _fmt(semantic["mIoU"])])
+        counted = semantic.get("counted")
+        overall.append([f"mIoU ({len(counted)} classes with GT)" if counted is not None else "mIoU",
+                        _fmt(semantic["mIoU"])])
     tables = [("Overall", ["metric", "value"], overall),
               ("Per class (instance AP)", ["class", "AP", "AP50", "AP25"],
                [[name, _fmt(r["AP"]), _fmt(r["AP50"]), _fmt(r["AP25"])] for name, r in result["classes"].items()])]
     if semantic is not None:
         tables.append(("Per class (semantic IoU)", ["class", "IoU"],
-                       [[name, _fmt(v)] for name, v in semantic["classes"].items()]))
+                       [[name, _semantic_cell(v, semantic.get("predicted_without_gt", {}).get(name))]
+                        for name, v in semantic["classes"].items()]))
     if scenes:
         ranked = sorted(scenes, key=_rank_key, reverse=True)
         tables.append(("Per scene (each scene evaluated alone, best first)",

@@ -1,9 +1,13 @@
 """ScanNet v2 3D semantic evaluation: per-class IoU over the 20 benchmark classes and mIoU
 (official ``evaluate_semantic_label.py``, docs/scannet-format.md §8.3).
 
-GT ids outside the 20 classes are ignored; predicted ids outside the 20 count as wrong. A class
-whose IoU denominator is 0 (absent from GT and never predicted on valid GT) is NaN and left out
-of the mean.
+GT ids outside the 20 classes are ignored; predicted ids outside the 20 count as wrong.
+
+Which classes count in mIoU: the classes present in the ground truth of the evaluated scenes, as
+the instance AP counts the classes that have GT instances (and as the usual benchmark tables do).
+A class absent from the GT has no IoU (NaN, shown as n/a); where it was predicted anyway, the
+points it took are false negatives of the GT classes they belong to, and ``predicted_without_gt``
+says how many there were.
 """
 from __future__ import annotations
 
@@ -40,15 +44,35 @@ class SemanticEvaluator:
         self.confusion += np.bincount(g[valid] * (_C + 1) + p[valid], minlength=_C * (_C + 1)).reshape(_C, _C + 1)
 
     def evaluate(self) -> dict:
-        """-> {"mIoU": float, "classes": {name: IoU}}; NaN for classes with an empty union."""
+        """-> {"mIoU": float, "classes": {name: IoU, NaN for a class absent from the GT},
+        "counted": [the names averaged into mIoU], "predicted_without_gt": {name: points}}."""
         conf = self.confusion
         tp = np.diag(conf[:, :_C]).astype(np.float64)
-        fn = conf.sum(1) - tp
+        in_gt = conf.sum(1)
+        fn = in_gt - tp
         fp = conf[:, :_C].sum(0) - tp
         denom = tp + fp + fn
         with np.errstate(invalid="ignore", divide="ignore"):
-            iou = np.where(denom > 0, tp / denom, np.nan)
+            iou = np.where(in_gt > 0, tp / np.maximum(denom, 1), np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: mIoU is NaN
             miou = float(np.nanmean(iou))
-        return {"mIoU": miou, "classes": {name: float(v) for name, v in zip(SEMANTIC20_NAMES, iou)}}
+        return {"mIoU": miou, "classes": {name: float(v) for name, v in zip(SEMANTIC20_NAMES, iou)},
+                "counted": [name for name, n in zip(SEMANTIC20_NAMES, in_gt) if n > 0],
+                "predicted_without_gt": {name: int(p) for name, n, p in zip(SEMANTIC20_NAMES, in_gt, fp)
+                                         if n == 0 and p > 0}}
+
+
+def format_semantic(result: dict) -> str:
+    """The per-class IoU table and mIoU of ``SemanticEvaluator.evaluate()`` as text, saying which
+    classes count."""
+    lines = [f"{'semantic class':16}{'IoU':>10}"]
+    for name, iou in result["classes"].items():
+        if np.isnan(iou):
+            extra = result["predicted_without_gt"].get(name)
+            cell = f"  n/a: not in GT{f', predicted on {extra} points' if extra else ''}"
+        else:
+            cell = f"{iou:10.3f}"
+        lines.append(f"{name:16}{cell}")
+    lines.append(f"{'mIoU':16}{result['mIoU']:10.3f}  (mean over the {len(result['counted'])} classes present in the GT)")
+    return "\n".join(lines)

@@ -22,7 +22,7 @@ def test_demo_ends_with_the_report(tmp_path, capsys):
     assert capsys.readouterr().out.rstrip().splitlines()[-1] == f"report: {page}"
     text = page.read_text()
     assert f"<td>AP50</td><td>{results['model']['AP50']:.3f}</td>" in text
-    assert re.search(r"<td>mIoU</td><td>\d\.\d{3}</td>", text)  # the model's semantics are scored too
+    assert re.search(r"<td>mIoU \(\d+ classes with GT\)</td><td>\d\.\d{3}</td>", text)  # the model's semantics are scored too
     assert len(re.findall("data:image/png;base64,", text)) == 4  # PR curves, AP chart, best and worst room
     assert "best scene: scene000" in text and "worst scene: scene000" in text
     assert (out / "report" / "report.md").is_file()

@@ -1,5 +1,6 @@
 """pcseg predict: official submission files that pcseg eval scores; clear errors for bad checkpoints."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -45,7 +46,18 @@ def test_predict_writes_official_files_that_eval_scores(setup, tmp_path, capsys)
         np.testing.assert_array_equal(ids, inst.to_ids())
     assert "seconds per scene" in capsys.readouterr().out
     assert main(["-q", "data", "export-gt", "--scannet", str(data), "--out", str(gt)]) == 0
-    assert main(["-q", "eval", "--gt", str(gt), "--pred", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["-q", "eval", "--gt", str(gt), "--pred", str(out), "--json", str(tmp_path / "r.json")]) == 0
+    # semantic/ is scored too: the same mIoU as an evaluator fed the same arrays
+    from pcseg.evaluation import SemanticEvaluator
+
+    want = SemanticEvaluator()
+    for folder in list_scenes(data):
+        scene = read_scannet_scene(folder)
+        want.process(scene.semantic * (scene.instance > 0), read_semantic_txt(out / "semantic" / f"{scene.name}.txt"))
+    got = json.loads((tmp_path / "r.json").read_text())["semantic"]
+    assert got["mIoU"] == pytest.approx(want.evaluate()["mIoU"]) and got["counted"] == want.evaluate()["counted"]
+    assert "classes present in the GT" in capsys.readouterr().out
 
 
 def test_one_scene_folder_is_one_scene(setup, tmp_path):

@@ -49,7 +49,8 @@ def md_rows(text):
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     result, curves, scenes = evaluation()
-    semantic = {"mIoU": 0.4321, "classes": {"wall": 0.9, "floor": float("nan")}}
+    semantic = {"mIoU": 0.4321, "classes": {"wall": 0.9, "floor": float("nan"), "sofa": float("nan")},
+                "counted": ["wall"], "predicted_without_gt": {"sofa": 12}}
     block = np.zeros((60, 90, 3), np.uint8)
     block[:, :, 0] = 255
     renders = [SceneRender("best scene: scene0000_00", block, "ground truth | prediction | errors")]
@@ -63,11 +64,12 @@ def test_html_tables_show_the_evaluators_numbers(written):
     assert page == out / "index.html"
     rows = html_rows(page.read_text())
     assert ["AP", fmt(result["AP"])] in rows and ["AP50", fmt(result["AP50"])] in rows
-    assert ["AP25", fmt(result["AP25"])] in rows and ["mIoU", "0.432"] in rows
+    assert ["AP25", fmt(result["AP25"])] in rows and ["mIoU (1 classes with GT)", "0.432"] in rows
     for name, r in result["classes"].items():
         assert [name, fmt(r["AP"]), fmt(r["AP50"]), fmt(r["AP25"])] in rows
     assert sum(not math.isnan(r["AP"]) for r in result["classes"].values()) >= 3  # real numbers, not only n/a
-    assert ["wall", "0.900"] in rows and ["floor", "n/a"] in rows
+    assert ["wall", "0.900"] in rows and ["floor", "n/a: not in GT"] in rows
+    assert ["sofa", "n/a: not in GT, predicted on 12 points"] in rows
     scene_rows = [r for r in rows if r and r[0].startswith("scene0")]
     assert [r[0] for r in scene_rows] == [s["scene"] for s in sorted(scenes, key=lambda s: -s["AP"])]
     for s in scenes:
