@@ -45,12 +45,15 @@ def _pooler(kind: str, output_size: int):
     return MultiScaleRoIPool(names, output_size, op="pool")
 
 
-def _torchvision():
+def require_torchvision() -> None:
+    """A ConfigError saying how to install it unless a torchvision that matches torch imports."""
     try:
         import torchvision  # noqa: F401
     except (ImportError, RuntimeError) as e:  # RuntimeError: a torchvision built for another torch
-        raise ConfigError("the 2D Mask R-CNN baseline needs torchvision matching the installed torch "
-                          f"(pip install 'pcseg[2d]' lets pip choose the pair): {e}") from None
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ConfigError("the 2D Mask R-CNN baseline needs torchvision matching the installed torch: "
+                          "in the project folder `.venv/bin/pip install -e '.[2d]'` (or `make test`, which "
+                          f"installs it) lets pip choose the pair ({type(e).__name__}: {first})") from None
 
 
 def _weights_enum(backbone: str, pretrained: str):
@@ -91,7 +94,7 @@ def build_maskrcnn(backbone: str = "resnet50", depth: bool = False, roi_pool: st
                       BatchNorm) without loading them, for weights that come from a pcseg checkpoint
     kwargs:           passed to torchvision's MaskRCNN (rpn_post_nms_top_n_train, box_batch_size_per_image, ...)
     """
-    _torchvision()
+    require_torchvision()
     from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone

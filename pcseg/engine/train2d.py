@@ -101,8 +101,11 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
     ``pcseg predict``), ``metrics.jsonl`` and ``tensorboard/``."""
     from ..baseline2d.training import FrameTrainingSet, collate_frames
 
+    from ..baseline2d.model import require_torchvision
+
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("pipeline maskrcnn2d: trains as one process; run it without torchrun")
+    require_torchvision()  # before generating any rooms
     device = resolve_device(recipe.device)
     torch.set_num_threads(apply_recipe_threads(recipe.threads))  # dense convs: torch's own threads
     out = Path(recipe.out_dir)

@@ -191,3 +191,17 @@ def test_a_diverging_loss_stops_with_a_clear_error_and_a_clean_last_checkpoint(d
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last["step"] == 2
     assert all(bool(torch.isfinite(v).all()) for v in last["model"].values() if v.is_floating_point())
+
+
+def test_a_2d_recipe_without_torchvision_stops_before_generating_rooms(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from pcseg.cli import main
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # import torchvision raises ImportError
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"pipeline: maskrcnn2d\ndata_root: {tmp_path / 'rooms'}\nsynth_scenes: 3\n")
+    assert main(["-q", "train", str(recipe), f"out_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert "needs torchvision" in err and "pip install -e '.[2d]'" in err
+    assert not (tmp_path / "rooms").exists() and not (tmp_path / "run").exists()
