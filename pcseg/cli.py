@@ -128,9 +128,11 @@ def _cmd_viz(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    from .engine.pipelines import load_recipe, train_recipe
+    from .engine.pipelines import load_recipe, resume_recipe, train_recipe
 
     pipeline, recipe = load_recipe(args.config, args.overrides)  # the recipe's `pipeline:` key picks the trainer
+    if args.resume:  # the stored recipe, not the YAML file's (which may have changed since)
+        recipe = resume_recipe(pipeline, recipe, [o for o in args.overrides if not o.startswith("pipeline=")])
     train_recipe(pipeline, recipe, resume=args.resume, progress=not args.quiet)
 
 

@@ -104,6 +104,10 @@ class Run:
     ``anneal_over_budget``, over the time budget too, whichever ends first, so a run stopped by the
     budget still anneals to 0 (the time fraction is measured, so such a run is not bit-reproducible
     on --resume). ``metric``: the validation key that decides ``best.pt``.
+
+    The time budget (``max_minutes``) is wall-clock time of the training loop: steps, data loading,
+    validations and checkpoints. The run stops when one more step and the final validation (as long
+    as the last one took) would not fit, so it ends within the budget rather than after it.
     """
 
     def __init__(self, kind: str, recipe, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -116,7 +120,12 @@ class Run:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, self.total_steps, self.time_fraction, recipe.warmup_steps))
         self.epoch = self.batch = self.step = 0
-        self.train_seconds = 0.0
+        self.train_seconds = 0.0          # time in training steps (forward, backward, optimizer)
+        self.wall_seconds = 0.0           # loop time before this process's clock started (--resume)
+        self.validation_seconds = 0.0     # how long the last validation took
+        self._clock = time.perf_counter()
+        self._steps_here = 0
+        self._step_seconds_here = 0.0
         self.best: dict = {metric: -1.0}
 
     def resume(self, path: Path, device, architecture_keys) -> None:
@@ -134,12 +143,56 @@ class Run:
         set_rng_state(ckpt["rng"])
         self.epoch, self.batch, self.step = ckpt["epoch"], ckpt["batch"], ckpt["step"]
         self.train_seconds, self.best = ckpt["train_seconds"], ckpt["best"]
+        self.wall_seconds = ckpt.get("wall_seconds", self.train_seconds)
+        self.validation_seconds = ckpt.get("validation_seconds", 0.0)
+
+    def start_clock(self) -> None:
+        """The training loop starts now: the time budget counts from here (plus a resumed run's time)."""
+        self._clock = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        """Wall-clock seconds of the training loop so far, resumed runs included."""
+        return self.wall_seconds + (time.perf_counter() - self._clock)
+
+    def finished_already(self) -> str | None:
+        """Why a resumed run has nothing left to do (its epochs or its time budget are used up), or None."""
+        if self.epoch >= self.recipe.epochs:
+            return f"all {self.recipe.epochs} epochs are done (raise epochs=N to train more)"
+        if self.wall_seconds >= self.budget:
+            return (f"its time budget is used up ({self.wall_seconds / 60:.1f} of max_minutes="
+                    f"{self.recipe.max_minutes:g}; raise max_minutes to train more)")
+        return None
+
+    def schedule_note(self) -> str:
+        """The LR the run continues with and why, for a resumed run."""
+        factor = lr_factor(self.step, self.total_steps, self.elapsed / self.budget if self.anneal_over_budget else 0.0,
+                           self.recipe.warmup_steps)
+        note = f"LR {self.recipe.lr * factor:.2e} (= lr x {factor:.3f}"
+        if factor < 0.1:
+            by_time = self.anneal_over_budget and self.elapsed / self.budget >= self.step / max(self.total_steps, 1)
+            why = (f"the time budget is {self.elapsed / self.budget:.0%} spent" if by_time
+                   else f"step {self.step} of {self.total_steps}")
+            note += f": the poly decay is near its end, {why}; the LR stays low unless epochs or max_minutes grow more"
+        return note + ")"
+
+    def progress_bar(self, enabled: bool) -> tqdm:
+        """Steps out of epochs x steps; with a time budget, seconds of the budget (its steps are unknown)."""
+        if math.isfinite(self.budget):
+            return tqdm(total=round(self.budget), initial=round(min(self.elapsed, self.budget)), unit="s",
+                        desc="train (time budget)", disable=not enabled,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
+        return tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not enabled)
+
+    def note_validation(self, seconds: float) -> None:
+        self.validation_seconds = seconds
 
     def payload(self) -> dict:
         """Everything ``last.pt`` / ``best.pt`` hold."""
         return {"kind": self.kind, "config": self.recipe.to_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "epoch": self.epoch, "batch": self.batch, "step": self.step, "train_seconds": self.train_seconds,
+                "wall_seconds": self.elapsed, "validation_seconds": self.validation_seconds,
                 "best": self.best, "rng": rng_state()}
 
     def optimize(self, loss: torch.Tensor, start: float) -> float:
@@ -148,8 +201,10 @@ class Run:
         apply_gradients(self.model, self.optimizer, loss, self.recipe.grad_clip)
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
+        self._steps_here += 1
+        self._step_seconds_here += seconds
         if self.anneal_over_budget:
-            self.time_fraction = self.train_seconds / self.budget
+            self.time_fraction = self.elapsed / self.budget
         self.scheduler.step()
         self.step += 1
         self.batch += 1
@@ -161,7 +216,11 @@ class Run:
 
     @property
     def over_budget(self) -> bool:
-        return self.train_seconds > self.budget
+        """Whether one more step plus the final validation would overrun the time budget."""
+        if not math.isfinite(self.budget):
+            return False
+        step = self._step_seconds_here / max(self._steps_here, 1)
+        return self.elapsed + step + self.validation_seconds > self.budget
 
     def check_finite(self, total: float, losses: dict[str, float]) -> None:
         """Stop with a clear error when the (logged) loss of the step just taken is NaN or infinite;
@@ -174,7 +233,7 @@ class Run:
     def after_step(self, record: dict, log: MetricsLog, bar: tqdm, checkpoint, **postfix: str) -> None:
         """Log ``record``, advance the progress bar, and write ``last.pt`` every ``checkpoint_every`` steps."""
         log.record(record, "train", tensorboard=self.step % self.recipe.log_every == 0)
-        bar.update(1)
+        bar.update(max(0, round(min(self.elapsed, self.budget)) - bar.n) if math.isfinite(self.budget) else 1)
         bar.set_postfix(**postfix)
         if self.recipe.checkpoint_every and self.step % self.recipe.checkpoint_every == 0:
             checkpoint()

@@ -33,6 +33,30 @@ def load_recipe(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
     return name, build_config(_resolve(PIPELINES[name][0]), values, source, given)
 
 
+def resume_recipe(name: str, recipe: Any, overrides: Sequence[str] = ()) -> Any:
+    """The recipe a ``--resume`` continues with: the one stored in ``<out_dir>/last.pt``, with only the
+    command-line ``overrides`` applied (e.g. a larger ``max_minutes``); the YAML file only named out_dir."""
+    from pathlib import Path
+
+    from .checkpoint import load_checkpoint
+    from .config import parse_overrides
+
+    path = Path(recipe.out_dir) / "last.pt"
+    if not path.is_file():
+        raise ConfigError(f"--resume: no checkpoint at {path} (out_dir: {recipe.out_dir})")
+    ckpt = load_checkpoint(path)
+    if ckpt.get("kind") != name:
+        raise ConfigError(f"--resume: {path} is a {ckpt.get('kind')!r} checkpoint, not {name!r}")
+    given = parse_overrides(overrides)
+    stored = {**ckpt["config"], "out_dir": recipe.out_dir}  # the folder may have moved
+    resumed = build_config(_resolve(PIPELINES[name][0]), {**stored, **given}, f"{path} recipe", list(given))
+    differ = sorted(k for k, v in recipe.to_dict().items() if k not in given and stored.get(k, v) != v)
+    print(f"--resume: the recipe stored in {path}" + (f" with {', '.join(given)} from the command line" if given else "")
+          + (f"; the YAML file's {', '.join(differ)} differ and are not used (pass key=value to change them)"
+             if differ else ""))
+    return resumed
+
+
 def train_recipe(name: str, recipe: Any, resume: bool = False, progress: bool = True) -> dict:
     """Run the train function of pipeline ``name``."""
     return _resolve(PIPELINES[name][1])(recipe, resume=resume, progress=progress)

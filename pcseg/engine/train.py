@@ -51,7 +51,8 @@ def validate(model: torch.nn.Module, recipe: BottomUpRecipe, device: torch.devic
     was_training = model.training
     model.eval()
     seconds = 0.0
-    for i in tqdm(range(count), desc="validate", unit="scene", disable=not progress, leave=False):
+    # on a terminal only (disable=None): in a log, a bar nested in the training bar leaves escape codes
+    for i in tqdm(range(count), desc="validate", unit="scene", disable=(not progress) or None, leave=False):
         scene = dataset.load(i)
         start = time.perf_counter()
         pred = predict_scene(model, scene, recipe, device)
@@ -90,21 +91,27 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
         if weights is not None:
             model.set_class_weights(weights)
             if info.is_main and progress:
-                print("class weights: " + " ".join(f"{w:.2f}" for w in weights.tolist()))
+                from ..labels import SEMANTIC20_NAMES
+
+                print("class weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(SEMANTIC20_NAMES, weights.tolist())))
         steps_per_epoch = len(epoch_batches(len(dataset), recipe.batch_size, recipe.seed, 0, info.rank,
                                             info.world_size))
         run = Run("bottomup", recipe, model, optimizer, steps_per_epoch, "AP50",
                   anneal_over_budget=recipe.lr_anneal == "budget")
         if resume:
             run.resume(out / "last.pt", device, ARCHITECTURE_KEYS)
+            done = run.finished_already()
+            if done:
+                if info.is_main:
+                    print(f"{out / 'last.pt'}: nothing to resume: {done}")
+                return {}
             if info.is_main:
-                print(f"resuming {out / 'last.pt'} at epoch {run.epoch}, step {run.step}")
+                print(f"resuming {out / 'last.pt'} at epoch {run.epoch}, step {run.step}: {run.schedule_note()}")
         if info.is_main and progress:
             print(f"training on {device} ({info.world_size} process(es)), sparse backend {backend}")
         net = torch.nn.parallel.DistributedDataParallel(model) if info.enabled else model
         log = MetricsLog(out, info.is_main, run.step if resume else None)
-        bar = tqdm(total=run.total_steps, initial=run.step, desc="train", unit="step",
-                   disable=not (progress and info.is_main))
+        bar = run.progress_bar(progress and info.is_main)
         last_val: dict = {}
 
         def checkpoint(name: str = "last.pt") -> None:
@@ -113,6 +120,7 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
 
         model.train()
         stop = False
+        run.start_clock()
         while run.epoch < recipe.epochs and not stop:
             dataset.set_epoch(run.epoch)
             batches = epoch_batches(len(dataset), recipe.batch_size, recipe.seed, run.epoch, info.rank,
@@ -137,7 +145,9 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
             finished = run.end_epoch(stop)
             checkpoint()
             if info.is_main and run.validation_due(finished):
+                start = time.perf_counter()
                 last_val = validate(model, recipe, device, progress)
+                run.note_validation(time.perf_counter() - start)
                 log.record({"step": run.step, "epoch": run.epoch,
                             **{f"val_{k}": v for k, v in last_val.items() if k != "classes"}}, "val")
                 bar.write(f"epoch {run.epoch} step {run.step}: AP {last_val['AP']:.3f} AP50 {last_val['AP50']:.3f} "

@@ -75,7 +75,8 @@ def validate2d(model: torch.nn.Module, recipe: MaskRCNNRecipe, device: torch.dev
     evaluator = Coco2DEvaluator()
     seconds = 0.0
     items = val_indices(len(dataset), recipe.val_frames)
-    for i in tqdm(items, desc="validate", unit="frame", disable=not progress, leave=False):
+    # on a terminal only (disable=None): see engine.train.validate
+    for i in tqdm(items, desc="validate", unit="frame", disable=(not progress) or None, leave=False):
         sample = dataset[i]
         start = time.perf_counter()
         (pred,) = detect(model, [sample], recipe.depth, device, recipe.mask_threshold)
@@ -122,13 +123,17 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
     run = Run(KIND, recipe, model, optimizer, steps_per_epoch, "mask_AP50", anneal_over_budget=True)
     if resume:
         run.resume(out / "last.pt", device, ARCHITECTURE_KEYS_2D)
-        print(f"resuming {out / 'last.pt'} at epoch {run.epoch}, step {run.step}")
+        done = run.finished_already()
+        if done:
+            print(f"{out / 'last.pt'}: nothing to resume: {done}")
+            return {}
+        print(f"resuming {out / 'last.pt'} at epoch {run.epoch}, step {run.step}: {run.schedule_note()}")
     if progress:
         print(f"training Mask R-CNN ({recipe.backbone}-FPN, Ro{'IAlign' if recipe.roi_pool == 'align' else 'IPool'}"
               f"{', RGB-D' if recipe.depth else ''}) on {device}: {len(dataset)} training frames, "
               f"{len(val_indices(len(val_set), recipe.val_frames))} validation frames")
     log = MetricsLog(out, True, run.step if resume else None)
-    bar = tqdm(total=run.total_steps, initial=run.step, desc="train", unit="step", disable=not progress)
+    bar = run.progress_bar(progress)
     last_val: dict = {}
 
     def checkpoint(name: str = "last.pt") -> None:
@@ -136,6 +141,7 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
 
     model.train()
     stop = False
+    run.start_clock()
     while run.epoch < recipe.epochs and not stop:
         dataset.set_epoch(run.epoch)
         batches = epoch_batches(len(dataset), recipe.batch_size, recipe.seed, run.epoch)
@@ -163,7 +169,9 @@ def train2d(recipe: MaskRCNNRecipe, resume: bool = False, progress: bool = True)
         finished = run.end_epoch(stop)
         checkpoint()
         if run.validation_due(finished):
+            start = time.perf_counter()
             last_val = validate2d(model, recipe, device, val_set, progress)
+            run.note_validation(time.perf_counter() - start)
             log.record({"step": run.step, "epoch": run.epoch, **{f"val_{k}": v for k, v in last_val.items()
                                                                   if not isinstance(v, dict)}}, "val")
             bar.write(f"epoch {run.epoch} step {run.step}: mask AP {last_val['mask_AP']:.3f} "

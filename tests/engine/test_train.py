@@ -205,3 +205,43 @@ def test_a_2d_recipe_without_torchvision_stops_before_generating_rooms(tmp_path,
     err = capsys.readouterr().err
     assert "needs torchvision" in err and "pip install -e '.[2d]'" in err
     assert not (tmp_path / "rooms").exists() and not (tmp_path / "run").exists()
+
+
+def test_resume_continues_the_stored_recipe_not_the_changed_yaml(data, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli(["train", str(data), *TINY, "epochs=1", f"out_dir={out}"]).returncode == 0
+    changed = tmp_path / "changed.yaml"  # the YAML file was edited since: more rooms, another LR
+    changed.write_text(data.read_text() + f"synth_scenes: 400\nlr: 0.5\nout_dir: {out}\n")
+    resumed = run_cli(["train", str(changed), "epochs=2", "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    note = next(line for line in resumed.stdout.splitlines() if line.startswith("--resume: the recipe stored in"))
+    assert "with epochs from the command line" in note and "differ and are not used" in note
+    assert " lr," in note and "synth_scenes" in note and "widths" in note  # TINY's values were overrides
+    assert "generating" not in resumed.stdout
+    stored = load_checkpoint(out / "last.pt")
+    assert stored["epoch"] == 2 and stored["config"]["lr"] == 0.002 and stored["config"]["epochs"] == 2
+    # nothing left to do: says so and returns at once, without a step or a validation
+    again = run_cli(["train", str(changed), "epochs=2", "--resume"])
+    assert again.returncode == 0 and "nothing to resume: all 2 epochs are done" in again.stdout
+    assert losses(out)[-1][0] == load_checkpoint(out / "last.pt")["step"]
+
+
+def test_the_time_budget_stops_before_the_next_step_and_final_validation_would_overrun():
+    from types import SimpleNamespace
+
+    from pcseg.engine.loop import Run
+
+    model = torch.nn.Linear(2, 2)
+    recipe = SimpleNamespace(epochs=100, max_minutes=1.0, warmup_steps=0, lr=0.01, grad_clip=0.0,
+                             checkpoint_every=0, log_every=10, val_every=0)
+    run = Run("bottomup", recipe, model, torch.optim.SGD(model.parameters(), lr=0.01), 10, "AP50", True)
+    run.wall_seconds, run._clock = 50.0, time.perf_counter()  # 50 s of the 60 s budget spent
+    run._steps_here, run._step_seconds_here = 2, 8.0  # 4 s per step
+    assert not run.over_budget  # 50 + 4 < 60
+    run.note_validation(7.0)
+    assert run.over_budget  # 50 + 4 + 7 > 60: stop now, not at 64 s
+    bar = run.progress_bar(False)
+    assert bar.total == 60 and bar.n == 50  # seconds of the budget, not epochs x steps
+    run.wall_seconds = 61.0
+    assert "time budget is used up" in run.finished_already()
+    assert "the time budget is" in run.schedule_note()  # why the LR is ~0
