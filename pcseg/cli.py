@@ -141,7 +141,7 @@ def _cmd_predict(args) -> None:
 
     totals = predict_to_folder(args.input, args.out, checkpoint=args.checkpoint, device=args.device,
                                overrides=args.overrides, labels_tsv=args.labels, progress=not args.quiet,
-                               save_embeddings=args.save_embeddings)
+                               save_embeddings=args.save_embeddings, skip_bad=args.skip_bad)
     n = max(totals["scenes"], 1)
     print(f"predicted {totals['scenes']} scene(s) into {args.out}")
     stages = [k for k in ("read", "network", "cluster", "lift_fuse", "write") if k in totals]
@@ -268,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default=None, help="labels tsv for ScanNet folders")
     p.add_argument("--save-embeddings", action="store_true",
                    help="also write embeddings/<scene>.npy (float16 [N, D]) for `pcseg viz --color embedding`")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="predict the readable inputs and name the others (default: stop before any network run)")
     p.add_argument("overrides", nargs="*", help="clustering overrides, e.g. cluster_method=hdbscan bandwidth=0.5")
     p.set_defaults(func=_cmd_predict)
 

@@ -102,14 +102,40 @@ def _inputs(path: Path) -> list[Path]:
     return folders + files
 
 
+def check_inputs(sources: list[Path], labels_tsv=None, skip_bad: bool = False, progress: bool = True) -> list[Path]:
+    """Read every input once before any network runs: a bad file is reported at once, not after the
+    good ones before it were predicted and discarded. All bad inputs are named in one DataError, or,
+    with ``skip_bad``, in one warning, and the good ones are returned."""
+    from ..io import read_scene
+
+    bad: list[tuple[Path, str]] = []
+    for source in tqdm(sources, desc="check inputs", unit="scene", disable=not progress or len(sources) < 2):
+        try:
+            read_scene(source, labels_tsv)
+        except DataError as e:
+            bad.append((source, str(e)))
+    if not bad:
+        return sources
+    listing = "; ".join(problem for _, problem in bad[:5]) + ("; ..." if len(bad) > 5 else "")
+    if not skip_bad:
+        raise DataError(None, None, f"{len(bad)} of {len(sources)} input(s) cannot be read, nothing was predicted: "
+                        f"{listing} (--skip-bad predicts the others)")
+    warnings.warn(f"skipping {len(bad)} of {len(sources)} input(s) that cannot be read: {listing}", stacklevel=2)
+    good = [s for s in sources if s not in {b for b, _ in bad}]
+    if not good:
+        raise DataError(None, None, f"none of the {len(sources)} input(s) can be read: {listing}")
+    return good
+
+
 def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, checkpoint=None, device: str = "cpu",
                       overrides: Sequence[str] = (), labels_tsv=None, progress: bool = True,
-                      save_embeddings: bool = False) -> dict:
+                      save_embeddings: bool = False, skip_bad: bool = False) -> dict:
     """Predict every scene under ``inputs`` into ``out_dir``: the official submission format
     (``<scene>.txt`` + ``predicted_masks/``), ``semantic/<scene>.txt`` (NYU40 per vertex) and
     ``instance_ids/<scene>.txt`` (instance per vertex, 0 = none), and with ``save_embeddings``
     ``embeddings/<scene>.npy`` (float16 [N, D], the network's per-point embeddings, for
-    ``pcseg viz --color embedding``). The folder is written under a
+    ``pcseg viz --color embedding``). Every input is read once first (``check_inputs``): bad ones stop
+    the run before the network runs, or are skipped with ``skip_bad``. The folder is written under a
     temporary name and renamed at the end, so a failure never leaves a half-written prediction folder."""
     from ..io import read_scene
     from ..io.atomic import atomic_path
@@ -129,6 +155,7 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, che
             return predict2d_to_folder(sources, out_dir, checkpoint, ckpt, device, overrides, labels_tsv,
                                        progress, MARKER)
     model, recipe = load_model(checkpoint, device, overrides)
+    sources = check_inputs(sources, labels_tsv, skip_bad, progress)
     totals: dict[str, float] = {"read": 0.0, "network": 0.0, "cluster": 0.0, "write": 0.0}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

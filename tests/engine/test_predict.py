@@ -192,3 +192,27 @@ def test_segment_snap_applies_to_scenes_with_segments_only(setup):
     without = dataclasses.replace(scene, segments=None)  # a plain point cloud: nothing to snap to
     np.testing.assert_array_equal(predict_scene(model, without, dataclasses.replace(recipe, segment_snap=0.5))
                                   .instances.masks, plain.instances.masks)
+
+
+def test_bad_inputs_are_found_before_the_network_runs(setup, tmp_path, capsys, monkeypatch):
+    from pcseg.engine import predict as predict_module
+
+    data, ckpt = setup
+    scene = read_scannet_scene(list_scenes(data)[0])
+    folder = tmp_path / "clouds"
+    folder.mkdir()
+    for name in ("a", "c"):
+        np.savez(folder / f"{name}.npz", points=scene.points, colors=scene.colors)
+    (folder / "b.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 10\n")  # truncated
+    runs = []
+    real = predict_module.predict_scene
+    monkeypatch.setattr(predict_module, "predict_scene", lambda *a, **k: runs.append(1) or real(*a, **k))
+    out = tmp_path / "p"
+    assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 3 input(s) cannot be read, nothing was predicted" in err and "b.ply" in err and "--skip-bad" in err
+    assert runs == [] and not out.exists()
+    with pytest.warns(UserWarning, match="skipping 1 of 3 input.*b.ply"):
+        assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(folder), "--out", str(out),
+                     "--skip-bad"]) == 0
+    assert len(runs) == 2 and sorted(p.name for p in out.glob("*.txt")) == ["a.txt", "c.txt"]
