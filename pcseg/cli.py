@@ -145,7 +145,9 @@ def _cmd_predict(args) -> None:
     n = max(totals["scenes"], 1)
     print(f"predicted {totals['scenes']} scene(s) into {args.out}")
     stages = [k for k in ("read", "network", "cluster", "lift_fuse", "write") if k in totals]
-    print("seconds per scene: " + ", ".join(f"{k} {totals[k] / n:.3f}" for k in stages))
+    print("seconds per scene: " + ", ".join(f"{k} {totals[k] / n:.3f}" for k in stages)
+          + (f"; {totals['wall'] / n:.3f} wall (grouping and writing overlap the next scene's network)"
+             if "wall" in totals else ""))
     if totals.get("frames"):  # the 2D pipeline: the network runs once per frame
         print(f"network per frame: {totals['network'] / totals['frames']:.3f} s over {totals['frames']} frames")
     print(f"score it: pcseg data export-gt --scannet {args.input} --out GT_DIR (the official GT files), then "

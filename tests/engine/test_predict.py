@@ -205,8 +205,8 @@ def test_bad_inputs_are_found_before_the_network_runs(setup, tmp_path, capsys, m
         np.savez(folder / f"{name}.npz", points=scene.points, colors=scene.colors)
     (folder / "b.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 10\n")  # truncated
     runs = []
-    real = predict_module.predict_scene
-    monkeypatch.setattr(predict_module, "predict_scene", lambda *a, **k: runs.append(1) or real(*a, **k))
+    real = predict_module.run_network
+    monkeypatch.setattr(predict_module, "run_network", lambda *a, **k: runs.append(1) or real(*a, **k))
     out = tmp_path / "p"
     assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(folder), "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -216,3 +216,18 @@ def test_bad_inputs_are_found_before_the_network_runs(setup, tmp_path, capsys, m
         assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(folder), "--out", str(out),
                      "--skip-bad"]) == 0
     assert len(runs) == 2 and sorted(p.name for p in out.glob("*.txt")) == ["a.txt", "c.txt"]
+
+
+def test_the_overlapped_folder_run_writes_what_predict_scene_predicts(setup, tmp_path):
+    from pcseg.engine.predict import predict_to_folder
+
+    data, ckpt = setup
+    totals = predict_to_folder(data, tmp_path / "p", checkpoint=ckpt, progress=False)
+    assert totals["scenes"] == 2 and totals["wall"] > 0
+    model, recipe = load_model(ckpt)
+    for folder in list_scenes(data):
+        scene = read_scannet_scene(folder)
+        want = predict_scene(model, scene, recipe)
+        np.testing.assert_array_equal(read_semantic_txt(tmp_path / "p" / "semantic" / f"{scene.name}.txt"), want.semantic)
+        got = read_instance_predictions(tmp_path / "p", scene.name, num_points=len(scene))
+        np.testing.assert_array_equal(got.masks, want.instances.masks)
