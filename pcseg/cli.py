@@ -18,7 +18,7 @@ def _cmd_data_synth(args) -> None:
     from .synth import write_synthetic_dataset
 
     summary = write_synthetic_dataset(args.out, args.scenes, seed=args.seed, frames=args.frames,
-                                      workers=args.workers, progress=not args.quiet)
+                                      workers=args.workers, progress=not args.quiet, domain=args.domain)
     print(_synth_summary_text(summary))
     print(f"wrote {args.scenes} scenes to {args.out}")
 
@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--frames", type=_non_negative_int, default=0, help="RGB-D frames per room (default 0)")
     p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: 2, at most the CPUs)")
+    p.add_argument("--domain", choices=("standard", "shifted"), default="standard",
+                   help="shifted: colour casts, noise, holes and unannotated clutter that training never sees "
+                        "(a test of what a model memorised)")
     p.set_defaults(func=_cmd_data_synth)
     p = data.add_parser("export-gt", help="write the official instance GT .txt of every scene")
     p.add_argument("--scannet", required=True, help="ScanNet root (with scans/) or a folder of scene folders")

@@ -36,6 +36,7 @@ from ..io.atomic import atomic_path, write_text
 from ..io.frames import write_frames
 from ..io.scannet import write_scannet_scene
 from ..labels import INSTANCE_IDS, LABELS_TSV_NAME, write_label_tsv
+from .domain import get_domain
 from .generate import generate_scene
 
 VAL_FRACTION = 0.2
@@ -46,10 +47,10 @@ def scene_seeds(seed: int, num_scenes: int) -> list[int]:
     return [int(c.generate_state(1, np.uint64)[0]) for c in np.random.SeedSequence(seed).spawn(num_scenes)]
 
 
-def write_scene(out_dir: str | os.PathLike, name: str, seed: int, frames: int = 0) -> dict:
+def write_scene(out_dir: str | os.PathLike, name: str, seed: int, frames: int = 0, domain: str = "standard") -> dict:
     """Generate scene ``name`` from ``seed`` and write it to ``out_dir/scans/name`` atomically.
     Returns its statistics."""
-    synth = generate_scene(seed, name, frames)
+    synth = generate_scene(seed, name, frames, domain=domain)
     with atomic_path(Path(out_dir) / "scans" / name) as tmp:
         write_scannet_scene(synth.scene, tmp)
         if frames:
@@ -111,7 +112,7 @@ def _check_new_folder(out: Path) -> None:
 
 
 def ensure_synthetic_dataset(root: str | os.PathLike, num_scenes: int, seed: int = 0, frames: int = 0,
-                             progress: bool = True) -> bool:
+                             progress: bool = True, domain: str = "standard") -> bool:
     """Generate ``num_scenes`` rooms at ``root`` unless a complete dataset is there already; returns
     whether it generated. A ``root`` with scans/ but no labels tsv (what an interrupted generation of
     an older pcseg left) is an error that says what to do."""
@@ -123,8 +124,9 @@ def ensure_synthetic_dataset(root: str | os.PathLike, num_scenes: int, seed: int
                           f"generation leaves this: delete {root} to generate it again), or a real dataset "
                           "without its labels tsv (put it there)")
     print(f"generating {num_scenes} synthetic ScanNet-format rooms"
-          + (f" with {frames} RGB-D frames each" if frames else "") + f" (seed {seed}) in {root}")
-    write_synthetic_dataset(root, num_scenes, seed=seed, frames=frames, progress=progress)
+          + (f" with {frames} RGB-D frames each" if frames else "")
+          + (f", {domain} domain" if domain != "standard" else "") + f" (seed {seed}) in {root}")
+    write_synthetic_dataset(root, num_scenes, seed=seed, frames=frames, progress=progress, domain=domain)
     return True
 
 
@@ -160,9 +162,9 @@ def _generate_in_workers(tasks: list, workers: int, bar) -> list[dict]:
 
 
 def write_synthetic_dataset(out_dir: str | os.PathLike, num_scenes: int, seed: int = 0, frames: int = 0,
-                            workers: int | None = None, progress: bool = True) -> dict:
+                            workers: int | None = None, progress: bool = True, domain: str = "standard") -> dict:
     """Generate ``num_scenes`` scenes (with ``frames`` RGB-D frames each) into the new or empty
-    folder ``out_dir``, all or nothing.
+    folder ``out_dir``, all or nothing. ``domain``: "standard" or "shifted" (``synth.domain``).
 
     workers: processes (default: 2, at most the CPU count and the number of scenes; 1 = in this process).
     Returns the summary of ``summarize`` plus ``seconds`` (also written, without timing, to
@@ -174,6 +176,10 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, num_scenes: int, seed: i
     if workers is None:
         workers = max(1, min(2, os.cpu_count() or 1))
     workers = min(_check_int("workers", workers, 1), num_scenes)
+    try:
+        get_domain(domain)
+    except ValueError as e:
+        raise ConfigError(f"write_synthetic_dataset: {e}") from None
     out = Path(out_dir)
     _check_new_folder(out)
 
@@ -181,7 +187,7 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, num_scenes: int, seed: i
     start = time.perf_counter()
     with atomic_path(out) as tmp:
         (tmp / "scans").mkdir(parents=True)
-        tasks = [(str(tmp), n, s, frames) for n, s in zip(names, scene_seeds(seed, num_scenes))]
+        tasks = [(str(tmp), n, s, frames, domain) for n, s in zip(names, scene_seeds(seed, num_scenes))]
         with tqdm(total=num_scenes, desc="synth scenes", unit="scene", disable=not progress) as bar:
             if workers == 1:
                 stats = []
@@ -201,6 +207,7 @@ def write_synthetic_dataset(out_dir: str | os.PathLike, num_scenes: int, seed: i
         write_text(tmp / "scannetv2_train.txt", "".join(n + "\n" for n in train))
         write_text(tmp / "scannetv2_val.txt", "".join(n + "\n" for n in val))
         summary = summarize(stats)
-        write_text(tmp / "synth_stats.json", json.dumps({"seed": seed, "frames": frames, "summary": summary,
+        write_text(tmp / "synth_stats.json", json.dumps({"seed": seed, "frames": frames, "domain": domain,
+                                                         "summary": summary,
                                                          "scenes": stats}, indent=1))
     return {**summary, "seconds": seconds, "seconds_per_scene": seconds / num_scenes}

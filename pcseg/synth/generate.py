@@ -15,6 +15,7 @@ from ..io.frames import FrameIntrinsics, RGBDFrame
 from ..labels import BUNDLED_RAW_CATEGORIES, INSTANCE_IDS
 from ..structures import Scene, SegGroup
 from . import frames as frames_mod
+from .domain import get_domain
 from .mesh import assemble
 from .rooms import ROOM_TYPES, make_room
 from .scan import cull, look_poses, raycaster, sensor_noise, trajectory, triangle_areas, visible_vertices
@@ -66,9 +67,12 @@ def touching_pairs(points: np.ndarray, semantic: np.ndarray, instance: np.ndarra
     return len(pairs)
 
 
-def generate_scene(seed: int, name: str, frames: int = 0, kind: str | None = None) -> SynthScene:
+def generate_scene(seed: int, name: str, frames: int = 0, kind: str | None = None,
+                   domain: str = "standard") -> SynthScene:
     """A synthetic scene named ``name`` (e.g. 'scene0000_00') from ``seed``, with ``frames``
-    RGB-D frames; ``kind`` picks the room type (one of rooms.ROOM_TYPES; random when None)."""
+    RGB-D frames; ``kind`` picks the room type (one of rooms.ROOM_TYPES; random when None);
+    ``domain``: "standard", or "shifted" (``synth.domain``: a domain training never sees)."""
+    dom = get_domain(domain)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"generate_scene: seed must be a non-negative integer, got {seed!r}")
     if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool) or frames < 0:
@@ -76,18 +80,20 @@ def generate_scene(seed: int, name: str, frames: int = 0, kind: str | None = Non
     if kind is not None and kind not in ROOM_TYPES:
         raise ValueError(f"generate_scene: unknown room type {kind!r}; expected one of {ROOM_TYPES}")
     r_room, r_scan, r_noise, r_frames = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+    r_domain = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])  # the standard rooms never draw from it
 
     room = make_room(r_room, kind)
     mesh = assemble(room.objects, r_room)
     rc = raycaster(mesh)
     cams = trajectory(room, max(TRAJECTORY_CAMERAS, frames), r_scan)
-    index, faces = cull(mesh, visible_vertices(rc, mesh, cams, CAMERAS_PER_VERTEX, r_scan))
+    visible = visible_vertices(rc, mesh, cams, CAMERAS_PER_VERTEX, r_scan)
+    index, faces = cull(mesh, dom.cut_holes(mesh.verts, visible, r_domain))
 
     # annotation: every object that survived the scan, minus a few small void ones
     obj = mesh.obj[index]
     present = np.unique(obj)
     annotated = [int(o) for o in present
-                 if not (room.objects[o].raw in SKIPPABLE and r_noise.random() < 0.15)]
+                 if not (room.objects[o].raw in SKIPPABLE and r_noise.random() < dom.skip_clutter)]
     object_id = np.full(len(room.objects), -1, np.int64)
     object_id[annotated] = np.arange(len(annotated))
     nyu = np.array([BUNDLED_RAW_CATEGORIES[o.raw] for o in room.objects], np.int64)
@@ -106,7 +112,8 @@ def generate_scene(seed: int, name: str, frames: int = 0, kind: str | None = Non
 
     to_scan = _scan_transform(r_noise)
     pts = mesh.verts[index] @ to_scan[:3, :3].T + to_scan[:3, 3]
-    pts, colors = sensor_noise(pts, mesh.colors[index], r_noise)
+    pts, colors = sensor_noise(pts, mesh.colors[index], r_noise, sigma=dom.noise_sigma)
+    colors = dom.recolor(colors, r_domain)
     meta = {"sceneType": SCENE_TYPE[room.kind],
             "colorHeight": str(frames_mod.HEIGHT), "colorWidth": str(frames_mod.WIDTH),
             "depthHeight": str(frames_mod.HEIGHT), "depthWidth": str(frames_mod.WIDTH)}
@@ -139,5 +146,5 @@ def generate_scene(seed: int, name: str, frames: int = 0, kind: str | None = Non
              "classes": sorted({int(nyu[o]) for o in bench}),
              "touching_pairs": touching_pairs(pts, semantic, instance),
              "visible_fraction": float(kept_area / full_area), "nn_spacing": float(np.median(dist[:, 1])),
-             "segments": int(len(np.unique(segments))), "frames": int(frames)}
+             "segments": int(len(np.unique(segments))), "frames": int(frames), "domain": dom.name}
     return SynthScene(scene, rendered, k if frames else None, stats)

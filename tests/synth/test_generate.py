@@ -107,3 +107,30 @@ def test_touching_pairs_counts_same_class_neighbours_only():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_scene(**kwargs)
+
+
+def test_the_shifted_domain_is_darker_warmer_noisier_holed_and_deterministic():
+    from pcseg.synth import generate_scene
+
+    standard = generate_scene(21, "s").scene
+    shifted = generate_scene(21, "s", domain="shifted").scene
+    again = generate_scene(21, "s", domain="shifted").scene
+    np.testing.assert_array_equal(shifted.points, again.points)
+    np.testing.assert_array_equal(shifted.colors, again.colors)
+    assert len(shifted) < len(standard)  # holes cut into the same scan
+    mean_standard, mean_shifted = standard.colors.mean(0), shifted.colors.mean(0)
+    assert (mean_shifted < mean_standard - 0.04).all()  # darker in every channel
+    assert mean_shifted[0] - mean_shifted[2] > mean_standard[0] - mean_standard[2] + 0.05  # warmer: red over blue
+    # same room, same labels vocabulary: only appearance, geometry noise, holes and annotation gaps differ
+    assert set(np.unique(shifted.semantic)) <= set(np.unique(standard.semantic)) | {0}
+
+
+def test_an_unknown_domain_is_refused(tmp_path):
+    from pcseg.errors import ConfigError
+    from pcseg.synth import generate_scene, write_synthetic_dataset
+
+    with pytest.raises(ValueError, match="unknown synthetic domain 'real'"):
+        generate_scene(1, "s", domain="real")
+    with pytest.raises(ConfigError, match="unknown synthetic domain"):
+        write_synthetic_dataset(tmp_path / "out", 1, domain="real", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -84,10 +84,10 @@ def test_a_failed_generation_leaves_nothing(tmp_path, monkeypatch):
 
     real = synth_dataset.write_scene
 
-    def fail_on_second(out_dir, name, seed, frames=0):
+    def fail_on_second(out_dir, name, *rest):
         if name.endswith("1_00"):
             raise RuntimeError("disk full")
-        return real(out_dir, name, seed, frames)
+        return real(out_dir, name, *rest)
 
     monkeypatch.setattr(synth_dataset, "write_scene", fail_on_second)
     with pytest.raises(RuntimeError, match="disk full"):
