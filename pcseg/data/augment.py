@@ -40,6 +40,11 @@ class Augmentation:
                              add one shift uniform in [-brightness, brightness] to every colour; scale
                              colours about their mean by a factor uniform in [1-contrast, 1+contrast]; add
                              per-point Gaussian noise of std color_noise; clip to 0..1.
+    color_cast:              per-scene gain per channel uniform in [1-color_cast, 1+color_cast] (a colour
+                             cast: warm, cold or tinted lighting; 0 = off).
+    gray_prob:               probability that the scene's colours become their grey level.
+    color_drop_prob:         probability that every colour is replaced by one constant grey, so that
+                             geometry alone must carry the classes.
     dropout:                 fraction of points dropped at random (0 = off).
     crop_points:             keep at most this many points: those nearest a random point (None = off).
     """
@@ -57,6 +62,9 @@ class Augmentation:
     brightness: float = 0.1
     contrast: float = 0.2
     color_noise: float = 0.02
+    color_cast: float = 0.0
+    gray_prob: float = 0.0
+    color_drop_prob: float = 0.0
     dropout: float = 0.0
     crop_points: int | None = None
 
@@ -67,12 +75,13 @@ class Augmentation:
         for name in ("rotate", "flip", "scale", "elastic", "color"):
             if not isinstance(getattr(self, name), bool):
                 bad(name, "expected true or false")
-        for name in ("rotate_max", "flip_prob", "elastic_prob", "brightness", "contrast", "color_noise", "dropout"):
+        for name in ("rotate_max", "flip_prob", "elastic_prob", "brightness", "contrast", "color_noise", "dropout",
+                     "color_cast", "gray_prob", "color_drop_prob"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 bad(name, "expected a finite number >= 0")
             setattr(self, name, float(v))
-        for name in ("flip_prob", "elastic_prob", "contrast"):
+        for name in ("flip_prob", "elastic_prob", "contrast", "color_cast", "gray_prob", "color_drop_prob"):
             if getattr(self, name) > 1:
                 bad(name, "expected a value in 0..1")
         if self.rotate_max > math.pi:
@@ -133,6 +142,7 @@ class Augmentation:
         colors = scene.colors
         if self.color:
             colors = jitter_colors(colors, self.brightness, self.contrast, self.color_noise, rng)
+        colors = randomize_appearance(colors, self.color_cast, self.gray_prob, self.color_drop_prob, rng)
         geometric = self.rotate or self.flip or self.scale or self.elastic
         return replace(scene, points=points.astype(np.float32), colors=colors,
                        normals=None if normals is None else normals.astype(np.float32),
@@ -181,6 +191,23 @@ def elastic_distortion(points: np.ndarray, granularity: float, magnitude: float,
     axes = [lo[a] + granularity * (np.arange(dims[a]) - 1) for a in range(3)]
     field = RegularGridInterpolator(axes, noise, method="linear", bounds_error=False, fill_value=0.0)
     return points + magnitude * np.clip(field(points), -1.0, 1.0)
+
+
+def randomize_appearance(colors: np.ndarray, cast: float, gray_prob: float, drop_prob: float,
+                         rng: np.random.Generator) -> np.ndarray:
+    """FloatArray[N, 3]: a per-channel colour cast (gains uniform in [1-cast, 1+cast]), then with
+    probability ``gray_prob`` grey levels, and with probability ``drop_prob`` one constant grey for
+    every point. Draws nothing from ``rng`` when all three are 0 (earlier recipes stay reproducible)."""
+    if cast == 0 and gray_prob == 0 and drop_prob == 0:
+        return colors
+    c = np.asarray(colors, np.float64)
+    if cast > 0:
+        c = c * rng.uniform(1 - cast, 1 + cast, size=3)
+    if gray_prob > 0 and rng.random() < gray_prob:
+        c = np.repeat(c @ np.array([[0.299], [0.587], [0.114]]), 3, axis=1)
+    if drop_prob > 0 and rng.random() < drop_prob:
+        c = np.full_like(c, 0.5)
+    return np.clip(c, 0.0, 1.0).astype(np.float32)
 
 
 def jitter_colors(colors: np.ndarray, brightness: float, contrast: float, noise: float,

@@ -75,7 +75,8 @@ def build_augmentation(recipe: BottomUpRecipe) -> Augmentation | None:
         return None
     return Augmentation(rotate=recipe.rotate, flip=recipe.flip, scale=recipe.scale_min != recipe.scale_max,
                         scale_range=(recipe.scale_min, recipe.scale_max), elastic=recipe.elastic,
-                        color=recipe.color_jitter)
+                        color=recipe.color_jitter, color_cast=recipe.color_cast, gray_prob=recipe.gray_prob,
+                        color_drop_prob=recipe.color_drop_prob)
 
 
 def val_root(recipe: BottomUpRecipe) -> Path:

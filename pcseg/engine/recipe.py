@@ -55,7 +55,12 @@ class BottomUpRecipe:
     scale_max: float = 1.1
     elastic: bool = True
     color_jitter: bool = True
+    color_cast: float = 0.0              # per-scene per-channel colour gains in [1 - this, 1 + this]
+    gray_prob: float = 0.0               # probability of training on a scene's grey levels
+    color_drop_prob: float = 0.0         # probability of a scene with all colours one grey (geometry only)
     # optimisation
+    init_weights: str | None = None      # start from this checkpoint's weights (same architecture), e.g. to
+                                         # fine-tune the shipped model; --resume continues a run instead
     epochs: int = 30
     batch_size: int = 2
     lr: float = 0.002
@@ -104,6 +109,9 @@ class BottomUpRecipe:
         need(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         need(self.lr_anneal in ("steps", "budget"), "lr_anneal", "must be steps or budget")
         need(0 < self.scale_min <= self.scale_max, "scale_min", "needs 0 < scale_min <= scale_max")
+        need(0 <= self.color_cast <= 1, "color_cast", "must be in [0, 1]")
+        need(0 <= self.gray_prob <= 1 and 0 <= self.color_drop_prob <= 1, "gray_prob",
+             "gray_prob and color_drop_prob must be in [0, 1]")
         need(self.cluster_method in CLUSTER_METHODS, "cluster_method", f"must be one of {CLUSTER_METHODS}")
         need(self.backend in SPARSE_BACKENDS, "backend", f"must be one of {SPARSE_BACKENDS}")
         need(self.bandwidth > 0, "bandwidth", "must be > 0")

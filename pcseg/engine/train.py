@@ -20,7 +20,7 @@ from tqdm import tqdm
 from ..data import collate
 from ..runtime import apply_recipe_threads
 from .build import build_model, class_weights, resolve_device, select_backend, train_dataset, val_dataset, val_root
-from .checkpoint import save_checkpoint
+from .checkpoint import check_compatible, load_checkpoint, load_model_state, save_checkpoint
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from .loop import MetricsLog, Run, epoch_batches, plain_result
 from .recipe import ARCHITECTURE_KEYS, BottomUpRecipe
@@ -84,7 +84,14 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
         ensure_synthetic_data(recipe, info, progress)
         torch.manual_seed(recipe.seed)
         np.random.seed(recipe.seed)
-        model = build_model(recipe).to(device)
+        model = build_model(recipe)
+        if recipe.init_weights and not resume:
+            init = load_checkpoint(recipe.init_weights)
+            check_compatible(Path(recipe.init_weights), init["config"], recipe.to_dict(), ARCHITECTURE_KEYS)
+            load_model_state(Path(recipe.init_weights), model, init["model"])
+            if info.is_main:
+                print(f"starting from the weights of {recipe.init_weights}")
+        model = model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         dataset = train_dataset(recipe)
         weights = class_weights(recipe, dataset)

@@ -183,3 +183,20 @@ def test_bad_config(kw, field):
 def test_config_from_yaml_lists():
     aug = Augmentation(scale_range=[0.8, 1.2], elastic_params=[[0.2, 0.4], [0.8, 1.6]])
     assert aug.scale_range == (0.8, 1.2) and aug.elastic_params == ((0.2, 0.4), (0.8, 1.6))
+
+
+def test_appearance_randomisation_casts_greys_and_drops_colours():
+    from pcseg.data.augment import randomize_appearance
+
+    colors = np.random.default_rng(0).random((500, 3)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    assert randomize_appearance(colors, 0.0, 0.0, 0.0, rng) is colors  # off: untouched, no draw
+    assert rng.random() == np.random.default_rng(1).random()
+    cast = randomize_appearance(colors, 0.5, 0.0, 0.0, np.random.default_rng(2))
+    gains = np.median(cast / np.maximum(colors, 1e-6), axis=0)
+    assert np.all((gains > 0.5) & (gains < 1.5)) and np.ptp(gains) > 0.01  # one gain per channel
+    grey = randomize_appearance(colors, 0.0, 1.0, 0.0, np.random.default_rng(3))
+    np.testing.assert_allclose(grey[:, 0], grey[:, 2])
+    np.testing.assert_allclose(grey[:, 0], colors @ np.array([0.299, 0.587, 0.114]), atol=1e-6)
+    dropped = randomize_appearance(colors, 0.0, 0.0, 1.0, np.random.default_rng(4))
+    assert np.all(dropped == 0.5)

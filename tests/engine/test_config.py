@@ -43,6 +43,15 @@ def test_an_override_is_blamed_on_the_command_line_not_the_file(tmp_path):
         load_config(Recipe, path, ["zzz=1"])
 
 
+def test_exponent_floats_without_a_dot_are_floats(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("lr: 1e-3\n")  # YAML 1.1 reads this as a string
+    assert load_config(Recipe, path, []).lr == 0.001
+    assert load_config(Recipe, None, ["lr=5e-4"]).lr == 0.0005
+    with pytest.raises(ConfigError, match="lr: expected float"):
+        load_config(Recipe, None, ["lr=fast"])
+
+
 def test_broken_yaml_in_an_override_is_a_config_error():
     with pytest.raises(ConfigError, match=r"override 'widths=\[32,64': the value is not valid YAML"):
         parse_overrides(["widths=[32,64"])

@@ -245,3 +245,20 @@ def test_the_time_budget_stops_before_the_next_step_and_final_validation_would_o
     run.wall_seconds = 61.0
     assert "time budget is used up" in run.finished_already()
     assert "the time budget is" in run.schedule_note()  # why the LR is ~0
+
+
+def test_init_weights_starts_from_a_checkpoint_of_the_same_architecture(data, tmp_path):
+    first = tmp_path / "first"
+    assert run_cli(["train", str(data), *TINY, "epochs=1", f"out_dir={first}"]).returncode == 0
+    # lr ~ 0: the weights stay those it started from (BatchNorm statistics still move)
+    tuned = tmp_path / "tuned"
+    done = run_cli(["train", str(data), *TINY, "epochs=1", "lr=1e-20", "augment=false",
+                    f"init_weights={first / 'model.pt'}", f"out_dir={tuned}"])
+    assert done.returncode == 0 and "starting from the weights of" in done.stdout, done.stderr
+    want, got = load_checkpoint(first / "model.pt")["model"], load_checkpoint(tuned / "model.pt")["model"]
+    for key in want:
+        if "running" not in key and "num_batches" not in key:
+            torch.testing.assert_close(got[key], want[key], rtol=0, atol=1e-6)
+    other = run_cli(["train", str(data), *TINY, "epochs=1", "widths=[8,16,24]", f"init_weights={first / 'model.pt'}",
+                     f"out_dir={tmp_path / 'other'}"])
+    assert other.returncode == 2 and "widths" in other.stderr
