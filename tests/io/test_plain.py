@@ -67,10 +67,16 @@ def test_ply_float_colours_detect_range(tmp_path, scale):
     assert scene.semantic is None and scene.instance is None and scene.normals is None
 
 
-def test_ply_without_colours_gets_default_grey(tmp_path):
+def test_ply_without_colours_gets_default_grey_and_a_warning(tmp_path):
+    from pcseg.io.plain import MissingColors
+
     c = cloud()
-    scene = read_point_cloud(write_user_ply(tmp_path / "a.ply", {**xyz_fields(c), "semantic": c["semantic"].astype(np.int32)}))
+    with pytest.warns(MissingColors, match="a.ply: no colours"):
+        scene = read_point_cloud(write_user_ply(tmp_path / "a.ply", {**xyz_fields(c), "semantic": c["semantic"].astype(np.int32)}))
     assert np.all(scene.colors == 0.5)
+    np.savez(tmp_path / "b.npz", points=c["points"])
+    with pytest.warns(MissingColors, match="b.npz: no colours"):
+        read_point_cloud(tmp_path / "b.npz")
     np.testing.assert_array_equal(scene.semantic, c["semantic"])
 
 
