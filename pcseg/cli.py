@@ -57,18 +57,17 @@ def _cmd_data_export_coco(args) -> None:
 
 
 def _cmd_eval(args) -> None:
-    from .evaluation import folder_evaluator, format_table, write_json
+    from .evaluation import SemanticEvaluator, folder_evaluator, format_table, write_json
     from .evaluation.semantic import format_semantic
 
     if args.scenes and not args.report:
         raise PcsegError("eval: --scenes only serves the report's renders: give --report DIR too")
-    from .evaluation.folders import semantic_folder_evaluator
-
-    evaluator = folder_evaluator(args.gt, args.pred, missing=args.missing, progress=not args.quiet)
+    # the prediction folder's semantic/ (pcseg predict writes it) is scored in the same pass
+    semantic_eval = SemanticEvaluator() if (Path(args.pred) / "semantic").is_dir() else None
+    evaluator = folder_evaluator(args.gt, args.pred, missing=args.missing, progress=not args.quiet,
+                                 semantic=semantic_eval)
     result = evaluator.evaluate()
     print(format_table(result))
-    predicted = [n for n in evaluator.scene_names() if (Path(args.pred) / f"{n}.txt").is_file()]
-    semantic_eval = semantic_folder_evaluator(args.gt, args.pred, predicted)
     semantic = semantic_eval.evaluate() if semantic_eval is not None else None
     if semantic is not None:
         print(format_semantic(semantic))
@@ -197,14 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # after the command name they only override what was given before it
     _common_options(common, lambda value: argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_parser = sub.add_parser
-    sub.add_parser = lambda *a, **k: _add_parser(*a, parents=[common], **k)  # every command takes them
 
-    data = _add_parser("data", help="generate and convert datasets").add_subparsers(dest="data_command", required=True)
-    _add_data_parser = data.add_parser
-    data.add_parser = lambda *a, **k: _add_data_parser(*a, parents=[common], **k)
-    p = data.add_parser("synth", help="write synthetic ScanNet-format rooms")
+    def command(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, parents=[common], **kwargs)  # every command takes them
+
+    sub = parser.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="generate and convert datasets").add_subparsers(dest="data_command", required=True)
+    p = command(data, "synth", help="write synthetic ScanNet-format rooms")
     p.add_argument("--out", required=True, help="dataset root to create (scans/, labels tsv, split files)")
     p.add_argument("--scenes", type=_positive_int, default=10, help="number of rooms (default 10)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
@@ -214,13 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shifted: colour casts, noise, holes and unannotated clutter that training never sees "
                         "(a test of what a model memorised)")
     p.set_defaults(func=_cmd_data_synth)
-    p = data.add_parser("export-gt", help="write the official instance GT .txt of every scene")
+    p = command(data, "export-gt", help="write the official instance GT .txt of every scene")
     p.add_argument("--scannet", required=True, help="ScanNet root (with scans/) or a folder of scene folders")
     p.add_argument("--out", required=True, help="folder for <scene>.txt files")
     p.add_argument("--labels", default=None, help="scannetv2-labels.combined.tsv (default: beside scans/)")
     p.add_argument("--split", default=None, help="only scenes of this split, e.g. val (reads scannetv2_<split>.txt)")
     p.set_defaults(func=_cmd_data_export_gt)
-    p = data.add_parser("export-coco", help="write the RGB-D frames' instances as COCO JSON (RLE masks)")
+    p = command(data, "export-coco", help="write the RGB-D frames' instances as COCO JSON (RLE masks)")
     p.add_argument("dataset", help="ScanNet-layout root (scans/<id>/frames/) or a folder of scene folders")
     p.add_argument("--out", required=True, help="COCO instances .json to write")
     p.add_argument("--split", default=None, help="only scenes of this split, e.g. val (reads scannetv2_<split>.txt)")
@@ -230,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for colour images resampled onto the depth grid (needed when colour and depth differ)")
     p.set_defaults(func=_cmd_data_export_coco)
 
-    p = sub.add_parser("eval", help="score instance predictions with the official ScanNet v2 protocol")
+    p = command(sub, "eval", help="score instance predictions with the official ScanNet v2 protocol")
     p.add_argument("--gt", required=True, help="folder of official GT <scene>.txt files")
     p.add_argument("--pred", required=True, help="folder of official instance predictions")
     p.add_argument("--json", default=None, help="also write the result as JSON here")
@@ -243,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "scenes in the report (without it: no renders)")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("viz", help="look at a scene (window, or PNG when headless or with --out)")
+    p = command(sub, "viz", help="look at a scene (window, or PNG when headless or with --out)")
     p.add_argument("scene", help="ScanNet scene folder, .ply or .npz")
     p.add_argument("--pred", default=None, help="prediction folder (`pcseg predict`) to show instead of GT")
     p.add_argument("--color", choices=("rgb", "semantic", "instance", "embedding", "errors"), default="instance",
@@ -259,13 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=_positive_int, default=960)
     p.set_defaults(func=_cmd_viz)
 
-    p = sub.add_parser("train", help="train a model from a YAML recipe (see configs/)")
+    p = command(sub, "train", help="train a model from a YAML recipe (see configs/)")
     p.add_argument("config", help="YAML recipe, e.g. configs/synthetic_bottomup.yaml or configs/maskrcnn2d_synthetic.yaml")
     p.add_argument("overrides", nargs="*", help="key=value overrides of recipe keys")
     p.add_argument("--resume", action="store_true", help="continue from <out_dir>/last.pt")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("predict", help="predict instances; writes the official submission format")
+    p = command(sub, "predict", help="predict instances; writes the official submission format")
     p.add_argument("--input", required=True, help="ScanNet scene folder, a folder of them, or a .ply/.npz")
     p.add_argument("--out", required=True, help="prediction folder to create")
     p.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped synthetic model)")
@@ -278,12 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="clustering overrides, e.g. cluster_method=hdbscan bandwidth=0.5")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("demo", help="the main job on built-in synthetic data: generate, predict, evaluate")
+    p = command(sub, "demo", help="the main job on built-in synthetic data: generate, predict, evaluate")
     p.add_argument("config", nargs="?", default=None, help="YAML recipe (default configs/demo.yaml values)")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("compare", help="run every pipeline (3D, 2D lifted, baselines) on the same scenes: one table")
+    p = command(sub, "compare", help="run every pipeline (3D, 2D lifted, baselines) on the same scenes: one table")
     p.add_argument("config", help="YAML config, e.g. configs/compare_synthetic.yaml")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
     p.set_defaults(func=_cmd_compare)

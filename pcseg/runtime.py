@@ -74,9 +74,15 @@ def apply_recipe_threads(threads: int) -> int:
     return set_threads(threads, explicit=False)
 
 
+def apply_prediction_threads(recipe_threads: int, overridden: bool) -> int:
+    """At prediction the threads a model was trained with do not apply; a ``threads=N`` override does."""
+    return apply_recipe_threads(recipe_threads) if overridden else use_default_threads()
+
+
 def dense_threads() -> int:
     """Threads for dense torch work (the 2D baseline's convolutions): the number in force."""
     return use_default_threads()
 
 
-__all__ = ["set_threads", "use_default_threads", "apply_recipe_threads", "dense_threads", "usable_cores"]
+__all__ = ["set_threads", "use_default_threads", "apply_recipe_threads", "apply_prediction_threads", "dense_threads",
+           "usable_cores"]

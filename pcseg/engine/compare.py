@@ -166,11 +166,10 @@ def _ensure_data(cfg: CompareConfig) -> None:
     from ..synth import ensure_synthetic_dataset
 
     root = Path(cfg.data_root)
-    if (root / "scans").is_dir() and cfg.scenes <= 0:
-        return  # a dataset of the user's
-    if cfg.scenes <= 0:
+    if cfg.scenes > 0:
+        ensure_synthetic_dataset(root, cfg.scenes, seed=cfg.seed, frames=cfg.frames)
+    elif not (root / "scans").is_dir():  # scenes 0: a dataset of the user's
         raise ConfigError(f"data_root: {root} has no scans/ and scenes is 0 (nothing to generate)")
-    ensure_synthetic_dataset(root, cfg.scenes, seed=cfg.seed, frames=cfg.frames)
 
 
 def _methods(cfg: CompareConfig) -> list[str]:

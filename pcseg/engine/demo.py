@@ -73,9 +73,9 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
     results, seconds, first = {}, {}, {}
     main = methods[0]
     kept: dict[str, object] = {}  # the main method's predictions, for the report's renders
-    shared: dict = {}  # the model and its predictions, computed once for every method that needs them
+    model_runs = _ModelRuns(cfg)  # the model and its per-room predictions, shared by the methods built on it
     for method in methods:
-        predict = _predictor(method, cfg, shared)
+        predict = _predictor(method, cfg, model_runs)
         evaluator, semantic = InstanceEvaluator(), SemanticEvaluator()
         start = time.perf_counter()
         for scene in tqdm(scenes, desc=method, unit="scene"):
@@ -133,11 +133,32 @@ def _available(cfg: DemoConfig) -> list[str]:
     return methods
 
 
-def _predictor(method: str, cfg: DemoConfig, shared: dict):
+class _ModelRuns:
+    """The model, loaded on first use, and its prediction of each room, made once: the methods built
+    on it share them, so pred-dbscan's time is its instance step alone."""
+
+    def __init__(self, cfg: DemoConfig) -> None:
+        self.cfg, self.model, self.recipe = cfg, None, None
+        self.predictions: dict = {}
+
+    def load(self) -> None:
+        from .predict import load_model
+
+        if self.model is None:
+            self.model, self.recipe = load_model(self.cfg.checkpoint, overrides=[f"segment_snap={self.cfg.segment_snap}"])
+
+    def __call__(self, scene):
+        from .predict import predict_scene
+
+        self.load()
+        if scene.name not in self.predictions:
+            self.predictions[scene.name] = predict_scene(self.model, scene, self.recipe)
+        return self.predictions[scene.name]
+
+
+def _predictor(method: str, cfg: DemoConfig, model_runs: _ModelRuns):
     """scene -> (InstanceSet, predicted NYU40 labels IntArray[N] or None) for ``method``; every
-    method's masks are snapped to the scene's segments at ``cfg.segment_snap``. The methods built
-    on the model share one loaded model and each scene's network output (``shared``): the network
-    runs once per scene, so pred-dbscan's time is its instance step alone."""
+    method's masks are snapped to the scene's segments at ``cfg.segment_snap``."""
     from ..cluster import dbscan_xyz, snap_to_scene_segments
 
     def components(scene, semantic):
@@ -146,18 +167,10 @@ def _predictor(method: str, cfg: DemoConfig, shared: dict):
 
     if method == "gt-components":
         return lambda scene: (components(scene, scene.semantic), None)
-    from .predict import load_model, predict_scene
-
-    if "model" not in shared:
-        shared["model"] = load_model(cfg.checkpoint, overrides=[f"segment_snap={cfg.segment_snap}"])
-        shared["predictions"] = {}
-    model, recipe = shared["model"]
-    cache = shared["predictions"]
+    model_runs.load()  # before the timed rooms
 
     def predict(scene):
-        if scene.name not in cache:
-            cache[scene.name] = predict_scene(model, scene, recipe)
-        prediction = cache[scene.name]
+        prediction = model_runs(scene)
         if method == "model":
             return prediction.instances, prediction.semantic
         return components(scene, prediction.semantic), prediction.semantic

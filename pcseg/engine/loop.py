@@ -124,8 +124,6 @@ class Run:
         self.wall_seconds = 0.0           # loop time before this process's clock started (--resume)
         self.validation_seconds = 0.0     # how long the last validation took
         self._clock = time.perf_counter()
-        self._steps_here = 0
-        self._step_seconds_here = 0.0
         self.best: dict = {metric: -1.0}
 
     def resume(self, path: Path, device, architecture_keys) -> None:
@@ -201,8 +199,6 @@ class Run:
         apply_gradients(self.model, self.optimizer, loss, self.recipe.grad_clip)
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
-        self._steps_here += 1
-        self._step_seconds_here += seconds
         if self.anneal_over_budget:
             self.time_fraction = self.elapsed / self.budget
         self.scheduler.step()
@@ -219,7 +215,7 @@ class Run:
         """Whether one more step plus the final validation would overrun the time budget."""
         if not math.isfinite(self.budget):
             return False
-        step = self._step_seconds_here / max(self._steps_here, 1)
+        step = self.train_seconds / max(self.step, 1)  # the mean step so far
         return self.elapsed + step + self.validation_seconds > self.budget
 
     def check_finite(self, total: float, losses: dict[str, float]) -> None:

@@ -9,7 +9,7 @@ import os
 from typing import Any, Sequence
 
 from ..errors import ConfigError
-from .config import build_config, read_values
+from .config import OVERRIDES, build_config, read_values
 
 # pipeline name -> (recipe dataclass, train function), as "module:attribute"
 PIPELINES = {
@@ -28,7 +28,7 @@ def load_recipe(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -
     values, source, given = read_values(path, overrides)
     name = values.pop("pipeline", "bottomup")
     if name not in PIPELINES:
-        where = "command-line override" if "pipeline" in given else source
+        where = OVERRIDES if "pipeline" in given else source
         raise ConfigError(f"{where}: pipeline: must be one of {sorted(PIPELINES)}, got {name!r}")
     return name, build_config(_resolve(PIPELINES[name][0]), values, source, given)
 

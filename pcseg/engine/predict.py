@@ -16,7 +16,7 @@ from ..cluster import cluster_instances, snap_prediction
 from ..data import collate
 from ..errors import DataError
 from ..labels import semantic20_to_nyu40
-from ..runtime import apply_recipe_threads, use_default_threads
+from ..runtime import apply_prediction_threads
 from ..structures import InstanceSet, Scene
 from .checkpoint import load_checkpoint, load_model_state
 from .config import prediction_recipe
@@ -45,8 +45,7 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.
     ckpt = load_checkpoint(path, map_location=resolve_device(device))
     saved = dict(ckpt["config"])
     recipe, given = prediction_recipe(BottomUpRecipe, saved, overrides, PREDICT_KEYS, f"{path} config")
-    # the threads the model was trained with do not apply here; a `threads=N` override does
-    apply_recipe_threads(recipe.threads) if "threads" in given else use_default_threads()
+    apply_prediction_threads(recipe.threads, "threads" in given)
     select_backend(recipe, torch.device(device))
     model = build_model(recipe)
     load_model_state(path, model, ckpt["model"])
@@ -152,7 +151,8 @@ def check_inputs(sources: list[Path], labels_tsv=None, skip_bad: bool = False,
         raise DataError(None, None, f"{len(bad)} of {len(sources)} input(s) cannot be read, nothing was predicted: "
                         f"{listing} (--skip-bad predicts the others)")
     warnings.warn(f"skipping {len(bad)} of {len(sources)} input(s) that cannot be read: {listing}", stacklevel=2)
-    good = [s for s in sources if s not in {b for b, _ in bad}]
+    unreadable = {source for source, _ in bad}
+    good = [s for s in sources if s not in unreadable]
     if not good:
         raise DataError(None, None, f"none of the {len(sources)} input(s) can be read: {listing}")
     return good, kept

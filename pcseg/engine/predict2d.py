@@ -14,10 +14,10 @@ import torch
 from tqdm import tqdm
 
 from ..errors import DataError
-from ..runtime import apply_recipe_threads, dense_threads
+from ..runtime import apply_prediction_threads, dense_threads
 from ..structures import InstanceSet
 from .checkpoint import load_checkpoint, load_model_state
-from .config import parse_overrides, prediction_recipe
+from .config import prediction_recipe
 from .recipe2d import PREDICT_KEYS_2D, MaskRCNNRecipe
 
 
@@ -28,7 +28,8 @@ def load_model2d(path: str | os.PathLike, device: str | torch.device = "cpu", ov
     from .train2d import build_model2d
 
     ckpt = ckpt if ckpt is not None else load_checkpoint(path, map_location=device)
-    recipe, _ = prediction_recipe(MaskRCNNRecipe, dict(ckpt["config"]), overrides, PREDICT_KEYS_2D, f"{path} config")
+    recipe, given = prediction_recipe(MaskRCNNRecipe, dict(ckpt["config"]), overrides, PREDICT_KEYS_2D, f"{path} config")
+    apply_prediction_threads(recipe.threads, "threads" in given)
     model = build_model2d(recipe, fetch=False)
     load_model_state(path, model, ckpt["model"])
     return model.to(device).eval(), recipe
@@ -101,9 +102,7 @@ def predict2d_to_folder(sources: list[Path], out_dir: Path, checkpoint: str | os
         raise DataError(bad, None, "a 2D checkpoint predicts ScanNet scene folders with RGB-D frames, "
                         "not a bare point cloud")
     model, recipe = load_model2d(checkpoint, device, overrides, ckpt)
-    # dense convs run on torch's own threads: the number in force (override: pcseg predict ... threads=N)
-    given = parse_overrides(overrides)
-    torch.set_num_threads(apply_recipe_threads(recipe.threads) if "threads" in given else dense_threads())
+    torch.set_num_threads(dense_threads())  # dense convs run on torch's own threads: the number in force
     totals = {"scenes": len(folders), "frames": 0, "read": 0.0, "network": 0.0, "lift_fuse": 0.0, "write": 0.0}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

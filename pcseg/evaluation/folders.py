@@ -27,7 +27,7 @@ def evaluate_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, mis
 
 
 def folder_evaluator(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, missing: str = "skip",
-                     progress: bool = True) -> InstanceEvaluator:
+                     progress: bool = True, semantic=None) -> InstanceEvaluator:
     """An ``InstanceEvaluator`` that has processed every prediction ``<pred_dir>/<scene>.txt`` against
     ``<gt_dir>/<scene>.txt`` (scenes named by file stem), for ``evaluate``, ``pr_curves`` and
     ``scene_results``.
@@ -35,6 +35,10 @@ def folder_evaluator(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, mis
     missing: what to do with GT scenes that have no prediction file: "skip" (the official
     behaviour: not evaluated) or "miss" (evaluated with no predictions: every GT instance missed).
     Either way a warning names them. A prediction file without a GT file is a DataError.
+
+    semantic: a ``SemanticEvaluator`` that also processes ``<pred_dir>/semantic/<scene>.txt`` (one
+    NYU40 id per vertex, as ``pcseg predict`` writes) of every scene with a prediction file, in the
+    same pass; the GT class of a vertex is its GT id // 1000 (0, ignored, in no annotated object).
     """
     if missing not in ("skip", "miss"):
         raise ValueError(f"evaluate_folders: missing must be 'skip' or 'miss', got {missing!r}")
@@ -67,28 +71,20 @@ def folder_evaluator(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, mis
         if scene in pred_set:
             masks, labels, scores = read_prediction_arrays(pred_dir, scene, num_points=gt_ids.shape[0])
             evaluator.process_arrays(gt_ids, masks, labels, scores, name=scene)
+            if semantic is not None:
+                semantic.process(gt_ids // 1000, _read_semantic(pred_dir, scene), name=scene)
         else:
             evaluator.process_arrays(gt_ids, None, None, None, name=scene)
     return evaluator
 
 
-def semantic_folder_evaluator(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, scenes: list[str]):
-    """A ``SemanticEvaluator`` over ``<pred_dir>/semantic/<scene>.txt`` (one NYU40 id per vertex, as
-    ``pcseg predict`` writes) for ``scenes``, or None when the folder has no ``semantic/``. The GT class
-    of a vertex is its official GT id // 1000 (0, ignored, for vertices in no annotated object)."""
+def _read_semantic(pred_dir: Path, scene: str):
     from ..io.official import read_semantic_txt
-    from .semantic import SemanticEvaluator
 
-    sem_dir = Path(pred_dir) / "semantic"
-    if not sem_dir.is_dir():
-        return None
-    evaluator = SemanticEvaluator()
-    for scene in scenes:
-        path = sem_dir / f"{scene}.txt"
-        if not path.is_file():
-            raise DataError(path, None, f"missing: {sem_dir} has semantic predictions, but not for {scene}")
-        evaluator.process(read_gt_txt(Path(gt_dir) / f"{scene}.txt") // 1000, read_semantic_txt(path), name=str(path))
-    return evaluator
+    path = pred_dir / "semantic" / f"{scene}.txt"
+    if not path.is_file():
+        raise DataError(path, None, f"missing: {path.parent} has semantic predictions, but not for {scene}")
+    return read_semantic_txt(path)
 
 
 def write_json(result: dict, path: str | os.PathLike) -> Path:

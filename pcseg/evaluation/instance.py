@@ -248,10 +248,6 @@ class InstanceEvaluator:
         self._scenes: list[_SceneSummary] = []
         self._names: list[str] = []
 
-    def scene_names(self) -> list[str]:
-        """The names of the processed scenes, in order."""
-        return list(self._names)
-
     def __len__(self) -> int:
         return len(self._scenes)
 

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import DataError
 from ..io.atomic import atomic_path
 from .instance import PRCurve, to_json_dict
+from .semantic import iou_text
 
 REPORT_HTML, REPORT_MD, REPORT_JSON = "index.html", "report.md", "report.json"
 NO_RENDERS = "No scene renders: scene meshes were not given (`--scenes DATASET_ROOT`)."
@@ -48,12 +49,6 @@ def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _semantic_cell(iou, predicted_points: int | None) -> str:
-    if predicted_points:
-        return f"n/a: not in GT, predicted on {predicted_points} points"
-    return "n/a: not in GT" if iou is None or (isinstance(iou, float) and math.isnan(iou)) else _fmt(iou)
-
-
 def _tables(result: dict, semantic: dict | None, scenes: Sequence[dict] | None
             ) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every table, formatted once so HTML and Markdown show the same text."""
@@ -67,8 +62,7 @@ def _tables(result: dict, semantic: dict | None, scenes: Sequence[dict] | None
                [[name, _fmt(r["AP"]), _fmt(r["AP50"]), _fmt(r["AP25"])] for name, r in result["classes"].items()])]
     if semantic is not None:
         tables.append(("Per class (semantic IoU)", ["class", "IoU"],
-                       [[name, _semantic_cell(v, semantic.get("predicted_without_gt", {}).get(name))]
-                        for name, v in semantic["classes"].items()]))
+                       [[name, iou_text(semantic, name) or _fmt(v)] for name, v in semantic["classes"].items()]))
     if scenes:
         ranked = sorted(scenes, key=_rank_key, reverse=True)
         tables.append(("Per scene (each scene evaluated alone, best first)",

@@ -63,16 +63,22 @@ class SemanticEvaluator:
                                          if n == 0 and p > 0}}
 
 
+def iou_text(result: dict, name: str) -> str | None:
+    """``"n/a: not in GT"`` (``", predicted on N points"`` when it was) for a class absent from the GT
+    of ``SemanticEvaluator.evaluate()``'s ``result``, None for a class with an IoU."""
+    iou = result["classes"][name]
+    if iou is not None and not np.isnan(iou):
+        return None
+    extra = result.get("predicted_without_gt", {}).get(name)
+    return "n/a: not in GT" + (f", predicted on {extra} points" if extra else "")
+
+
 def format_semantic(result: dict) -> str:
     """The per-class IoU table and mIoU of ``SemanticEvaluator.evaluate()`` as text, saying which
     classes count."""
     lines = [f"{'semantic class':16}{'IoU':>10}"]
     for name, iou in result["classes"].items():
-        if np.isnan(iou):
-            extra = result["predicted_without_gt"].get(name)
-            cell = f"  n/a: not in GT{f', predicted on {extra} points' if extra else ''}"
-        else:
-            cell = f"{iou:10.3f}"
-        lines.append(f"{name:16}{cell}")
+        text = iou_text(result, name)
+        lines.append(f"{name:16}" + (f"  {text}" if text else f"{iou:10.3f}"))
     lines.append(f"{'mIoU':16}{result['mIoU']:10.3f}  (mean over the {len(result['counted'])} classes present in the GT)")
     return "\n".join(lines)

@@ -202,8 +202,7 @@ def read_point_cloud(path: str | os.PathLike) -> Scene:
         raise DataError(path, None, "unsupported point-cloud format (expected .ply or .npz)")
     if not has_colors and len(scene):
         warnings.warn(f"{path}: no colours (no red/green/blue or colors): the points are read as grey; the "
-                      "shipped model was trained on coloured scans and splits objects more without colour "
-                      "(a synthetic room exported xyz-only: AP 0.52 against 0.69 with colours)",
+                      "shipped model was trained on coloured scans and finds objects less well without colour",
                       MissingColors, stacklevel=2)
     return scene
 

@@ -236,7 +236,7 @@ def test_the_time_budget_stops_before_the_next_step_and_final_validation_would_o
                              checkpoint_every=0, log_every=10, val_every=0)
     run = Run("bottomup", recipe, model, torch.optim.SGD(model.parameters(), lr=0.01), 10, "AP50", True)
     run.wall_seconds, run._clock = 50.0, time.perf_counter()  # 50 s of the 60 s budget spent
-    run._steps_here, run._step_seconds_here = 2, 8.0  # 4 s per step
+    run.step, run.train_seconds = 2, 8.0  # 4 s per step
     assert not run.over_budget  # 50 + 4 < 60
     run.note_validation(7.0)
     assert run.over_budget  # 50 + 4 + 7 > 60: stop now, not at 64 s
