@@ -352,6 +352,40 @@ def test_snap_to_segments_keeps_segments_covered_by_the_given_fraction():
     assert len(snap_to_segments(inst, segments, 0.5, min_size=7)) == 0  # 6 points left: dropped
 
 
+def _snap_by_loops(masks, labels, segments, min_cover, min_size):
+    """The definition, one segment and one mask at a time."""
+    snapped = []
+    for mask in masks:
+        out = np.zeros_like(mask)
+        for s in np.unique(segments):
+            member = segments == s
+            if mask[member].sum() >= min_cover * member.sum():
+                out |= member
+        snapped.append(out)
+    kept = [m for m in snapped if m.sum() >= max(min_size, 1)]
+    majority = labels.copy()
+    for s in np.unique(segments):
+        member = segments == s
+        majority[member] = np.bincount(labels[member]).argmax()
+    return kept, majority
+
+
+@pytest.mark.parametrize("id_base", [0, -5, 10**12])  # small ids (lookup table), negative and huge ids (np.unique)
+def test_snap_prediction_matches_the_definition_on_random_scenes(id_base):
+    from pcseg.cluster import snap_prediction
+
+    rng = np.random.default_rng(3)
+    segments = id_base + 3 * rng.integers(0, 40, 600)
+    masks = rng.random((7, 600)) < rng.random((7, 1))
+    labels = rng.integers(0, 30, 600) * 2
+    inst = InstanceSet(masks, np.arange(7), np.linspace(1, 0.1, 7).astype(np.float32))
+    got, got_labels = snap_prediction(inst, labels, segments, 0.4, min_size=200)
+    want, want_labels = _snap_by_loops(masks, labels, segments, 0.4, 200)
+    assert 0 < len(want) < 7 and len(got) == len(want)
+    np.testing.assert_array_equal(got.masks, np.array(want))
+    np.testing.assert_array_equal(got_labels, want_labels)
+
+
 def test_snap_to_segments_bad_input():
     inst = InstanceSet(np.ones((1, 4), bool), np.array([5]), np.array([1.0], np.float32))
     with pytest.raises(ValueError, match="shape"):

@@ -14,7 +14,7 @@ import torch
 
 from ..labels import semantic20_to_nyu40
 from ..structures import InstanceSet
-from .meanshift import mean_shift, nearest
+from .meanshift import mean_shift_modes, nearest
 
 METHODS = ("meanshift", "hdbscan", "dbscan")
 
@@ -26,7 +26,8 @@ def _tensor(name: str, value, rows: int | None, cols: int | None, device=None) -
         want = f"({rows if rows is not None else 'N'}, {cols if cols is not None else 'C'})"
         raise ValueError(f"cluster_instances: {name} must have shape {want}, got {tuple(t.shape)}")
     t = t.to(device=device if device is not None else t.device, dtype=torch.float32)
-    if not bool(torch.isfinite(t).all()):
+    # one sum is finite unless some entry is NaN/inf (or the sum overflows: then look closer)
+    if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
         raise ValueError(f"cluster_instances: {name} holds NaN or infinite values")
     return t
 
@@ -182,7 +183,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     if soft_threshold is not None and not 0 < soft_threshold <= 1:
         raise ValueError(f"cluster_instances: soft_threshold must be None or in (0, 1], got {soft_threshold}")
     pred = probs.argmax(1) if n else torch.zeros(0, dtype=torch.long, device=probs.device)
-    masks, labels, scores = [], [], []
+    members, labels, scores = [], [], []  # per class: (instance, point) pairs of its kept clusters
+    count = 0
     for c, label in zip(classes, nyu):
         member = pred == c
         if soft_threshold is not None:
@@ -194,7 +196,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         bw = radius[c]
         eps_c = bw / 2 if eps is None else eps
         if method == "meanshift":
-            cid = mean_shift(f, bw, num_seeds, iters, seed, min_size, kernel=kernel, max_points=max_points)
+            cid = mean_shift_modes(f, bw, num_seeds, iters, seed, min_size, kernel=kernel, max_points=max_points,
+                                   checked=True)[0]
         else:
             fn = f.cpu().numpy()
             cid = _hdbscan(fn, min_cluster_size, min_samples, max_fit_points, seed) if method == "hdbscan" \
@@ -212,13 +215,18 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         conf = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, cid_v, probs[idx[valid], c]) / size.clamp_min(1)
         score = conf * torch.exp(-spread / bw)
         keep = (size >= max(min_size, 1)).cpu().numpy()
-        cls_masks = np.zeros((k, n), bool)
-        cls_masks[cid_v.cpu().numpy(), idx[valid].cpu().numpy()] = True
-        masks.append(cls_masks[keep])
+        new_id = np.cumsum(keep) - 1 + count  # kept clusters numbered on after the earlier classes'
+        cluster_of, point = cid_v.cpu().numpy(), idx[valid].cpu().numpy()
+        kept_points = keep[cluster_of]
+        members.append((new_id[cluster_of[kept_points]], point[kept_points]))
+        count += int(keep.sum())
         labels.append(np.full(int(keep.sum()), label, np.int64))
         scores.append(score.double().cpu().numpy()[keep])
-    if not masks or sum(m.shape[0] for m in masks) == 0:
+    if count == 0:
         return InstanceSet.empty(n)
+    masks = np.zeros((count, n), bool)  # one allocation for all classes
+    for instance, point in members:
+        masks[instance, point] = True
     # clamp: a far-spread cluster's exp() may underflow float32, yet every score must stay > 0
     score = np.clip(np.concatenate(scores), np.finfo(np.float32).tiny, 1.0)
-    return InstanceSet(np.concatenate(masks), np.concatenate(labels), score.astype(np.float32))
+    return InstanceSet(masks, np.concatenate(labels), score.astype(np.float32))

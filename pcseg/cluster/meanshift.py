@@ -6,6 +6,7 @@ in row chunks so that no distance matrix exceeds ``chunk_size`` entries.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 KERNELS = ("flat", "gaussian")
@@ -39,6 +40,16 @@ def _farthest_points(cand: torch.Tensor, k: int, stop_sq: float) -> list[int]:
     """Greedy farthest-point picks among cand FloatTensor[M, D] until k are chosen or every candidate
     lies within sqrt(stop_sq) of a pick. Ties go to the lowest index: the first pick is cand[0]."""
     picks: list[int] = []
+    if cand.shape[0] <= 4096:  # the usual case: one distance matrix, then numpy's cheap per-pick calls
+        dist = sq_dist(cand, cand).cpu().numpy()
+        min_sq = np.full(cand.shape[0], np.inf, dist.dtype)
+        while len(picks) < k:
+            i = int(np.argmax(min_sq))
+            if min_sq[i] <= stop_sq:
+                break
+            picks.append(i)
+            np.minimum(min_sq, dist[i], out=min_sq)
+        return picks
     min_sq = torch.full((cand.shape[0],), float("inf"), dtype=cand.dtype, device=cand.device)
     while len(picks) < k and min_sq.numel():
         i = int(torch.argmax(min_sq))
@@ -81,13 +92,14 @@ def _seeds(xs: torch.Tensor, bandwidth: float, num_seeds: int, seeding: str, min
     return cand[_farthest_points(cand, num_seeds, bandwidth ** 2)]
 
 
-def _shift(modes: torch.Tensor, xs: torch.Tensor, bandwidth: float, kernel: str,
-           chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One mean-shift step for every mode: (weighted mean of xs FloatTensor[S, D], kernel mass [S])."""
+def _shift(modes: torch.Tensor, xs: torch.Tensor, xs_sq: torch.Tensor, xs_one: torch.Tensor, bandwidth: float,
+           kernel: str, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One mean-shift step for every mode: (weighted mean of xs FloatTensor[S, D], kernel mass [S]).
+    xs_sq = |xs|^2 [1, M] and xs_one = [xs | 1] [M, D + 1] are the caller's, computed once: a class's
+    points are a few thousand, so the count of torch calls, not arithmetic, sets the time."""
     new = torch.empty_like(modes)
     mass = modes.new_empty(modes.shape[0])
     h2 = bandwidth * bandwidth
-    xs_sq = xs.pow(2).sum(1)[None]
     for rows in _row_chunks(modes.shape[0], xs.shape[0], chunk_size):
         m = modes[rows]
         m_sq = m.pow(2).sum(1, keepdim=True)
@@ -96,21 +108,21 @@ def _shift(modes: torch.Tensor, xs: torch.Tensor, bandwidth: float, kernel: str,
             w = (part <= h2 - m_sq).to(xs.dtype)
         else:
             w = torch.exp(part.add_(m_sq).clamp_min_(0.0).mul_(-0.5 / h2))
-        mass[rows] = w.sum(1)
-        new[rows] = (w @ xs) / mass[rows].clamp_min(1e-12)[:, None]
-    empty = mass <= 0  # a window that lost every point (possible only with the flat kernel): stay
-    new[empty] = modes[empty]
+        total = w @ xs_one  # weighted sums and, in the last column, the mass: one product
+        mass[rows] = total[:, -1]
+        # a window that lost every point (possible only with the flat kernel) stays where it is
+        new[rows] = torch.where(total[:, -1:] > 0, total[:, :-1] / total[:, -1:].clamp_min(1e-12), m)
     return new, mass
 
 
 def _merge(modes: torch.Tensor, density: torch.Tensor, bandwidth: float) -> torch.Tensor:
     """Indices of the modes kept after greedy merging, densest first: a mode closer than
     bandwidth/2 to an already kept (denser) mode is dropped."""
-    order = torch.argsort(-density, stable=True).cpu()
-    close = (torch.cdist(modes.double(), modes.double()) < bandwidth / 2).cpu()
+    order = torch.argsort(-density, stable=True).cpu().tolist()
+    close = (torch.cdist(modes.double(), modes.double()) < bandwidth / 2).cpu().numpy()
     kept: list[int] = []
-    for i in order.tolist():
-        if not kept or not bool(close[i, kept].any()):
+    for i in order:
+        if not kept or not close[i, kept].any():
             kept.append(i)
     return torch.tensor(kept, dtype=torch.long, device=modes.device)
 
@@ -118,9 +130,10 @@ def _merge(modes: torch.Tensor, density: torch.Tensor, bandwidth: float) -> torc
 def mean_shift_modes(x, bandwidth: float, num_seeds: int = 256, iters: int = 20, seed: int = 0,
                      min_size: int = 1, *, kernel: str = "flat", seeding: str = "fps",
                      max_points: int = 20000, min_bin_freq: int = 2, tol: float = 1e-3,
-                     chunk_size: int = 1 << 22) -> tuple[torch.Tensor, torch.Tensor]:
+                     chunk_size: int = 1 << 22, checked: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``mean_shift`` that also returns the modes: (labels LongTensor[N], modes FloatTensor[K, D]);
-    modes[k] is the mode of cluster k. See ``mean_shift`` for the arguments."""
+    modes[k] is the mode of cluster k. See ``mean_shift`` for the arguments; ``checked``: the caller
+    has already checked that x is finite (``cluster_instances`` checks the whole scene once)."""
     x = torch.as_tensor(x)
     if x.ndim != 2:
         raise ValueError(f"mean_shift: x must be (N, D), got shape {tuple(x.shape)}")
@@ -135,22 +148,24 @@ def mean_shift_modes(x, bandwidth: float, num_seeds: int = 256, iters: int = 20,
     n = x.shape[0]
     if n == 0:
         return torch.empty(0, dtype=torch.long, device=x.device), x.new_empty(0, x.shape[1])
-    if not bool(torch.isfinite(x).all()):
+    if not checked and not bool(torch.isfinite(x).all()):
         raise ValueError("mean_shift: x holds NaN or infinite values")
     gen = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
     # Modes are found on a uniform subsample: its kernel density estimate has the same modes (up to
     # sampling noise) at a fraction of the cost; every point is still assigned below.
     xs = x if n <= max_points else x[torch.randperm(n, generator=gen)[:max_points].sort().values.to(x.device)]
     modes = _seeds(xs, bandwidth, num_seeds, seeding, min_bin_freq, gen)
+    xs_sq, xs_one = xs.pow(2).sum(1)[None], torch.cat([xs, xs.new_ones(xs.shape[0], 1)], 1)
     active = torch.arange(modes.shape[0], device=x.device)
     for _ in range(iters):
-        new, _ = _shift(modes[active], xs, bandwidth, kernel, chunk_size)
-        moved = (new - modes[active]).norm(dim=1) > tol * bandwidth
+        current = modes[active]
+        new, _ = _shift(current, xs, xs_sq, xs_one, bandwidth, kernel, chunk_size)
+        moved = (new - current).norm(dim=1) > tol * bandwidth
         modes[active] = new
         active = active[moved]
         if active.numel() == 0:
             break
-    _, mass = _shift(modes, xs, bandwidth, "flat", chunk_size)  # density: points within the bandwidth
+    _, mass = _shift(modes, xs, xs_sq, xs_one, bandwidth, "flat", chunk_size)  # density: points within the bandwidth
     modes = modes[_merge(modes, mass, bandwidth)]
     dist, labels = nearest(x, modes, chunk_size)
     labels[dist > bandwidth * bandwidth] = -1

@@ -65,3 +65,10 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Atomically write a binary file."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

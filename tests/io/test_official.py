@@ -222,3 +222,11 @@ def test_a_dead_writers_temporary_folder_is_removed_by_the_next_write(tmp_path):
     assert not stale.exists() and alive.exists() and other.exists() and (tmp_path / "out").is_dir()
     write_text(tmp_path / "t.txt", "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name, "out", "t.txt"])
+
+
+def test_int_lines_bytes_matches_python_formatting():
+    rng = np.random.default_rng(5)
+    extremes = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, -1, 0, 9, 10, -10, 99, 100])
+    for values in (extremes, rng.integers(-10**15, 10**15, 2000), rng.integers(0, 41, 5000), np.arange(-1001, 1002),
+                   np.zeros(0, np.int64), np.array([7], np.int32)):
+        assert official.int_lines_bytes(values) == "".join(f"{int(v)}\n" for v in values).encode()
