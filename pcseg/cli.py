@@ -139,7 +139,7 @@ def _cmd_predict(args) -> None:
     from .engine.predict import predict_to_folder
 
     totals = predict_to_folder(args.input, args.out, checkpoint=args.checkpoint, device=args.device,
-                               overrides=args.overrides, labels_tsv=args.labels, progress=not args.quiet,
+                               overrides=args.overrides, progress=not args.quiet,
                                save_embeddings=args.save_embeddings, skip_bad=args.skip_bad)
     n = max(totals["scenes"], 1)
     print(f"predicted {totals['scenes']} scene(s) into {args.out}")
@@ -268,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="prediction folder to create")
     p.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped synthetic model)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
-    p.add_argument("--labels", default=None, help="labels tsv for ScanNet folders")
+    # accepted so that older command lines still run: prediction reads no annotation
+    p.add_argument("--labels", default=None, help=argparse.SUPPRESS)
     p.add_argument("--save-embeddings", action="store_true",
                    help="also write embeddings/<scene>.npy (float16 [N, D]) for `pcseg viz --color embedding`")
     p.add_argument("--skip-bad", action="store_true",

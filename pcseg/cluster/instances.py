@@ -183,12 +183,13 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     if soft_threshold is not None and not 0 < soft_threshold <= 1:
         raise ValueError(f"cluster_instances: soft_threshold must be None or in (0, 1], got {soft_threshold}")
     pred = probs.argmax(1) if n else torch.zeros(0, dtype=torch.long, device=probs.device)
+    class_probs = probs.T.contiguous()  # one copy: a class's column is then a row, not a strided gather
     members, labels, scores = [], [], []  # per class: (instance, point) pairs of its kept clusters
     count = 0
     for c, label in zip(classes, nyu):
         member = pred == c
         if soft_threshold is not None:
-            member |= probs[:, c] >= soft_threshold
+            member |= class_probs[c] >= soft_threshold
         idx = torch.nonzero(member).squeeze(1)
         if idx.numel() < max(min_size, 1):
             continue
@@ -212,7 +213,7 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         mean = torch.zeros(k, f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, cid_v, f_v) / size.clamp_min(1)[:, None]
         spread = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(
             0, cid_v, (f_v - mean[cid_v]).norm(dim=1)) / size.clamp_min(1)
-        conf = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, cid_v, probs[idx[valid], c]) / size.clamp_min(1)
+        conf = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, cid_v, class_probs[c, idx[valid]]) / size.clamp_min(1)
         score = conf * torch.exp(-spread / bw)
         keep = (size >= max(min_size, 1)).cpu().numpy()
         new_id = np.cumsum(keep) - 1 + count  # kept clusters numbered on after the earlier classes'

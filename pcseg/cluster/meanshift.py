@@ -105,7 +105,7 @@ def _shift(modes: torch.Tensor, xs: torch.Tensor, xs_sq: torch.Tensor, xs_one: t
         m_sq = m.pow(2).sum(1, keepdim=True)
         part = torch.addmm(xs_sq, m, xs.T, alpha=-2.0)  # d^2 - |m|^2
         if kernel == "flat":  # d^2 <= h^2  <=>  d^2 - |m|^2 <= h^2 - |m|^2: one pass, no clamp
-            w = (part <= h2 - m_sq).to(xs.dtype)
+            w = part.le_(h2 - m_sq)  # in place: 1.0 / 0.0 in part's own memory, no bool copy
         else:
             w = torch.exp(part.add_(m_sq).clamp_min_(0.0).mul_(-0.5 / h2))
         total = w @ xs_one  # weighted sums and, in the last column, the mass: one product

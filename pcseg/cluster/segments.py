@@ -11,25 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ids import dense_ids
 from ..structures import InstanceSet, Scene
-
-
-def _values_and_index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer ids [N] -> (their distinct values, sorted; each point's position among them) as
-    np.unique(ids, return_inverse=True) returns them. Small non-negative ids (segs.json numbers a
-    segment by one of its vertices; class ids) take a lookup table: O(N) where np.unique sorts."""
-    ids = ids.reshape(-1).astype(np.int64, copy=False)
-    if ids.size and 0 <= ids.min() and ids.max() < 4 * ids.size + 1024:
-        present = np.zeros(int(ids.max()) + 1, bool)
-        present[ids] = True
-        return np.flatnonzero(present), (np.cumsum(present) - 1)[ids]
-    values, index = np.unique(ids, return_inverse=True)
-    return values, index.reshape(-1).astype(np.int64)
 
 
 def _dense(segments: np.ndarray) -> np.ndarray:
     """Segment ids (any integers) -> 0..S-1 per point, in the order of the ids."""
-    return _values_and_index(segments)[1]
+    return dense_ids(segments)[1]
 
 
 def _check_masks(instances: InstanceSet, segments: np.ndarray, min_cover: float) -> None:
@@ -65,7 +53,7 @@ def _snap_masks(instances: InstanceSet, seg: np.ndarray, min_cover: float, min_s
 def _snap_labels(labels: np.ndarray, seg: np.ndarray) -> np.ndarray:
     if labels.size == 0:
         return labels.astype(np.int64)
-    classes, label = _values_and_index(labels)
+    classes, label = dense_ids(labels)
     votes = np.bincount(seg * len(classes) + label, minlength=(seg.max() + 1) * len(classes))
     return classes[votes.reshape(-1, len(classes)).argmax(1)][seg].astype(np.int64)
 

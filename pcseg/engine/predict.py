@@ -124,10 +124,11 @@ def _inputs(path: Path) -> list[Path]:
 KEEP_POINTS = 30_000_000   # inputs read by check_inputs stay in memory up to this many points in all
 
 
-def check_inputs(sources: list[Path], labels_tsv=None, skip_bad: bool = False,
+def check_inputs(sources: list[Path], skip_bad: bool = False,
                  progress: bool = True) -> tuple[list[Path], dict[Path, Scene]]:
     """Read every input once before any network runs: a bad file is reported at once, not after the
-    good ones before it were predicted and discarded. All bad inputs are named in one DataError, or,
+    good ones before it were predicted and discarded. The annotation of a scene folder is not read:
+    prediction needs none of it. All bad inputs are named in one DataError, or,
     with ``skip_bad``, in one warning. Returns the good inputs and the scenes read, kept up to
     ``KEEP_POINTS`` points in all so that they are not read twice."""
     from ..io import read_scene
@@ -137,7 +138,7 @@ def check_inputs(sources: list[Path], labels_tsv=None, skip_bad: bool = False,
     points = 0
     for source in tqdm(sources, desc="check inputs", unit="scene", disable=not progress or len(sources) < 2):
         try:
-            scene = read_scene(source, labels_tsv)
+            scene = read_scene(source, labels=False)
         except DataError as e:
             bad.append((source, str(e)))
             continue
@@ -159,7 +160,7 @@ def check_inputs(sources: list[Path], labels_tsv=None, skip_bad: bool = False,
 
 
 def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, checkpoint=None, device: str = "cpu",
-                      overrides: Sequence[str] = (), labels_tsv=None, progress: bool = True,
+                      overrides: Sequence[str] = (), progress: bool = True,
                       save_embeddings: bool = False, skip_bad: bool = False) -> dict:
     """Predict every scene under ``inputs`` into ``out_dir``: the official submission format
     (``<scene>.txt`` + ``predicted_masks/``), ``semantic/<scene>.txt`` (NYU40 per vertex) and
@@ -187,11 +188,10 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, che
         if ckpt.get("kind") == "maskrcnn2d":  # the 2D baseline: Mask R-CNN per frame, lifted and fused
             from .predict2d import predict2d_to_folder
 
-            return predict2d_to_folder(sources, out_dir, checkpoint, ckpt, device, overrides, labels_tsv,
-                                       progress, MARKER)
+            return predict2d_to_folder(sources, out_dir, checkpoint, ckpt, device, overrides, progress, MARKER)
     model, recipe = load_model(checkpoint, device, overrides)
     start = time.perf_counter()
-    sources, kept = check_inputs(sources, labels_tsv, skip_bad, progress)
+    sources, kept = check_inputs(sources, skip_bad, progress)
     totals: dict[str, float] = {"read": time.perf_counter() - start, "network": 0.0, "cluster": 0.0, "write": 0.0}
 
     def finish(tmp: Path, scene: Scene, out: NetworkOutput | None) -> None:
@@ -210,7 +210,7 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, che
             scene = kept.pop(source, None)
             if scene is None:  # not kept in memory: read again
                 t = time.perf_counter()
-                scene = read_scene(source, labels_tsv)
+                scene = read_scene(source, labels=False)
                 totals["read"] += time.perf_counter() - t
             out = run_network(model, scene, recipe, device) if len(scene) else None
             totals["network"] += out.seconds if out is not None else 0.0

@@ -44,7 +44,7 @@ def vertex_semantic(instances: InstanceSet) -> np.ndarray:
 
 
 def predict_scene2d(model: torch.nn.Module, recipe: MaskRCNNRecipe, folder: str | os.PathLike,
-                    device: str | torch.device = "cpu", labels_tsv=None, progress: bool = False):
+                    device: str | torch.device = "cpu", progress: bool = False):
     """(Scene, InstanceSet, timings) of one ScanNet scene folder with ``frames/``.
 
     timings (seconds): read, network (all frames), frames (count), lift_fuse (projection + lifting + fusion)
@@ -60,7 +60,7 @@ def predict_scene2d(model: torch.nn.Module, recipe: MaskRCNNRecipe, folder: str 
         raise DataError(folder, recipe.frames_dir, "missing: the 2D pipeline needs the scene's RGB-D frames "
                         f"({folder / recipe.frames_dir}/, e.g. pcseg data synth --frames N)")
     start = time.perf_counter()
-    scene = read_scene(folder, labels_tsv)
+    scene = read_scene(folder, labels=False)
     # FrameDataset checks every frame (pose, depth, sizes, depth on this scene's mesh)
     frames = FrameDataset(folder, frames_dir=recipe.frames_dir, step=recipe.predict_step, require_labels=False)
     read = time.perf_counter() - start
@@ -88,7 +88,7 @@ def predict_scene2d(model: torch.nn.Module, recipe: MaskRCNNRecipe, folder: str 
 
 
 def predict2d_to_folder(sources: list[Path], out_dir: Path, checkpoint: str | os.PathLike, ckpt: dict,
-                        device: str = "cpu", overrides: Sequence[str] = (), labels_tsv=None,
+                        device: str = "cpu", overrides: Sequence[str] = (),
                         progress: bool = True, marker: str = ".pcseg-predictions") -> dict:
     """Predict every scene folder in ``sources`` into ``out_dir`` (written atomically): the official
     submission format, ``semantic/<scene>.txt`` and ``instance_ids/<scene>.txt``, as the 3D pipeline.
@@ -108,7 +108,7 @@ def predict2d_to_folder(sources: list[Path], out_dir: Path, checkpoint: str | os
         tmp.mkdir()
         (tmp / marker).write_text("predictions written by pcseg predict (2D Mask R-CNN, lifted)\n")
         for folder in tqdm(folders, desc="predict", unit="scene", disable=not progress):
-            scene, instances, timings = predict_scene2d(model, recipe, folder, device, labels_tsv)
+            scene, instances, timings = predict_scene2d(model, recipe, folder, device)
             for key in ("read", "network", "frames", "lift_fuse"):
                 totals[key] += timings[key]
             start = time.perf_counter()

@@ -9,13 +9,14 @@ from ..errors import DataError
 from ..structures import Scene
 
 
-def read_scene(path: str | os.PathLike, labels_tsv: str | os.PathLike | None = None) -> Scene:
-    """Read a ScanNet scene folder, or a plain ``.ply`` / ``.npz`` point cloud (a user's own data)."""
+def read_scene(path: str | os.PathLike, labels_tsv: str | os.PathLike | None = None, labels: bool = True) -> Scene:
+    """Read a ScanNet scene folder, or a plain ``.ply`` / ``.npz`` point cloud (a user's own data).
+    labels=False: a scene folder's annotation is not read (prediction needs none)."""
     path = Path(path)
     if path.is_dir():
         from .scannet import read_scannet_scene
 
-        return read_scannet_scene(path, labels_tsv)
+        return read_scannet_scene(path, labels_tsv, labels)
     if path.suffix.lower() in (".ply", ".npz"):
         from .plain import read_point_cloud
 

@@ -231,3 +231,27 @@ def test_the_overlapped_folder_run_writes_what_predict_scene_predicts(setup, tmp
         np.testing.assert_array_equal(read_semantic_txt(tmp_path / "p" / "semantic" / f"{scene.name}.txt"), want.semantic)
         got = read_instance_predictions(tmp_path / "p", scene.name, num_points=len(scene))
         np.testing.assert_array_equal(got.masks, want.instances.masks)
+
+
+def test_prediction_reads_no_annotation(setup, tmp_path):
+    """A scan predicts without the labels tsv beside it and with an annotation that would not read:
+    prediction needs points, colours and segments only (and predicts the same)."""
+    import shutil
+
+    from pcseg.io import read_scene
+
+    data, ckpt = setup
+    source = list_scenes(data)[0]
+    scan = tmp_path / "scans" / source.name
+    shutil.copytree(source, scan)
+    next(scan.glob("*.aggregation.json")).write_text("{corrupt")
+    with pytest.raises(DataError, match="aggregation"):
+        read_scene(scan)
+    scene = read_scene(scan, labels=False)
+    assert scene.semantic is None and scene.segments is not None
+    assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(tmp_path / "scans"),
+                 "--out", str(tmp_path / "p"), "--labels", "ignored.tsv"]) == 0
+    model, recipe = load_model(ckpt)
+    want = predict_scene(model, read_scannet_scene(source), recipe)
+    got = read_instance_predictions(tmp_path / "p", source.name, num_points=len(scene))
+    np.testing.assert_array_equal(got.masks, want.instances.masks)

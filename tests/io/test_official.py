@@ -97,16 +97,17 @@ def test_empty_prediction_file_means_no_instances(tmp_path):
 
 
 def test_failed_write_leaves_no_scene_file_and_no_temporaries(tmp_path, monkeypatch):
-    real = official._mask_bytes
+    real = official._write_new_file
     calls = []
 
-    def failing(mask):
+    def failing(fd, data):
         calls.append(1)
         if len(calls) == 3:
+            os.close(fd)
             raise OSError("disk full")
-        return real(mask)
+        return real(fd, data)
 
-    monkeypatch.setattr(official, "_mask_bytes", failing)
+    monkeypatch.setattr(official, "_write_new_file", failing)
     with pytest.raises(OSError, match="disk full"):
         write_instance_predictions(tmp_path, "scene0005_00", random_instances(np.random.default_rng(2)))
     assert not (tmp_path / "scene0005_00.txt").exists()
