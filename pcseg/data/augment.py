@@ -3,8 +3,8 @@
     aug = Augmentation(rotate_max=math.pi, elastic_params=((0.2, 0.4), (0.8, 1.6)))
     scene = aug(scene, np.random.default_rng(seed))
 
-Steps, in order (each one switched by its flag): point dropout, crop, rotation about z, flips of x
-and y, isotropic scaling, elastic distortion, colour jitter. Geometric steps act about the scene's
+Steps, in order (each one switched by its flag): point dropout, holes, crop, rotation about z, flips
+of x and y, isotropic scaling, elastic distortion, point noise, colour jitter. Geometric steps act about the scene's
 "anchor" (the centre of its x/y bounding box at the height of its lowest point), so the scene stays
 where it was and the floor stays at the floor's height under rotation, flips and scaling.
 Labels, instance ids and point order are untouched, except that dropout and crop select points
@@ -46,6 +46,11 @@ class Augmentation:
     color_drop_prob:         probability that every colour is replaced by one constant grey, so that
                              geometry alone must carry the classes.
     dropout:                 fraction of points dropped at random (0 = off).
+    holes / hole_radius:     cut 0..holes holes (a uniform count) per scene: the points within a radius
+                             uniform in hole_radius (metres) of a random point go, as where a real scan
+                             saw nothing (0 = off).
+    point_noise:             per-scene sensor noise: every point moves by Gaussian noise of a std drawn
+                             uniformly in [0, point_noise] metres for the scene (0 = off).
     crop_points:             keep at most this many points: those nearest a random point (None = off).
     """
 
@@ -66,6 +71,9 @@ class Augmentation:
     gray_prob: float = 0.0
     color_drop_prob: float = 0.0
     dropout: float = 0.0
+    holes: int = 0
+    hole_radius: tuple[float, float] = (0.2, 0.6)
+    point_noise: float = 0.0
     crop_points: int | None = None
 
     def __post_init__(self) -> None:
@@ -76,7 +84,7 @@ class Augmentation:
             if not isinstance(getattr(self, name), bool):
                 bad(name, "expected true or false")
         for name in ("rotate_max", "flip_prob", "elastic_prob", "brightness", "contrast", "color_noise", "dropout",
-                     "color_cast", "gray_prob", "color_drop_prob"):
+                     "color_cast", "gray_prob", "color_drop_prob", "point_noise"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 bad(name, "expected a finite number >= 0")
@@ -102,6 +110,15 @@ class Augmentation:
         if any(not (0 < g < math.inf and 0 <= m < math.inf) for g, m in pairs):
             bad("elastic_params", "expected granularity > 0 and magnitude >= 0 (metres)")
         self.elastic_params = pairs
+        if isinstance(self.holes, bool) or not isinstance(self.holes, int) or self.holes < 0:
+            bad("holes", "expected an integer >= 0")
+        try:
+            lo, hi = (float(v) for v in self.hole_radius)
+        except (TypeError, ValueError):
+            bad("hole_radius", "expected two numbers (low, high) in metres")
+        if not (0 < lo <= hi and math.isfinite(hi)):
+            bad("hole_radius", "expected 0 < low <= high")
+        self.hole_radius = (lo, hi)
         if self.crop_points is not None and (isinstance(self.crop_points, bool) or not isinstance(self.crop_points, int)
                                              or self.crop_points < 1):
             bad("crop_points", "expected a positive integer or null")
@@ -115,6 +132,8 @@ class Augmentation:
             if not keep.any():
                 keep[rng.integers(len(scene))] = True
             scene = scene[keep]
+        if self.holes > 0:
+            scene = scene[hole_mask(scene.points, int(rng.integers(0, self.holes + 1)), self.hole_radius, rng)]
         if self.crop_points is not None and len(scene) > self.crop_points:
             scene = scene[crop_indices(scene.points, self.crop_points, rng)]
 
@@ -138,12 +157,14 @@ class Augmentation:
         if self.elastic and self.elastic_params and rng.random() < self.elastic_prob:
             for granularity, magnitude in self.elastic_params:
                 points = elastic_distortion(points, granularity, magnitude, rng)
+        if self.point_noise > 0:
+            points = points + rng.normal(0.0, rng.uniform(0.0, self.point_noise), points.shape)
 
         colors = scene.colors
         if self.color:
             colors = jitter_colors(colors, self.brightness, self.contrast, self.color_noise, rng)
         colors = randomize_appearance(colors, self.color_cast, self.gray_prob, self.color_drop_prob, rng)
-        geometric = self.rotate or self.flip or self.scale or self.elastic
+        geometric = self.rotate or self.flip or self.scale or self.elastic or self.point_noise > 0
         return replace(scene, points=points.astype(np.float32), colors=colors,
                        normals=None if normals is None else normals.astype(np.float32),
                        axis_alignment=None if geometric else scene.axis_alignment)
@@ -153,6 +174,18 @@ def rotation_z(angle: float) -> np.ndarray:
     """FloatArray[3, 3]: rotation by ``angle`` radians about the z axis (counter-clockwise seen from above)."""
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def hole_mask(points: np.ndarray, count: int, radius: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    """BoolArray[N]: False for the points within ``count`` balls around random points (radii uniform in
+    ``radius``); at least one point is always kept."""
+    keep = np.ones(len(points), bool)
+    for _ in range(count):
+        centre = points[rng.integers(len(points))]
+        keep &= np.square(points - centre).sum(1) > rng.uniform(*radius) ** 2
+    if not keep.any():
+        keep[rng.integers(len(points))] = True
+    return keep
 
 
 def crop_indices(points: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

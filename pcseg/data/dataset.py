@@ -259,11 +259,20 @@ def instance_sizes(dataset: "SceneDataset | PointCloudFiles", num_classes: int =
     return sizes
 
 
+FLOOR_PERCENTILE = 1.0
+
+
+def floor_level(z: np.ndarray) -> float:
+    """The floor's height in a scan: the 1st percentile of the points' z, not the minimum, which a real
+    scan's few stray points below the floor (reflections, noise) would set."""
+    return float(np.percentile(z, FLOOR_PERCENTILE)) if len(z) else 0.0
+
+
 def collate(scenes: Sequence[Scene], height: bool = False) -> Batch:
     """Pack scenes into the model's Batch.
 
     features: FloatTensor[M, 3] colours in 0..1, plus with ``height=True`` a 4th channel, the
-              height above the scene's lowest point (metres).
+              height above the scene's floor level (``floor_level``, metres).
     semantic, instance: from ``training_labels`` (None unless every scene is labelled).
     Instance ids stay per scene (not made unique across the batch): keep scenes apart by batch index.
     Use ``functools.partial(collate, height=True)`` as a DataLoader ``collate_fn`` for the height channel.
@@ -279,7 +288,7 @@ def collate(scenes: Sequence[Scene], height: bool = False) -> Batch:
         f = s.colors
         if height:
             z = s.points[:, 2:3]
-            f = np.concatenate([f, z - (z.min() if len(z) else 0.0)], 1)
+            f = np.concatenate([f, z - floor_level(z)], 1)
         feats.append(f)
     counts = torch.tensor([len(s) for s in scenes], dtype=torch.long)
 

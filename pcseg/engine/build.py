@@ -76,7 +76,7 @@ def build_augmentation(recipe: BottomUpRecipe) -> Augmentation | None:
     return Augmentation(rotate=recipe.rotate, flip=recipe.flip, scale=recipe.scale_min != recipe.scale_max,
                         scale_range=(recipe.scale_min, recipe.scale_max), elastic=recipe.elastic,
                         color=recipe.color_jitter, color_cast=recipe.color_cast, gray_prob=recipe.gray_prob,
-                        color_drop_prob=recipe.color_drop_prob)
+                        color_drop_prob=recipe.color_drop_prob, holes=recipe.holes, point_noise=recipe.point_noise)
 
 
 def val_root(recipe: BottomUpRecipe) -> Path:

@@ -58,6 +58,8 @@ class BottomUpRecipe:
     color_cast: float = 0.0              # per-scene per-channel colour gains in [1 - this, 1 + this]
     gray_prob: float = 0.0               # probability of training on a scene's grey levels
     color_drop_prob: float = 0.0         # probability of a scene with all colours one grey (geometry only)
+    holes: int = 0                       # cut up to this many holes (0.2-0.6 m) per scene, as real scans have
+    point_noise: float = 0.0             # per-scene point noise, std uniform in [0, this] metres
     # optimisation
     init_weights: str | None = None      # start from this checkpoint's weights (same architecture), e.g. to
                                          # fine-tune the shipped model; --resume continues a run instead
@@ -110,6 +112,9 @@ class BottomUpRecipe:
         need(self.lr_anneal in ("steps", "budget"), "lr_anneal", "must be steps or budget")
         need(0 < self.scale_min <= self.scale_max, "scale_min", "needs 0 < scale_min <= scale_max")
         need(0 <= self.color_cast <= 1, "color_cast", "must be in [0, 1]")
+        need(isinstance(self.holes, int) and not isinstance(self.holes, bool) and self.holes >= 0, "holes",
+             "must be an integer >= 0")
+        need(0 <= self.point_noise <= 0.1, "point_noise", "must be in [0, 0.1] metres")
         need(0 <= self.gray_prob <= 1 and 0 <= self.color_drop_prob <= 1, "gray_prob",
              "gray_prob and color_drop_prob must be in [0, 1]")
         need(self.cluster_method in CLUSTER_METHODS, "cluster_method", f"must be one of {CLUSTER_METHODS}")

@@ -68,6 +68,29 @@ def validate(model: torch.nn.Module, recipe: BottomUpRecipe, device: torch.devic
     return result
 
 
+def load_initial_weights(path: Path, model: torch.nn.Module, recipe: BottomUpRecipe) -> bool:
+    """Load the weights of the checkpoint ``path`` (``init_weights``) into ``model``. The architecture
+    must match, except that a model without the height channel may start a model with it: the first
+    conv's weights for the new channel start at zero, so the model computes what it did. Returns
+    whether the height channel was added."""
+    init = load_checkpoint(path)
+    saved = dict(init["config"])
+    add_height = recipe.height_feature and not saved.get("height_feature", False)
+    if add_height:
+        saved["height_feature"] = True
+    check_compatible(path, saved, recipe.to_dict(), ARCHITECTURE_KEYS)
+    state = dict(init["model"])
+    if add_height:  # the first conv's input-channel axis (its place depends on the sparse backend) grows by one
+        key = "backbone.stem.0.weight"
+        old, want = state[key], model.state_dict()[key].shape
+        axis = next(i for i, (a, b) in enumerate(zip(old.shape, want)) if a + 1 == b)
+        extra = list(old.shape)
+        extra[axis] = 1
+        state[key] = torch.cat([old, old.new_zeros(extra)], axis)
+    load_model_state(path, model, state)
+    return add_height
+
+
 def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -> dict:
     """Train; returns the last validation result (or {} when none ran). Writes under ``out_dir``:
     ``last.pt`` (resumable), ``best.pt`` (best validation AP50), ``model.pt`` (weights + recipe),
@@ -86,11 +109,10 @@ def train(recipe: BottomUpRecipe, resume: bool = False, progress: bool = True) -
         np.random.seed(recipe.seed)
         model = build_model(recipe)
         if recipe.init_weights and not resume:
-            init = load_checkpoint(recipe.init_weights)
-            check_compatible(Path(recipe.init_weights), init["config"], recipe.to_dict(), ARCHITECTURE_KEYS)
-            load_model_state(Path(recipe.init_weights), model, init["model"])
+            added = load_initial_weights(Path(recipe.init_weights), model, recipe)
             if info.is_main:
-                print(f"starting from the weights of {recipe.init_weights}")
+                print(f"starting from the weights of {recipe.init_weights}" + (
+                    " (the height channel added with zero weights: the same outputs at the start)" if added else ""))
         model = model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         dataset = train_dataset(recipe)

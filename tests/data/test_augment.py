@@ -174,6 +174,8 @@ def test_dropout_and_crop_select_points_in_order():
     (dict(elastic_params=((0.0, 0.4),)), "elastic_params"), (dict(elastic_params=(0.2, 0.4)), "elastic_params"),
     (dict(dropout=1.0), "dropout"), (dict(contrast=-0.1), "contrast"), (dict(color_noise=float("nan")), "color_noise"),
     (dict(crop_points=0), "crop_points"), (dict(rotate="yes"), "rotate"),
+    (dict(holes=-1), "holes"), (dict(holes=1.5), "holes"), (dict(hole_radius=(0.5, 0.2)), "hole_radius"),
+    (dict(point_noise=-0.01), "point_noise"),
 ])
 def test_bad_config(kw, field):
     with pytest.raises(ConfigError, match=f"Augmentation.{field}"):
@@ -200,3 +202,34 @@ def test_appearance_randomisation_casts_greys_and_drops_colours():
     np.testing.assert_allclose(grey[:, 0], colors @ np.array([0.299, 0.587, 0.114]), atol=1e-6)
     dropped = randomize_appearance(colors, 0.0, 0.0, 1.0, np.random.default_rng(4))
     assert np.all(dropped == 0.5)
+
+
+def test_holes_remove_balls_of_points_and_keep_the_order():
+    from pcseg.data.augment import hole_mask
+
+    s = room(3000)
+    s = Scene(points=s.points, colors=s.colors, semantic=s.semantic, instance=np.arange(3000), name="r")
+    keep = hole_mask(s.points, 3, (0.5, 0.5), np.random.default_rng(4))
+    gone = s.points[~keep]
+    assert 0 < len(gone) < 600
+    # every removed point lies within 0.5 m of one of 3 centres, drawn from the points as the function does
+    rng = np.random.default_rng(4)
+    centres = []
+    for _ in range(3):
+        centres.append(s.points[rng.integers(3000)])
+        rng.uniform(0.5, 0.5)
+    d = np.min([np.linalg.norm(gone - c, axis=1) for c in centres], axis=0)
+    assert d.max() <= 0.5
+    kept_d = np.min([np.linalg.norm(s.points[keep] - c, axis=1) for c in centres], axis=0)
+    assert kept_d.min() > 0.5
+    out = only(holes=4)(s, np.random.default_rng(5))
+    assert len(out) <= 3000 and np.all(np.diff(out.instance) > 0)
+    assert hole_mask(s.points[:3], 5, (100.0, 100.0), np.random.default_rng(0)).sum() == 1  # never empty
+
+
+def test_point_noise_moves_points_by_a_per_scene_std():
+    s = room(5000)
+    out = only(point_noise=0.02)(s, np.random.default_rng(6))
+    moved = out.points - s.points
+    assert 0 < moved.std() <= 0.02 * 1.1 and abs(moved.mean()) < 0.002
+    assert out.axis_alignment is None  # the matrix no longer describes the points

@@ -261,3 +261,17 @@ def test_instance_sizes_and_semantic_point_counts_by_hand():
     assert all(not s for c, s in enumerate(sizes) if c not in (4, 6))
     counts = semantic_point_counts(Rooms())
     assert counts[4] == 8 and counts[6] == 6 and counts[0] == 4 and counts.sum() == 18
+
+
+def test_height_channel_is_measured_from_the_floor_not_a_stray_point():
+    from pcseg.data import collate
+    from pcseg.data.dataset import floor_level
+
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.uniform([0, 0, 0], [4, 4, 0.01], (2000, 3)),   # the floor at z ~ 0
+                             rng.uniform([0, 0, 0.5], [4, 4, 2.5], (3000, 3)),  # furniture and walls
+                             [[1.0, 1.0, -1.5]]]).astype(np.float32)            # one reflection below the floor
+    assert 0 <= floor_level(points[:, 2]) <= 0.01
+    batch = collate([Scene(points, np.full_like(points, 0.5), name="s")], height=True)
+    height = batch.features[:, 3].numpy()
+    assert height.shape == (5001,) and abs(np.median(height[:2000])) < 0.01 and height[-1] < -1.4

@@ -262,3 +262,34 @@ def test_init_weights_starts_from_a_checkpoint_of_the_same_architecture(data, tm
     other = run_cli(["train", str(data), *TINY, "epochs=1", "widths=[8,16,24]", f"init_weights={first / 'model.pt'}",
                      f"out_dir={tmp_path / 'other'}"])
     assert other.returncode == 2 and "widths" in other.stderr
+
+
+def test_a_model_gains_the_height_channel_with_the_same_outputs(data, tmp_path):
+    """init_weights from a checkpoint without height_feature into a recipe with it: the first conv's new
+    input channel starts at zero, so the new model predicts exactly what the old one did."""
+    from pcseg.data import collate
+    from pcseg.engine.build import build_model
+    from pcseg.engine.train import load_initial_weights
+    from pcseg.io.scannet import list_scenes, read_scannet_scene
+
+    first = tmp_path / "first"
+    assert run_cli(["train", str(data), *TINY, "epochs=1", f"out_dir={first}"]).returncode == 0
+    ckpt = load_checkpoint(first / "model.pt")
+    old_recipe = BottomUpRecipe(**ckpt["config"])
+    old = build_model(old_recipe)
+    old.load_state_dict(ckpt["model"])
+    new_recipe = BottomUpRecipe(**{**ckpt["config"], "height_feature": True})
+    new = build_model(new_recipe)
+    assert load_initial_weights(first / "model.pt", new, new_recipe) is True
+    root = load_config(BottomUpRecipe, data).data_root
+    scene = read_scannet_scene(list_scenes(root)[0])
+    with torch.no_grad():
+        want = old.eval()(collate([scene]))["semantic_logits"]
+        got = new.eval()(collate([scene], height=True))["semantic_logits"]
+    torch.testing.assert_close(got, want)
+    assert load_initial_weights(first / "model.pt", old, old_recipe) is False
+    with pytest.raises(DataError, match="height_feature"):  # a height model cannot start one without it
+        tall = tmp_path / "tall.pt"
+        torch.save({**ckpt, "config": {**ckpt["config"], "height_feature": True},
+                    "model": new.state_dict()}, tall)
+        load_initial_weights(tall, build_model(old_recipe), old_recipe)
