@@ -76,7 +76,7 @@ def _cmd_eval(args) -> None:
         write_json(result, args.json)
         print(f"wrote {args.json}")
     if args.report:
-        from .evaluation.report import folder_loader, make_report
+        from .apps.report import folder_loader, make_report
 
         notes = [f"ground truth: {Path(args.gt).resolve()}", f"predictions: {Path(args.pred).resolve()}",
                  f"{len(evaluator)} scene(s) evaluated; GT scenes without predictions: "
@@ -154,13 +154,13 @@ def _cmd_predict(args) -> None:
 
 
 def _cmd_demo(args) -> None:
-    from .engine.demo import run_demo
+    from .apps.demo import run_demo
 
     run_demo(args.config, args.overrides)
 
 
 def _cmd_compare(args) -> None:
-    from .engine.compare import run_compare
+    from .apps.compare import run_compare
 
     run_compare(args.config, args.overrides, progress=not args.quiet)
 

@@ -1,7 +1,7 @@
-"""The vocabulary of the library: Scene, InstanceSet and Batch.
+"""The vocabulary of the library: Scene, InstanceSet, Prediction and Batch.
 
-Data flows files -> Scene -> Batch -> model -> per-point outputs -> InstanceSet -> files /
-evaluator / viewer. Scene and InstanceSet hold numpy arrays (reading, generating and scoring data
+Data flows files -> Scene -> Batch -> model -> per-point outputs -> Prediction (an InstanceSet and
+per-point classes) -> files / evaluator / viewer. Scene and InstanceSet hold numpy arrays (reading, generating and scoring data
 needs no torch); Batch holds torch tensors for the model, and imports torch lazily.
 
 Label conventions (see ``pcseg.labels``):
@@ -218,6 +218,22 @@ class InstanceSet:
         for k in np.argsort(self.scores, kind="stable"):
             ids[self.masks[k]] = k + 1
         return ids
+
+
+@dataclass
+class Prediction:
+    """What a pipeline says about one scene of N points: every pipeline's predictor returns it.
+
+    instances:  InstanceSet over the N points (labels NYU40 ids)
+    semantic:   IntArray[N] NYU40 id per point
+    timings:    seconds per stage (e.g. network, cluster, lift_fuse)
+    embeddings: FloatArray[N, D] per-point embeddings where the pipeline has them (for viewing)
+    """
+
+    instances: InstanceSet
+    semantic: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+    embeddings: np.ndarray | None = None
 
 
 @dataclass

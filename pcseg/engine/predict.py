@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -17,23 +17,13 @@ from ..data import collate
 from ..errors import DataError
 from ..labels import semantic20_to_nyu40
 from ..runtime import apply_prediction_threads
-from ..structures import InstanceSet, Scene
+from ..structures import InstanceSet, Prediction, Scene
 from .checkpoint import load_checkpoint, load_model_state
 from .config import prediction_recipe
 from .recipe import PREDICT_KEYS, BottomUpRecipe
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "bottomup_synthetic.pt"
 MARKER = ".pcseg-predictions"
-
-
-@dataclass
-class Prediction:
-    """What the pipeline says about one scene."""
-
-    instances: InstanceSet
-    semantic: np.ndarray            # IntArray[N] NYU40 id per point
-    timings: dict[str, float] = field(default_factory=dict)
-    embeddings: np.ndarray | None = None  # FloatArray[N, D] the network's per-point embeddings
 
 
 def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from test_instance_random import random_scene
+from random_eval_scenes import random_scene
 
 from pcseg.evaluation import OVERLAPS, InstanceEvaluator, precision_recall
 from pcseg.evaluation.instance import PRCurve

@@ -1,6 +1,6 @@
 """``pcseg compare CONFIG``: every pipeline on the same validation scenes, one table and one plot.
 
-Each method runs in its own child process (``python -m pcseg.engine.compare --worker ...``), so its
+Each method runs in its own child process (``python -m pcseg.apps.compare --worker ...``), so its
 peak memory is its own (``ru_maxrss``) and one method's caches cannot speed up or slow down another.
 The child writes official-format predictions and a ``run.json`` with stage timings; the parent
 scores every method with the same ``InstanceEvaluator`` and writes ``compare.json``, ``compare.md``
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..runtime import apply_recipe_threads
-from .config import build_config, load_config
+from ..engine.config import build_config, load_config
 
 METHODS = {
     "bottomup": "sparse U-Net + clustering (the 3D pipeline)",
@@ -97,8 +97,8 @@ def _predictor(method: str, cfg: CompareConfig):
             return out, timings
         return run, None
     if method == "maskrcnn2d":
-        from .checkpoint import load_checkpoint
-        from .predict2d import load_model2d, predict_scene2d
+        from ..engine.checkpoint import load_checkpoint
+        from ..engine.predict2d import load_model2d, predict_scene2d
 
         ckpt = load_checkpoint(cfg.checkpoint_2d, map_location=cfg.device)
         model, recipe = load_model2d(cfg.checkpoint_2d, cfg.device, ckpt=ckpt)
@@ -108,8 +108,8 @@ def _predictor(method: str, cfg: CompareConfig):
             # "read" re-reads the scene the worker already has; "lift_fuse" is the sum of its stages
             return instances, {k: v for k, v in timings.items() if k not in ("read", "frames", "lift_fuse")}
         return run, ckpt.get("train_seconds")
-    from .checkpoint import load_checkpoint
-    from .predict import SHIPPED_MODEL, load_model, predict_scene
+    from ..engine.checkpoint import load_checkpoint
+    from ..engine.predict import SHIPPED_MODEL, load_model, predict_scene
 
     path = cfg.checkpoint_3d or SHIPPED_MODEL
     model, recipe = load_model(path, cfg.device, overrides=[f"segment_snap={cfg.segment_snap}"])
@@ -201,7 +201,7 @@ def run_compare(config_path: str | None, overrides: Sequence[str] = (), progress
         if progress:
             print(f"{method}: {METHODS[method]} ({len(folders)} scenes)")
         start = time.perf_counter()
-        child = subprocess.run([sys.executable, "-m", "pcseg.engine.compare", "--worker", method,
+        child = subprocess.run([sys.executable, "-m", "pcseg.apps.compare", "--worker", method,
                                 "--config-json", json.dumps(asdict(cfg))],
                                env={**os.environ, "PYTHONWARNINGS": "ignore"}, capture_output=True, text=True)
         if child.returncode != 0:
@@ -280,7 +280,7 @@ def plot_compare(results: dict, path: Path) -> Path:
 def _worker_main(argv: list[str]) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="pcseg.engine.compare")
+    parser = argparse.ArgumentParser(prog="pcseg.apps.compare")
     parser.add_argument("--worker", required=True, choices=list(METHODS))
     parser.add_argument("--config-json", required=True)
     args = parser.parse_args(argv)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pcseg.cli import main
-from pcseg.engine.compare import CompareConfig
+from pcseg.apps.compare import CompareConfig
 from pcseg.evaluation import InstanceEvaluator
 from pcseg.io.official import read_instance_predictions
 from pcseg.io.scannet import list_scenes, read_scannet_scene

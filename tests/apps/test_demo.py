@@ -7,7 +7,7 @@ import torch
 from pcseg.engine.build import build_model
 from pcseg.engine.checkpoint import save_checkpoint
 from pcseg.engine.config import load_config
-from pcseg.engine.demo import run_demo
+from pcseg.apps.demo import run_demo
 from pcseg.engine.recipe import BottomUpRecipe
 from pcseg.errors import ConfigError
 

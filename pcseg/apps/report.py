@@ -25,8 +25,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..io.atomic import atomic_path
-from .instance import PRCurve, to_json_dict
-from .semantic import iou_text
+from ..evaluation.instance import PRCurve, to_json_dict
+from ..evaluation.semantic import iou_text
 
 REPORT_HTML, REPORT_MD, REPORT_JSON = "index.html", "report.md", "report.json"
 NO_RENDERS = "No scene renders: scene meshes were not given (`--scenes DATASET_ROOT`)."

@@ -11,11 +11,11 @@ import warnings
 import numpy as np
 import pytest
 from PIL import Image
-from test_instance_random import random_scene
+from random_eval_scenes import random_scene
 
 from pcseg.evaluation import InstanceEvaluator
-from pcseg.evaluation import report as report_module
-from pcseg.evaluation.report import SceneRender, best_and_worst, write_report
+from pcseg.apps import report as report_module
+from pcseg.apps.report import SceneRender, best_and_worst, write_report
 
 
 def evaluation(seed=11, scenes=3):
@@ -149,7 +149,7 @@ def test_best_and_worst_skip_scenes_without_gt():
 
 
 def test_the_ap_chart_legend_covers_no_bar():
-    from pcseg.evaluation.report import ap_bar_figure
+    from pcseg.apps.report import ap_bar_figure
 
     classes = {f"class{i}": {"AP": 0.9, "AP50": 0.95, "AP25": 1.0} for i in range(8)}
     fig = ap_bar_figure({"AP": 0.9, "AP50": 0.95, "AP25": 1.0, "classes": classes})

@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pytest
 from PIL import Image
-from test_instance_random import random_scene
+from random_eval_scenes import random_scene
 
 from pcseg.evaluation import InstanceEvaluator
-from pcseg.evaluation.report import SceneRender, find_chromium, screenshot_html, write_report
+from pcseg.apps.report import SceneRender, find_chromium, screenshot_html, write_report
 
 pytestmark = pytest.mark.skipif(find_chromium() is None,
                                 reason="headless Chromium not installed (apt-get install chromium, "

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..runtime import apply_recipe_threads
-from .config import load_config
+from ..engine.config import load_config
 
 METHODS = ("model", "gt-components", "pred-dbscan")
 METHOD_TITLES = {"model": "the shipped bottom-up model (sparse U-Net + mean-shift clustering)",
@@ -106,7 +106,7 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
         png = _picture(*first[main], out, main)
         print(f"picture (RGB | GT instances | {main} instances): {png}")
     if cfg.report:
-        from ..evaluation.report import make_report
+        from .report import make_report
 
         by_name = {scene.name: scene for scene in scenes}
         load = (lambda name: (by_name[name], kept[name])) if cfg.render else None
@@ -121,7 +121,7 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
 
 def _available(cfg: DemoConfig) -> list[str]:
     """The configured methods, without the learned ones when there is no model to run."""
-    from .predict import SHIPPED_MODEL
+    from ..engine.predict import SHIPPED_MODEL
 
     has_model = cfg.checkpoint is not None or SHIPPED_MODEL.is_file()
     methods = [m for m in cfg.methods if has_model or m not in ("model", "pred-dbscan")]
@@ -142,13 +142,13 @@ class _ModelRuns:
         self.predictions: dict = {}
 
     def load(self) -> None:
-        from .predict import load_model
+        from ..engine.predict import load_model
 
         if self.model is None:
             self.model, self.recipe = load_model(self.cfg.checkpoint, overrides=[f"segment_snap={self.cfg.segment_snap}"])
 
     def __call__(self, scene):
-        from .predict import predict_scene
+        from ..engine.predict import predict_scene
 
         self.load()
         if scene.name not in self.predictions:

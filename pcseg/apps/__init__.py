@@ -1,0 +1,1 @@
+"""Applications built on the library: the demo, the comparison of pipelines, the evaluation report."""
