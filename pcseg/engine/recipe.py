@@ -1,12 +1,13 @@
-"""The bottom-up recipe: every setting of a training run, validated, in one flat dataclass."""
+"""The bottom-up recipe: every setting of a training run, validated, in one flat dataclass (the shared
+settings from ``TrainingSettings``)."""
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from .config import require
+from .settings import TrainingSettings
 
 CLUSTER_METHODS = ("meanshift", "hdbscan", "dbscan")
 SPARSE_BACKENDS = ("auto", "torch", "spconv", "minkowski")
@@ -18,16 +19,10 @@ PREDICT_KEYS = ("cluster_method", "bandwidth", "min_size", "use_embeddings", "us
 
 
 @dataclass
-class BottomUpRecipe:
+class BottomUpRecipe(TrainingSettings):
+    """The bottom-up pipeline's recipe: the shared settings (``TrainingSettings``) and these."""
+
     # data
-    data_root: str = "out/data/synth"
-    train_split: str = "train"           # "all" = every scene under data_root
-    val_root: str | None = None          # dataset used for validation (default: data_root)
-    val_split: str = "val"               # "all" = every scene under val_root
-    synth_scenes: int = 0                # > 0: generate this many synthetic rooms at data_root if it is missing
-    synth_seed: int = 0
-    val_synth_scenes: int = 0            # > 0: generate the validation rooms at val_root if missing
-    val_synth_seed: int = 1
     labels_tsv: str | None = None
     cache_dir: str | None = None
     height_feature: bool = False         # add height above the floor as a 4th input channel
@@ -63,19 +58,8 @@ class BottomUpRecipe:
     # optimisation
     init_weights: str | None = None      # start from this checkpoint's weights (same architecture), e.g. to
                                          # fine-tune the shipped model; --resume continues a run instead
-    epochs: int = 30
-    batch_size: int = 2
-    lr: float = 0.002
-    weight_decay: float = 0.0001
-    warmup_steps: int = 0                # linear LR warm-up over this many steps
-    grad_clip: float = 0.0               # 0 = off
-    max_minutes: float = 0.0             # stop (and save) after this much training time; 0 = no limit
     lr_anneal: str = "steps"             # poly decay over epochs x steps ("steps"), or over the time budget
                                          # as well, whichever ends first ("budget"; needs max_minutes)
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"                 # auto | cpu | cuda | cuda:N
-    threads: int = 0                     # torch CPU threads; 0 = torch's default
     # clustering (validation and prediction)
     cluster_method: str = "meanshift"
     bandwidth: float = 0.6
@@ -91,12 +75,10 @@ class BottomUpRecipe:
                                          # least this fraction and loses the rest; 0 = off
     # engine
     out_dir: str = "runs/bottomup"
-    val_every: int = 5                   # epochs between validations; 0 = only at the end
     val_scenes: int = 0                  # validate on the first N scenes; 0 = all
-    checkpoint_every: int = 0            # steps between checkpoints; 0 = at the end of each epoch
-    log_every: int = 10                  # steps between TensorBoard points
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         need = functools.partial(require, self)
 
         need(self.voxel_size > 0, "voxel_size", "must be > 0")
@@ -105,10 +87,6 @@ class BottomUpRecipe:
         need(self.embed_dim >= 1, "embed_dim", "must be >= 1")
         need(0 < self.delta_v < self.delta_d, "delta_v", "needs 0 < delta_v < delta_d")
         need(0 <= self.class_balance <= 1, "class_balance", "must be in [0, 1]")
-        need(self.epochs >= 1, "epochs", "must be >= 1")
-        need(self.batch_size >= 1, "batch_size", "must be >= 1")
-        need(self.lr > 0, "lr", "must be > 0")
-        need(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         need(self.lr_anneal in ("steps", "budget"), "lr_anneal", "must be steps or budget")
         need(0 < self.scale_min <= self.scale_max, "scale_min", "needs 0 < scale_min <= scale_max")
         need(0 <= self.color_cast <= 1, "color_cast", "must be in [0, 1]")
@@ -127,11 +105,6 @@ class BottomUpRecipe:
         need(0 <= self.soft_threshold <= 1, "soft_threshold", "must be in [0, 1]")
         need(0 <= self.segment_snap <= 1, "segment_snap", "must be in [0, 1] (0 = off)")
         need(self.min_size >= 1, "min_size", "must be >= 1")
-        need(self.workers >= 0 and self.threads >= 0, "workers", "workers and threads must be >= 0")
-        need(self.val_every >= 0 and self.checkpoint_every >= 0, "val_every", "must be >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def architecture(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ARCHITECTURE_KEYS}

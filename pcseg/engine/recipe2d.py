@@ -2,12 +2,12 @@
 training run of the 2D baseline and of its lifting into 3D, validated, in one flat dataclass."""
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from .config import require
+from .settings import TrainingSettings
 
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 ROI_POOLS = ("align", "pool")
@@ -21,17 +21,13 @@ PREDICT_KEYS_2D = ("mask_threshold", "fuse_score_thresh", "fuse_min_frames", "pr
 
 
 @dataclass
-class MaskRCNNRecipe:
+class MaskRCNNRecipe(TrainingSettings):
+    """The 2D pipeline's recipe: the shared settings (``TrainingSettings``, with other defaults where
+    Mask R-CNN needs them) and these."""
+
     # data: RGB-D frames in scans/<id>/<frames_dir>/ (pcseg data synth --frames N, or ScanNet exports)
     data_root: str = "out/data/synth2d_train"
-    train_split: str = "train"           # "all" = every scene under data_root
-    val_root: str | None = None          # frames used for validation (default: data_root)
-    val_split: str = "val"               # "all" = every scene under val_root
-    synth_scenes: int = 0                # > 0: generate this many synthetic rooms at data_root if missing
     synth_frames: int = 10               # RGB-D frames per generated room
-    synth_seed: int = 0
-    val_synth_scenes: int = 0            # > 0: generate the validation rooms at val_root if missing
-    val_synth_seed: int = 1
     val_synth_frames: int = 20           # more views per validation room: lifting into 3D needs them
     frames_dir: str = "frames"
     frame_step: int = 1                  # every N-th frame (real scans: thousands of near-duplicates)
@@ -57,17 +53,9 @@ class MaskRCNNRecipe:
     color_jitter: bool = True
     # optimisation
     epochs: int = 12
-    batch_size: int = 2
     optimizer: str = "sgd"               # sgd (momentum 0.9) | adamw
     lr: float = 0.02
-    weight_decay: float = 0.0001
     warmup_steps: int = 500              # linear warm-up from lr/1000 (Mask R-CNN diverges without it)
-    grad_clip: float = 0.0               # 0 = off
-    max_minutes: float = 0.0             # stop (and save) after this much training time; 0 = no limit
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"                 # auto | cpu | cuda | cuda:N
-    threads: int = 0                     # torch CPU threads; 0 = torch's default
     # prediction: masks -> 3D (pcseg predict with a 2D checkpoint)
     mask_threshold: float = 0.5          # mask probability -> pixel in the mask
     fuse_score_thresh: float = 0.3       # detections below this score are not lifted
@@ -77,10 +65,9 @@ class MaskRCNNRecipe:
     out_dir: str = "runs/maskrcnn2d"
     val_every: int = 1                   # epochs between validations; 0 = only at the end
     val_frames: int = 0                  # validate on the first N frames; 0 = all
-    checkpoint_every: int = 0            # steps between checkpoints; 0 = at the end of each epoch
-    log_every: int = 10                  # steps between TensorBoard points
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         need = functools.partial(require, self)
 
         need(self.backbone in BACKBONES, "backbone", f"must be one of {BACKBONES}")
@@ -105,16 +92,7 @@ class MaskRCNNRecipe:
         need(0 < self.mask_threshold < 1, "mask_threshold", "must be in (0, 1)")
         need(0 <= self.fuse_score_thresh < 1, "fuse_score_thresh", "must be in [0, 1)")
         need(self.fuse_min_frames >= 1, "fuse_min_frames", "must be >= 1")
-        need(self.epochs >= 1, "epochs", "must be >= 1")
-        need(self.batch_size >= 1, "batch_size", "must be >= 1")
-        need(self.lr > 0, "lr", "must be > 0")
-        need(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
-        need(self.workers >= 0 and self.threads >= 0, "workers", "workers and threads must be >= 0")
-        need(self.val_every >= 0 and self.checkpoint_every >= 0, "val_every", "must be >= 0")
         need(self.val_frames >= 0, "val_frames", "must be >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def architecture(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ARCHITECTURE_KEYS_2D}
