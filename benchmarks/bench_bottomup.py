@@ -31,8 +31,8 @@ import torch
 
 from pcseg.cluster import cluster_instances, dbscan_xyz, snap_labels_to_segments, snap_to_scene_segments
 from pcseg.data import SceneDataset, collate, voxelize
-from pcseg.engine.build import cluster_settings
-from pcseg.engine.predict import load_model, predict_scene
+from pcseg.pipelines.bottomup.build import cluster_settings
+from pcseg.pipelines.bottomup.predict import load_model, predict_scene
 from pcseg.evaluation import InstanceEvaluator, SemanticEvaluator, format_table, to_json_dict
 from pcseg.io.official import write_instance_predictions
 from pcseg.labels import nyu40_to_semantic20, semantic20_to_nyu40

@@ -120,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pcseg.data import collate
-    from pcseg.engine.predict import load_model, predict_scene
+    from pcseg.pipelines.bottomup.predict import load_model, predict_scene
 
     load = os.getloadavg()
     rate = matmul_rate()

@@ -31,7 +31,7 @@ SETS = {  # name: (folder, scenes, seed, domain)
 
 
 def score(checkpoint: Path, data: Path, gt: Path, work: Path) -> dict:
-    from pcseg.engine.predict import predict_to_folder
+    from pcseg.pipelines import predict_to_folder
     from pcseg.evaluation import SemanticEvaluator
     from pcseg.evaluation.folders import folder_evaluator
 

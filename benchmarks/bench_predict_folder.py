@@ -73,7 +73,9 @@ def write_folders(root: Path) -> dict[str, Path]:
 
 def sequential(folder: Path, model, recipe, work: Path) -> dict[str, float]:
     """Seconds per stage summed over the rooms, the stages one after the other."""
-    from pcseg.engine.predict import _write_prediction, group_instances, run_network
+    from pcseg.engine.predict import _write_prediction
+    from pcseg.engine.snapping import snap_to_scene
+    from pcseg.pipelines.bottomup.predict import group_instances, run_network
     from pcseg.io import read_scene
     from pcseg.io.scannet import list_scenes
 
@@ -88,7 +90,7 @@ def sequential(folder: Path, model, recipe, work: Path) -> dict[str, float]:
         net = run_network(model, scene, recipe)
         totals["network"] += net.seconds
         start = time.perf_counter()
-        pred = group_instances(net, scene, recipe)
+        pred = snap_to_scene(group_instances(net, recipe), scene, recipe.segment_snap, recipe.min_size)
         totals["cluster"] += time.perf_counter() - start
         start = time.perf_counter()
         _write_prediction(out, scene, pred, False)
@@ -98,7 +100,7 @@ def sequential(folder: Path, model, recipe, work: Path) -> dict[str, float]:
 
 
 def measure(folder: Path, model, recipe, repeats: int, work: Path) -> dict:
-    from pcseg.engine.predict import predict_to_folder
+    from pcseg.pipelines import predict_to_folder
     from pcseg.io import read_scene
     from pcseg.io.scannet import list_scenes
 
@@ -128,7 +130,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
-    from pcseg.engine.predict import load_model
+    from pcseg.pipelines.bottomup.predict import load_model
 
     load = os.getloadavg()[0]
     rate = matmul_rate()

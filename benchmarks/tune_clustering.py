@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from pcseg.cluster import cluster_instances, snap_to_scene_segments
 from pcseg.data import SceneDataset, collate, instance_sizes
-from pcseg.engine.predict import load_model
+from pcseg.pipelines.bottomup.predict import load_model
 from pcseg.evaluation import InstanceEvaluator
 from pcseg.labels import SEMANTIC20_NAMES
 from pcseg.structures import Scene

@@ -127,7 +127,7 @@ def _cmd_viz(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    from .engine.pipelines import load_recipe, resume_recipe, train_recipe
+    from .pipelines import load_recipe, resume_recipe, train_recipe
 
     pipeline, recipe = load_recipe(args.config, args.overrides)  # the recipe's `pipeline:` key picks the trainer
     if args.resume:  # the stored recipe, not the YAML file's (which may have changed since)
@@ -136,14 +136,14 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_predict(args) -> None:
-    from .engine.predict import predict_to_folder
+    from .pipelines import predict_to_folder
 
     totals = predict_to_folder(args.input, args.out, checkpoint=args.checkpoint, device=args.device,
                                overrides=args.overrides, progress=not args.quiet,
                                save_embeddings=args.save_embeddings, skip_bad=args.skip_bad)
     n = max(totals["scenes"], 1)
     print(f"predicted {totals['scenes']} scene(s) into {args.out}")
-    stages = [k for k in ("read", "network", "cluster", "lift_fuse", "write") if k in totals]
+    stages = [k for k in ("read", "network", "cluster", "lift_fuse", "snap", "write") if k in totals]
     print("seconds per scene: " + ", ".join(f"{k} {totals[k] / n:.3f}" for k in stages)
           + (f"; {totals['wall'] / n:.3f} wall (grouping and writing overlap the next scene's network)"
              if "wall" in totals else ""))

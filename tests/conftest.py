@@ -4,6 +4,11 @@ import contextlib
 import pytest
 import torch
 
+from pcseg.synth import write_synthetic_dataset
+
+# the tiny synthetic dataset with RGB-D frames shared by tests/baseline2d and tests/pipelines
+ROOMS, FRAMES, SEED = 2, 5, 7
+
 
 @contextlib.contextmanager
 def torch_threads(n: int):
@@ -29,3 +34,11 @@ def two_threads():
     """Two torch threads: the pure-PyTorch backend must be correct multithreaded."""
     with torch_threads(2):
         yield
+
+
+@pytest.fixture(scope="session")
+def frames_root(tmp_path_factory):
+    """Dataset root with scans/scene0000_00 and scene0001_00, 5 frames each (treat as read-only)."""
+    root = tmp_path_factory.mktemp("baseline2d") / "synth"
+    write_synthetic_dataset(root, ROOMS, seed=SEED, frames=FRAMES, workers=1, progress=False)
+    return root

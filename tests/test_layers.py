@@ -59,8 +59,8 @@ GRAPH = imports()
 
 
 def test_the_graph_is_read():
-    assert {"io", "engine", "cli", "models", "sparse"} <= set(GRAPH)
-    assert "io" in GRAPH["engine"] and "engine" in GRAPH["cli"]
+    assert {"io", "engine", "pipelines", "cli", "models", "sparse"} <= set(GRAPH)
+    assert "io" in GRAPH["engine"] and "engine" in GRAPH["pipelines"] and "pipelines" in GRAPH["cli"]
 
 
 @pytest.mark.parametrize("part", sorted(DATA_ONLY))
@@ -73,6 +73,11 @@ def test_nothing_imports_the_cli_and_only_its_users_import_the_engine():
         assert "cli" not in targets, f"pcseg.{part} imports pcseg.cli"
         if part not in ENGINE_USERS:
             assert "engine" not in targets, f"pcseg.{part} imports pcseg.engine"
+
+
+def test_the_engine_never_imports_a_pipeline():
+    """It drives the interface (engine/pipeline.py); pcseg.pipelines holds the table and does the choosing."""
+    assert not GRAPH["engine"] & {"pipelines", "apps", "baseline2d"}, sorted(GRAPH["engine"])
 
 
 def test_no_import_cycle_between_parts():

@@ -37,7 +37,7 @@ def main() -> None:
     panels[1] = draw_legend(panels[1], semantic_legend(scene)[:12], font_size=11)
     print(save_png(side_by_side(panels, titles=["RGB", "semantic classes", "instances"]), out / "synthetic_room.png"))
 
-    from pcseg.engine.predict import load_model, predict_scene
+    from pcseg.pipelines.bottomup.predict import load_model, predict_scene
 
     model, recipe = load_model()  # the shipped synthetic model
     pred = predict_scene(model, scene, recipe)

@@ -75,14 +75,20 @@ def _frames_of(folder: Path) -> Path:
 
 
 def _predictor(method: str, cfg: CompareConfig):
-    """-> (scene folder, scene) -> (InstanceSet, {stage: seconds}), and the training seconds or None."""
+    """-> (scene folder, scene) -> (Prediction not yet snapped to segments, min_size of its masks
+    after snapping), and the training seconds or None. The two pipelines come from the table of
+    pipelines (``pcseg.pipelines``), by their checkpoints."""
     from ..cluster import dbscan_xyz
+    from ..structures import Prediction
+
+    def unlabelled(scene):
+        return np.zeros(len(scene), np.int64)
 
     if method == "gt-components":
         def run(folder, scene):
             start = time.perf_counter()
             out = dbscan_xyz(scene.points, scene.semantic, eps=cfg.eps, min_size=cfg.min_size)
-            return out, {"cluster": time.perf_counter() - start}
+            return Prediction(out, unlabelled(scene), {"cluster": time.perf_counter() - start}), cfg.min_size
         return run, None
     if method == "lift-gt-masks":
         from ..baseline2d.oracle import oracle_predictions
@@ -94,42 +100,40 @@ def _predictor(method: str, cfg: CompareConfig):
             frames, intrinsics = read_frames(_frames_of(folder))
             timings = {"read frames": time.perf_counter() - start}
             out = lift_and_fuse(scene, frames, intrinsics, oracle_predictions(frames), timings=timings)
-            return out, timings
+            return Prediction(out, unlabelled(scene), timings), cfg.min_size
         return run, None
+    from ..engine.snapping import snap_to_scene
+    from ..pipelines import SHIPPED_MODEL, load_predictor
+
+    path = Path((cfg.checkpoint_2d if method == "maskrcnn2d" else cfg.checkpoint_3d) or SHIPPED_MODEL)
+    predictor = load_predictor(path, cfg.device)
+    train_seconds = predictor.train_seconds
     if method == "maskrcnn2d":
-        from ..engine.checkpoint import load_checkpoint
-        from ..engine.predict2d import load_model2d, predict_scene2d
-
-        ckpt = load_checkpoint(cfg.checkpoint_2d, map_location=cfg.device)
-        model, recipe = load_model2d(cfg.checkpoint_2d, cfg.device, ckpt=ckpt)
-
         def run(folder, scene):
-            _, instances, timings = predict_scene2d(model, recipe, folder, cfg.device)
+            pred = predictor.finish(scene, predictor.network(scene, folder))
             # "read" re-reads the scene the worker already has; "lift_fuse" is the sum of its stages
-            return instances, {k: v for k, v in timings.items() if k not in ("read", "frames", "lift_fuse")}
-        return run, ckpt.get("train_seconds")
-    from ..engine.checkpoint import load_checkpoint
-    from ..engine.predict import SHIPPED_MODEL, load_model, predict_scene
-
-    path = cfg.checkpoint_3d or SHIPPED_MODEL
-    model, recipe = load_model(path, cfg.device, overrides=[f"segment_snap={cfg.segment_snap}"])
-    train_seconds = load_checkpoint(path).get("train_seconds")
+            timings = {k: v for k, v in pred.timings.items() if k not in ("read", "frames", "lift_fuse")}
+            return Prediction(pred.instances, pred.semantic, timings), cfg.min_size
+        return run, train_seconds
 
     def run(folder, scene):
-        pred = predict_scene(model, scene, recipe, cfg.device)
+        pred = predictor.finish(scene, predictor.network(scene, folder))
         if method == "bottomup":
-            return pred.instances, dict(pred.timings)
+            return pred, predictor.min_size
+        # DBSCAN on the model's semantics as predict writes them: each segment's majority class
+        semantic = snap_to_scene(pred, scene, cfg.segment_snap, predictor.min_size).semantic
         start = time.perf_counter()
-        out = dbscan_xyz(scene.points, pred.semantic, eps=cfg.eps, min_size=cfg.min_size)
-        return out, {"network": pred.timings["network"], "cluster": time.perf_counter() - start}
+        out = dbscan_xyz(scene.points, semantic, eps=cfg.eps, min_size=cfg.min_size)
+        return Prediction(out, semantic, {"network": pred.timings["network"], "cluster": time.perf_counter() - start}), \
+            cfg.min_size
     return run, train_seconds
 
 
 def run_worker(method: str, cfg: CompareConfig, out: Path) -> dict:
     """Predict every scene with ``method`` into ``out/predictions/<method>``, the masks snapped to the
-    scene's segments at ``cfg.segment_snap`` (bottomup does it inside predict_scene: its "cluster"
-    stage); returns and writes run.json."""
-    from ..cluster import snap_to_scene_segments
+    scene's segments at ``cfg.segment_snap`` (``engine.snapping.snap_to_scene``, as pcseg predict
+    snaps); returns and writes run.json."""
+    from ..engine.snapping import snap_to_scene
     from ..io.atomic import atomic_path, write_text
     from ..io.official import write_instance_predictions
     from ..io.scannet import read_scannet_scene
@@ -143,14 +147,11 @@ def run_worker(method: str, cfg: CompareConfig, out: Path) -> dict:
         tmp.mkdir(parents=True)
         for folder in folders:
             scene = read_scannet_scene(folder)
-            instances, timings = run(folder, scene)
-            if method != "bottomup" and cfg.segment_snap > 0:
-                start = time.perf_counter()
-                instances = snap_to_scene_segments(instances, scene, cfg.segment_snap, cfg.min_size)
-                timings["snap"] = time.perf_counter() - start
-            for stage, seconds in timings.items():
+            pred, min_size = run(folder, scene)
+            pred = snap_to_scene(pred, scene, cfg.segment_snap, min_size)
+            for stage, seconds in pred.timings.items():
                 stages[stage] = stages.get(stage, 0.0) + seconds
-            write_instance_predictions(tmp, scene.name, instances)
+            write_instance_predictions(tmp, scene.name, pred.instances)
     n = max(len(folders), 1)
     record = {"method": method, "scenes": len(folders),
               "seconds_per_scene": {k: v / n for k, v in stages.items()},

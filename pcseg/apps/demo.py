@@ -121,7 +121,7 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
 
 def _available(cfg: DemoConfig) -> list[str]:
     """The configured methods, without the learned ones when there is no model to run."""
-    from ..engine.predict import SHIPPED_MODEL
+    from ..pipelines import SHIPPED_MODEL
 
     has_model = cfg.checkpoint is not None or SHIPPED_MODEL.is_file()
     methods = [m for m in cfg.methods if has_model or m not in ("model", "pred-dbscan")]
@@ -134,36 +134,41 @@ def _available(cfg: DemoConfig) -> list[str]:
 
 
 class _ModelRuns:
-    """The model, loaded on first use, and its prediction of each room, made once: the methods built
-    on it share them, so pred-dbscan's time is its instance step alone."""
+    """The model, loaded on first use (through the table of pipelines, by its checkpoint), and its
+    prediction of each room, made once: the methods built on it share them, so pred-dbscan's time is
+    its instance step alone."""
 
     def __init__(self, cfg: DemoConfig) -> None:
-        self.cfg, self.model, self.recipe = cfg, None, None
+        self.cfg, self.predictor = cfg, None
         self.predictions: dict = {}
 
     def load(self) -> None:
-        from ..engine.predict import load_model
+        from ..pipelines import load_predictor
 
-        if self.model is None:
-            self.model, self.recipe = load_model(self.cfg.checkpoint, overrides=[f"segment_snap={self.cfg.segment_snap}"])
+        if self.predictor is None:
+            self.predictor = load_predictor(self.cfg.checkpoint)
 
     def __call__(self, scene):
-        from ..engine.predict import predict_scene
+        from ..engine.snapping import snap_to_scene
 
         self.load()
         if scene.name not in self.predictions:
-            self.predictions[scene.name] = predict_scene(self.model, scene, self.recipe)
+            p = self.predictor
+            self.predictions[scene.name] = snap_to_scene(p.finish(scene, p.network(scene, None)), scene,
+                                                            self.cfg.segment_snap, p.min_size)
         return self.predictions[scene.name]
 
 
 def _predictor(method: str, cfg: DemoConfig, model_runs: _ModelRuns):
     """scene -> (InstanceSet, predicted NYU40 labels IntArray[N] or None) for ``method``; every
     method's masks are snapped to the scene's segments at ``cfg.segment_snap``."""
-    from ..cluster import dbscan_xyz, snap_to_scene_segments
+    from ..cluster import dbscan_xyz
+    from ..engine.snapping import snap_to_scene
+    from ..structures import Prediction
 
     def components(scene, semantic):
         found = dbscan_xyz(scene.points, semantic, eps=cfg.eps, min_size=cfg.min_size)
-        return snap_to_scene_segments(found, scene, cfg.segment_snap, cfg.min_size)
+        return snap_to_scene(Prediction(found, semantic), scene, cfg.segment_snap, cfg.min_size).instances
 
     if method == "gt-components":
         return lambda scene: (components(scene, scene.semantic), None)

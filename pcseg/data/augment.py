@@ -96,13 +96,16 @@ class Augmentation:
             bad("rotate_max", "expected at most pi (a full turn)")
         if self.dropout >= 1:
             bad("dropout", "expected a fraction in [0, 1)")
-        try:
-            lo, hi = (float(v) for v in self.scale_range)
-        except (TypeError, ValueError):
-            bad("scale_range", "expected two numbers (low, high)")
-        if not (0 < lo <= hi and math.isfinite(hi)):
-            bad("scale_range", "expected 0 < low <= high")
-        self.scale_range = (lo, hi)
+        def positive_range(name):
+            try:
+                lo, hi = (float(v) for v in getattr(self, name))
+            except (TypeError, ValueError):
+                bad(name, "expected two numbers (low, high)")
+            if not (0 < lo <= hi and math.isfinite(hi)):
+                bad(name, "expected 0 < low <= high")
+            setattr(self, name, (lo, hi))
+
+        positive_range("scale_range")
         try:
             pairs = tuple((float(g), float(m)) for g, m in self.elastic_params)
         except (TypeError, ValueError):
@@ -112,13 +115,7 @@ class Augmentation:
         self.elastic_params = pairs
         if isinstance(self.holes, bool) or not isinstance(self.holes, int) or self.holes < 0:
             bad("holes", "expected an integer >= 0")
-        try:
-            lo, hi = (float(v) for v in self.hole_radius)
-        except (TypeError, ValueError):
-            bad("hole_radius", "expected two numbers (low, high) in metres")
-        if not (0 < lo <= hi and math.isfinite(hi)):
-            bad("hole_radius", "expected 0 < low <= high")
-        self.hole_radius = (lo, hi)
+        positive_range("hole_radius")
         if self.crop_points is not None and (isinstance(self.crop_points, bool) or not isinstance(self.crop_points, int)
                                              or self.crop_points < 1):
             bad("crop_points", "expected a positive integer or null")

@@ -1,94 +1,22 @@
-"""Inference: a trained bottom-up model + clustering -> instances, and ``pcseg predict``."""
+"""``pcseg predict`` for every pipeline: inputs checked first, the pipeline's predictor run scene by
+scene (grouping and writing overlapping the next scene's network), each prediction snapped to the
+scan's segments once, and the official files written into a folder that appears only when complete."""
 from __future__ import annotations
 
 import os
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from ..cluster import cluster_instances, snap_prediction
-from ..data import collate
 from ..errors import DataError
-from ..labels import semantic20_to_nyu40
-from ..runtime import apply_prediction_threads
-from ..structures import InstanceSet, Prediction, Scene
-from .checkpoint import load_checkpoint, load_model_state
-from .config import prediction_recipe
-from .recipe import PREDICT_KEYS, BottomUpRecipe
+from ..structures import Prediction, Scene
+from .pipeline import Predictor
+from .snapping import snap_to_scene
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "bottomup_synthetic.pt"
 MARKER = ".pcseg-predictions"
-
-
-def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-               overrides: Sequence[str] = ()) -> tuple[torch.nn.Module, BottomUpRecipe]:
-    """A trained model in eval mode and its recipe (the PREDICT_KEYS settings may be overridden)."""
-    from .build import build_model, resolve_device, select_backend
-
-    path = Path(checkpoint) if checkpoint else SHIPPED_MODEL
-    ckpt = load_checkpoint(path, map_location=resolve_device(device))
-    saved = dict(ckpt["config"])
-    recipe, given = prediction_recipe(BottomUpRecipe, saved, overrides, PREDICT_KEYS, f"{path} config")
-    apply_prediction_threads(recipe.threads, "threads" in given)
-    select_backend(recipe, torch.device(device))
-    model = build_model(recipe)
-    load_model_state(path, model, ckpt["model"])
-    return model.to(device).eval(), recipe
-
-
-@dataclass
-class NetworkOutput:
-    """The network's per-point outputs for one scene, before grouping."""
-
-    probs: torch.Tensor             # FloatTensor[N, 20] class probabilities
-    embeddings: torch.Tensor        # FloatTensor[N, D]
-    offsets: torch.Tensor | None    # FloatTensor[N, 3] predicted centre offsets, if the model has them
-    points: torch.Tensor            # FloatTensor[N, 3]
-    seconds: float
-
-
-@torch.no_grad()
-def run_network(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
-                device: str | torch.device = "cpu") -> NetworkOutput:
-    """Voxelize and run the network on a non-empty scene."""
-    start = time.perf_counter()
-    batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature).to(device)
-    out = model(batch)
-    probs = torch.softmax(out["semantic_logits"], 1)
-    return NetworkOutput(probs, out["embeddings"], out.get("offsets"), batch.points, time.perf_counter() - start)
-
-
-@torch.no_grad()
-def group_instances(out: NetworkOutput, scene: Scene, recipe: BottomUpRecipe) -> Prediction:
-    """Cluster the network's outputs per class into instances; with ``recipe.segment_snap`` and a scene
-    that has segments, snap the masks to them and give every point its segment's majority class."""
-    from .build import cluster_settings
-
-    start = time.perf_counter()
-    embeddings = out.embeddings if recipe.use_embeddings else None
-    instances = cluster_instances(embeddings, out.probs, out.points, offsets=out.offsets, **cluster_settings(recipe))
-    classes = out.probs.argmax(1).cpu().numpy()
-    if recipe.segment_snap > 0 and scene.segments is not None:
-        instances, classes = snap_prediction(instances, classes, scene.segments, recipe.segment_snap, recipe.min_size)
-    cluster = time.perf_counter() - start
-    return Prediction(instances, semantic20_to_nyu40(classes), {"network": out.seconds, "cluster": cluster},
-                      out.embeddings.float().cpu().numpy())
-
-
-def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
-                  device: str | torch.device = "cpu") -> Prediction:
-    """Voxelize, run the network, cluster per class (``run_network`` then ``group_instances``).
-    Timings (s): network (incl. voxelization), clustering (incl. snapping)."""
-    if len(scene) == 0:
-        return Prediction(InstanceSet.empty(0), np.zeros(0, np.int64), {"network": 0.0, "cluster": 0.0},
-                          np.zeros((0, recipe.embed_dim), np.float32))
-    return group_instances(run_network(model, scene, recipe, device), scene, recipe)
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -149,44 +77,44 @@ def check_inputs(sources: list[Path], skip_bad: bool = False,
     return good, kept
 
 
-def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, checkpoint=None, device: str = "cpu",
-                      overrides: Sequence[str] = (), progress: bool = True,
-                      save_embeddings: bool = False, skip_bad: bool = False) -> dict:
-    """Predict every scene under ``inputs`` into ``out_dir``: the official submission format
-    (``<scene>.txt`` + ``predicted_masks/``), ``semantic/<scene>.txt`` (NYU40 per vertex) and
-    ``instance_ids/<scene>.txt`` (instance per vertex, 0 = none), and with ``save_embeddings``
-    ``embeddings/<scene>.npy`` (float16 [N, D], the network's per-point embeddings, for
-    ``pcseg viz --color embedding``). Every input is read once first (``check_inputs``): bad ones stop
-    the run before the network runs, or are skipped with ``skip_bad``. A scene's grouping and writing
-    run in a second thread while the network runs on the next scene. The folder is written under a
-    temporary name and renamed at the end, so a failure never leaves a half-written prediction folder.
-    Returns the seconds per stage summed over the scenes (stages overlap) and ``wall``, the seconds
-    from the first network run to the last file written."""
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` may be new, empty, or an earlier prediction folder (replaced); nothing else."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
+        raise DataError(out_dir, None, "exists and is not a pcseg prediction folder; choose another --out")
+    return out_dir
+
+
+def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, predictor: Predictor,
+                      progress: bool = True, save_embeddings: bool = False, skip_bad: bool = False) -> dict:
+    """Predict every scene under ``inputs`` (a scene folder, a folder of them, a .ply/.npz or a folder
+    of those) with ``predictor`` into ``out_dir``: the official submission format (``<scene>.txt`` +
+    ``predicted_masks/``), ``semantic/<scene>.txt`` (NYU40 per vertex) and ``instance_ids/<scene>.txt``
+    (instance per vertex, 0 = none), and with ``save_embeddings`` ``embeddings/<scene>.npy`` (float16
+    [N, D], for ``pcseg viz --color embedding``) where the pipeline has embeddings. Every input is
+    read once first (``check_inputs``): bad ones stop the run before the network runs, or are skipped
+    with ``skip_bad``. A scene's grouping, snapping and writing run in a second thread while the
+    network runs on the next scene. The folder is written under a temporary name and renamed at the
+    end, so a failure never leaves a half-written prediction folder. Returns the seconds per stage
+    summed over the scenes (stages overlap) and ``wall``, the seconds from the first network run to
+    the last file written."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ..io import read_scene
     from ..io.atomic import atomic_path
-    from .build import resolve_device
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
-        raise DataError(out_dir, None, "exists and is not a pcseg prediction folder; choose another --out")
-    device = str(resolve_device(device))  # before any checkpoint is read with it
+    out_dir = check_out_dir(out_dir)
     sources = _inputs(Path(inputs))
-    if checkpoint is not None:
-        ckpt = load_checkpoint(checkpoint, map_location=device)
-        if ckpt.get("kind") == "maskrcnn2d":  # the 2D baseline: Mask R-CNN per frame, lifted and fused
-            from .predict2d import predict2d_to_folder
-
-            return predict2d_to_folder(sources, out_dir, checkpoint, ckpt, device, overrides, progress, MARKER)
-    model, recipe = load_model(checkpoint, device, overrides)
+    predictor.check(sources)
     start = time.perf_counter()
     sources, kept = check_inputs(sources, skip_bad, progress)
-    totals: dict[str, float] = {"read": time.perf_counter() - start, "network": 0.0, "cluster": 0.0, "write": 0.0}
+    totals: dict[str, float] = {"read": time.perf_counter() - start, "network": 0.0, "write": 0.0}
+    # the predictor reports its own stages in each Prediction's timings (the network's included)
 
-    def finish(tmp: Path, scene: Scene, out: NetworkOutput | None) -> None:
-        pred = predict_scene(model, scene, recipe, device) if out is None else group_instances(out, scene, recipe)
-        totals["cluster"] += pred.timings["cluster"]
+    def finish(tmp: Path, scene: Scene, output) -> None:
+        pred = snap_to_scene(predictor.finish(scene, output), scene, predictor.segment_snap, predictor.min_size)
+        for key, seconds in pred.timings.items():  # network, cluster / lift_fuse, snap, ...
+            totals[key] = totals.get(key, 0.0) + seconds
         begin = time.perf_counter()
         _write_prediction(tmp, scene, pred, save_embeddings)
         totals["write"] += time.perf_counter() - begin
@@ -202,11 +130,10 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, che
                 t = time.perf_counter()
                 scene = read_scene(source, labels=False)
                 totals["read"] += time.perf_counter() - t
-            out = run_network(model, scene, recipe, device) if len(scene) else None
-            totals["network"] += out.seconds if out is not None else 0.0
+            output = predictor.network(scene, source)
             if pending is not None:
                 pending.result()  # one scene in the second thread at a time (raises its error here)
-            pending = finisher.submit(finish, tmp, scene, out)
+            pending = finisher.submit(finish, tmp, scene, output)
         if pending is not None:
             pending.result()
         totals["wall"] = time.perf_counter() - begin
@@ -219,7 +146,7 @@ def _write_prediction(tmp: Path, scene: Scene, pred: Prediction, save_embeddings
     write_instance_predictions(tmp, scene.name, pred.instances)
     write_semantic_txt(tmp / "semantic" / f"{scene.name}.txt", pred.semantic)
     write_instance_ids_txt(tmp / "instance_ids" / f"{scene.name}.txt", pred.instances.to_ids())
-    if save_embeddings:
+    if save_embeddings and pred.embeddings is not None:
         (tmp / "embeddings").mkdir(exist_ok=True)
         # clipped: an embedding beyond float16 range would become inf
         half = np.clip(pred.embeddings, -65000, 65000).astype(np.float16)

@@ -2,12 +2,20 @@
 
 Each head maps ``FloatTensor[V, c] -> FloatTensor[V, out]``. With ``hidden=None`` a head is one
 Linear; with ``hidden=h`` it is Linear(c, h) - BatchNorm - ReLU - Linear(h, out).
+
+Each head also owns its training signal: ``output`` names what it predicts (the key in the model's
+eval outputs), ``losses(per-point output, batch, batch_index)`` returns its named losses, and
+``loss_names`` lists those that add (weighted) to the model's total. A new head drops in beside these
+without touching the segmenter's loss code.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pcseg.labels import IGNORE
+from pcseg.models.losses import discriminative_loss, offset_loss, semantic_loss
 
 
 class RowBatchNorm1d(nn.BatchNorm1d):
@@ -44,23 +52,59 @@ class _Head(nn.Module):
 
 
 class SemanticHead(_Head):
-    """Class logits per voxel: FloatTensor[V, c] -> FloatTensor[V, num_classes]."""
+    """Class logits per voxel: FloatTensor[V, c] -> FloatTensor[V, num_classes]; loss: cross-entropy
+    (``semantic``) with optional class weights (a training setting, not saved in the state dict)."""
+
+    output, loss_names = "semantic_logits", ("semantic",)
 
     def __init__(self, in_channels: int, num_classes: int, hidden: int | None = None) -> None:
         super().__init__(in_channels, num_classes, hidden)
         self.num_classes = num_classes
+        self.register_buffer("class_weights", None, persistent=False)
+
+    def set_class_weights(self, class_weights: torch.Tensor | None) -> None:
+        """Cross-entropy class weights FloatTensor[num_classes], or None for an unweighted loss."""
+        if class_weights is not None:
+            class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
+            if tuple(class_weights.shape) != (self.num_classes,):
+                raise ValueError(f"BottomUpSegmenter: class_weights must have shape [{self.num_classes}], "
+                                 f"got {list(class_weights.shape)}")
+            if not bool(torch.isfinite(class_weights).all()) or bool((class_weights < 0).any()):
+                raise ValueError("BottomUpSegmenter: class_weights must be finite and >= 0")
+            class_weights = class_weights.to(next(self.parameters()).device)
+        self.class_weights = class_weights
+
+    def losses(self, logits: torch.Tensor, batch, batch_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"semantic": semantic_loss(logits, batch.semantic, IGNORE, self.class_weights)}
 
 
 class EmbeddingHead(_Head):
-    """Instance embedding per voxel: FloatTensor[V, c] -> FloatTensor[V, dim]."""
+    """Instance embedding per voxel: FloatTensor[V, c] -> FloatTensor[V, dim]; loss: the pull/push
+    (discriminative) loss with margins delta_v < delta_d (``embedding``; its parts pull, push, reg)."""
 
-    def __init__(self, in_channels: int, dim: int, hidden: int | None = None) -> None:
+    output, loss_names = "embeddings", ("embedding",)
+
+    def __init__(self, in_channels: int, dim: int, hidden: int | None = None, delta_v: float = 0.5,
+                 delta_d: float = 1.5) -> None:
         super().__init__(in_channels, dim, hidden)
-        self.dim = dim
+        if not 0 < delta_v < delta_d:
+            raise ValueError(f"BottomUpSegmenter: need 0 < delta_v < delta_d, got delta_v={delta_v}, delta_d={delta_d}")
+        self.dim, self.delta_v, self.delta_d = dim, float(delta_v), float(delta_d)
+
+    def losses(self, embeddings: torch.Tensor, batch, batch_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        disc = discriminative_loss(embeddings, batch.instance, batch_index, self.delta_v, self.delta_d)
+        return {"pull": disc["pull"], "push": disc["push"], "reg": disc["reg"], "embedding": disc["total"]}
 
 
 class OffsetHead(_Head):
-    """3D vector from each voxel to its instance centre (metres): FloatTensor[V, c] -> FloatTensor[V, 3]."""
+    """3D vector from each voxel to its instance centre (metres): FloatTensor[V, c] -> FloatTensor[V, 3];
+    losses: L1 to the true centre (``offset_l1``) and minus the cosine to it (``offset_direction``)."""
+
+    output, loss_names = "offsets", ("offset_l1", "offset_direction")
 
     def __init__(self, in_channels: int, hidden: int | None = None) -> None:
         super().__init__(in_channels, 3, hidden)
+
+    def losses(self, offsets: torch.Tensor, batch, batch_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        off = offset_loss(offsets, batch.points, batch.instance, batch_index)
+        return {"offset_l1": off["l1"], "offset_direction": off["direction"]}

@@ -15,11 +15,11 @@ from pcseg.data.voxelize import voxel_mean, voxelize
 from pcseg.labels import IGNORE
 from pcseg.models.backbone import SparseUNet
 from pcseg.models.heads import EmbeddingHead, OffsetHead, SemanticHead
-from pcseg.models.losses import discriminative_loss, offset_loss, semantic_loss
 from pcseg.sparse import SparseTensor
 from pcseg.structures import Batch
 
-DEFAULT_LOSS_WEIGHTS = {"semantic": 1.0, "embedding": 1.0, "offset_l1": 1.0, "offset_direction": 1.0}
+# weights a recipe may give although the model lacks that head (offsets: false): accepted, unused
+OPTIONAL_LOSS_NAMES = ("offset_l1", "offset_direction")
 
 
 class BottomUpSegmenter(nn.Module):
@@ -31,9 +31,9 @@ class BottomUpSegmenter(nn.Module):
     embedding_head: FloatTensor[V, c] -> FloatTensor[V, D]
     offset_head:    FloatTensor[V, c] -> FloatTensor[V, 3], or None (no offset branch)
     voxel_size:     voxel edge in the points' units (metres).
-    loss_weights:   weights of the named losses in ``total``; keys among
-                    ``semantic, embedding, offset_l1, offset_direction`` (missing keys keep 1.0).
-    delta_v, delta_d: margins of the discriminative loss.
+    loss_weights:   weights of the heads' named losses in ``total`` (each head lists its own in
+                    ``loss_names``; missing keys keep 1.0). The pull/push margins are the
+                    embedding head's (``EmbeddingHead(delta_v, delta_d)``).
     class_weights:  FloatTensor[num_classes] for the cross-entropy, or None. A training setting:
                     it is not saved in the state dict (``set_class_weights`` changes it).
 
@@ -48,40 +48,35 @@ class BottomUpSegmenter(nn.Module):
 
     def __init__(self, backbone: nn.Module, semantic_head: nn.Module, embedding_head: nn.Module,
                  offset_head: nn.Module | None = None, voxel_size: float = 0.05, num_classes: int = 20,
-                 loss_weights: Mapping[str, float] | None = None, delta_v: float = 0.5,
-                 delta_d: float = 1.5, class_weights: torch.Tensor | None = None) -> None:
+                 loss_weights: Mapping[str, float] | None = None, class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         voxel_size = float(voxel_size)
         if not 0 < voxel_size < float("inf"):
             raise ValueError(f"BottomUpSegmenter: voxel_size must be a positive finite number, got {voxel_size}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"BottomUpSegmenter: num_classes must be a positive int, got {num_classes!r}")
-        weights = dict(DEFAULT_LOSS_WEIGHTS)
-        for key, value in (loss_weights or {}).items():
-            if key not in weights:
-                raise ValueError(f"BottomUpSegmenter: unknown loss weight {key!r}; expected one of {sorted(weights)}")
-            weights[key] = float(value)
-        if not 0 < delta_v < delta_d:
-            raise ValueError(f"BottomUpSegmenter: need 0 < delta_v < delta_d, got delta_v={delta_v}, delta_d={delta_d}")
         self.backbone, self.semantic_head = backbone, semantic_head
         self.embedding_head, self.offset_head = embedding_head, offset_head
         self.voxel_size, self.num_classes = voxel_size, num_classes
-        self.loss_weights, self.delta_v, self.delta_d = weights, float(delta_v), float(delta_d)
-        self.register_buffer("class_weights", None, persistent=False)
+        weights = {name: 1.0 for head in self.heads() for name in head.loss_names}
+        for key, value in (loss_weights or {}).items():
+            if key not in weights and key not in OPTIONAL_LOSS_NAMES:
+                raise ValueError(f"BottomUpSegmenter: unknown loss weight {key!r}; expected one of {sorted(weights)}")
+            weights[key] = float(value)
+        self.loss_weights = weights
         self.set_class_weights(class_weights)
+
+    def heads(self) -> list[nn.Module]:
+        """The per-voxel heads, in the order of the outputs and of the terms of the total loss."""
+        return [h for h in (self.semantic_head, self.embedding_head, self.offset_head) if h is not None]
+
+    @property
+    def class_weights(self) -> torch.Tensor | None:
+        return self.semantic_head.class_weights
 
     def set_class_weights(self, class_weights: torch.Tensor | None) -> None:
         """Cross-entropy class weights FloatTensor[num_classes], or None for an unweighted loss."""
-        if class_weights is not None:
-            class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
-            if tuple(class_weights.shape) != (self.num_classes,):
-                raise ValueError(f"BottomUpSegmenter: class_weights must have shape [{self.num_classes}], "
-                                 f"got {list(class_weights.shape)}")
-            if not bool(torch.isfinite(class_weights).all()) or bool((class_weights < 0).any()):
-                raise ValueError("BottomUpSegmenter: class_weights must be finite and >= 0")
-            device = next(self.parameters(), torch.empty(0)).device
-            class_weights = class_weights.to(device)
-        self.class_weights = class_weights
+        self.semantic_head.set_class_weights(class_weights)
 
     def _check(self, batch: Batch) -> None:
         if not isinstance(batch, Batch):
@@ -121,25 +116,18 @@ class BottomUpSegmenter(nn.Module):
         features = self.backbone(x).features                                      # [V, c]
         # Heads run once per voxel; the inverse map copies each voxel's output to its points.
         inverse = voxels.inverse
-        logits = self.semantic_head(features)[inverse]
-        embeddings = self.embedding_head(features)[inverse]
-        offsets = None if self.offset_head is None else self.offset_head(features)[inverse]
+        out = {head.output: head(features)[inverse] for head in self.heads()}
         if not self.training:
-            out = dict(semantic_logits=logits, embeddings=embeddings)
-            if offsets is not None:
-                out["offsets"] = offsets
             return out
-
         batch_index = batch.batch_index
-        w = self.loss_weights
-        losses = {"semantic": semantic_loss(logits, batch.semantic, IGNORE, self.class_weights)}
-        disc = discriminative_loss(embeddings, batch.instance, batch_index, self.delta_v, self.delta_d)
-        losses.update(pull=disc["pull"], push=disc["push"], reg=disc["reg"], embedding=disc["total"])
-        total = w["semantic"] * losses["semantic"] + w["embedding"] * losses["embedding"]
-        if offsets is not None:
-            off = offset_loss(offsets, batch.points, batch.instance, batch_index)
-            losses.update(offset_l1=off["l1"], offset_direction=off["direction"])
-            total = total + w["offset_l1"] * off["l1"] + w["offset_direction"] * off["direction"]
+        losses: dict[str, torch.Tensor] = {}
+        total = None
+        for head in self.heads():
+            named = head.losses(out[head.output], batch, batch_index)
+            losses.update(named)
+            for name in head.loss_names:  # summed term by term, in head order
+                term = self.loss_weights[name] * named[name]
+                total = term if total is None else total + term
         losses["total"] = total
         return losses
 
@@ -154,6 +142,6 @@ def build_bottomup(in_channels: int = 3, num_classes: int = 20, embed_dim: int =
     backbone = SparseUNet(in_channels, widths, blocks)
     c = backbone.out_channels
     return BottomUpSegmenter(
-        backbone, SemanticHead(c, num_classes, head_hidden), EmbeddingHead(c, embed_dim, head_hidden),
+        backbone, SemanticHead(c, num_classes, head_hidden), EmbeddingHead(c, embed_dim, head_hidden, delta_v, delta_d),
         OffsetHead(c, head_hidden) if offsets else None, voxel_size=voxel_size, num_classes=num_classes,
-        loss_weights=loss_weights, delta_v=delta_v, delta_d=delta_d)
+        loss_weights=loss_weights)

@@ -4,11 +4,11 @@ import json
 import pytest
 import torch
 
-from pcseg.engine.build import build_model
+from pcseg.pipelines.bottomup.build import build_model
 from pcseg.engine.checkpoint import save_checkpoint
 from pcseg.engine.config import load_config
 from pcseg.apps.demo import run_demo
-from pcseg.engine.recipe import BottomUpRecipe
+from pcseg.pipelines.bottomup.recipe import BottomUpRecipe
 from pcseg.errors import ConfigError
 
 
@@ -37,15 +37,15 @@ def test_demo_rejects_unknown_keys_and_methods(tmp_path):
 
 
 def test_pred_dbscan_reuses_the_models_network_output(tmp_path, monkeypatch):
-    from pcseg.engine import predict as predict_module
+    from pcseg.pipelines.bottomup import predict as predict_module
 
     recipe = load_config(BottomUpRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "embed_dim=4", "min_size=20"])
     torch.manual_seed(0)
     ckpt = tmp_path / "model.pt"
     save_checkpoint(ckpt, {"kind": "bottomup", "config": recipe.to_dict(), "model": build_model(recipe).state_dict()})
     calls = []
-    real = predict_module.predict_scene
-    monkeypatch.setattr(predict_module, "predict_scene", lambda model, scene, *a, **k: calls.append(scene.name)
+    real = predict_module.run_network
+    monkeypatch.setattr(predict_module, "run_network", lambda model, scene, *a, **k: calls.append(scene.name)
                         or real(model, scene, *a, **k))
     run_demo(None, [f"data_dir={tmp_path / 'data'}", f"out_dir={tmp_path / 'out'}", "scenes=5", "split=all",
                     f"checkpoint={ckpt}", "methods=[model, pred-dbscan]", "render=false", "report=false"])

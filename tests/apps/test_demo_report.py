@@ -3,11 +3,11 @@ import re
 
 import torch
 
-from pcseg.engine.build import build_model
+from pcseg.pipelines.bottomup.build import build_model
 from pcseg.engine.checkpoint import save_checkpoint
 from pcseg.engine.config import load_config
 from pcseg.apps.demo import run_demo
-from pcseg.engine.recipe import BottomUpRecipe
+from pcseg.pipelines.bottomup.recipe import BottomUpRecipe
 
 
 def test_demo_ends_with_the_report(tmp_path, capsys):

@@ -13,7 +13,7 @@ import torch
 
 from pcseg.engine.checkpoint import load_checkpoint
 from pcseg.engine.config import load_config
-from pcseg.engine.recipe import BottomUpRecipe
+from pcseg.pipelines.bottomup.recipe import BottomUpRecipe
 from pcseg.errors import ConfigError, DataError
 from pcseg.synth import write_synthetic_dataset
 
@@ -117,7 +117,7 @@ def test_lr_factor_anneals_over_steps_or_the_time_budget_whichever_ends_first():
 
 
 def test_balanced_class_weights_by_hand():
-    from pcseg.engine.build import balanced_class_weights
+    from pcseg.pipelines.bottomup.build import balanced_class_weights
 
     # counts 100, 400, 1600 (median 400) and one absent class: (400 / n) ** 0.5 = 2, 1, 0.5; absent -> 1
     w = balanced_class_weights(np.array([100, 400, 1600, 0]), 0.5)
@@ -129,7 +129,7 @@ def test_balanced_class_weights_by_hand():
 
 def test_class_balance_weights_the_training_loss_and_not_the_checkpoint(data, tmp_path):
     from pcseg.data import semantic_point_counts, training_labels
-    from pcseg.engine.build import build_model, class_weights, train_dataset
+    from pcseg.pipelines.bottomup.build import build_model, class_weights, train_dataset
 
     recipe = load_config(BottomUpRecipe, data, ["train_split=all", "class_balance=0.5"])
     dataset = train_dataset(recipe)
@@ -152,7 +152,7 @@ def test_class_balance_weights_the_training_loss_and_not_the_checkpoint(data, tm
 
 
 def test_train_split_all_uses_every_scene(data, tmp_path):
-    from pcseg.engine.build import train_dataset
+    from pcseg.pipelines.bottomup.build import train_dataset
 
     root = load_config(BottomUpRecipe, data).data_root
     recipe = load_config(BottomUpRecipe, data, ["train_split=all"])
@@ -170,6 +170,7 @@ def test_recipe_checks_the_clustering_keys():
 
 def test_a_diverging_loss_stops_with_a_clear_error_and_a_clean_last_checkpoint(data, tmp_path, monkeypatch):
     from pcseg.engine.train import train
+    from pcseg.pipelines import get
     from pcseg.models import segmenter
 
     forward = segmenter.BottomUpSegmenter.forward
@@ -187,7 +188,7 @@ def test_a_diverging_loss_stops_with_a_clear_error_and_a_clean_last_checkpoint(d
     recipe = load_config(BottomUpRecipe, str(data), [*TINY, "epochs=3", "checkpoint_every=1",
                                                      f"out_dir={tmp_path / 'run'}"])
     with pytest.raises(ConfigError, match=r"loss became nan at step 3 .*lower lr"):
-        train(recipe, progress=False)
+        train(get("bottomup"), recipe, progress=False)
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last["step"] == 2
     assert all(bool(torch.isfinite(v).all()) for v in last["model"].values() if v.is_floating_point())
@@ -268,8 +269,8 @@ def test_a_model_gains_the_height_channel_with_the_same_outputs(data, tmp_path):
     """init_weights from a checkpoint without height_feature into a recipe with it: the first conv's new
     input channel starts at zero, so the new model predicts exactly what the old one did."""
     from pcseg.data import collate
-    from pcseg.engine.build import build_model
-    from pcseg.engine.train import load_initial_weights
+    from pcseg.pipelines.bottomup.build import build_model
+    from pcseg.pipelines.bottomup.training import load_initial_weights
     from pcseg.io.scannet import list_scenes, read_scannet_scene
 
     first = tmp_path / "first"

@@ -80,10 +80,10 @@ def test_frame_with_masks(data, tmp_path):
 
 
 def test_predict_save_embeddings_writes_float16(data, tmp_path):
-    from pcseg.engine.build import build_model
+    from pcseg.pipelines.bottomup.build import build_model
     from pcseg.engine.checkpoint import save_checkpoint
     from pcseg.engine.config import load_config
-    from pcseg.engine.recipe import BottomUpRecipe
+    from pcseg.pipelines.bottomup.recipe import BottomUpRecipe
 
     _, scene, _ = data
     recipe = load_config(BottomUpRecipe, None, ["voxel_size=0.15", "widths=[8,16]", "embed_dim=5", "min_size=20"])

@@ -6,8 +6,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import require
-from .settings import TrainingSettings
+from ...engine.config import require
+from ...engine.settings import TrainingSettings
 
 CLUSTER_METHODS = ("meanshift", "hdbscan", "dbscan")
 SPARSE_BACKENDS = ("auto", "torch", "spconv", "minkowski")

@@ -6,8 +6,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import require
-from .settings import TrainingSettings
+from ...engine.config import require
+from ...engine.settings import TrainingSettings
 
 BACKBONES = ("resnet18", "resnet34", "resnet50")
 ROI_POOLS = ("align", "pool")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pcseg.baseline2d import FusionConfig, lift_and_fuse, nyu40_to_contiguous, oracle_predictions
-from pcseg.engine.predict2d import predict_scene2d, vertex_semantic
-from pcseg.engine.recipe2d import MaskRCNNRecipe
+from pcseg.pipelines.maskrcnn2d.predict import predict_scene2d, vertex_semantic
+from pcseg.pipelines.maskrcnn2d.recipe import MaskRCNNRecipe
 from pcseg.io.frames import read_frames
 from pcseg.io.scannet import list_scenes
 from pcseg.structures import InstanceSet
@@ -37,7 +37,8 @@ def test_oracle_network_through_predict_gives_the_oracle_instances(frames_root):
     frames, intrinsics = read_frames(folder / "frames")
     oracle = oracle_predictions(frames)
     recipe = MaskRCNNRecipe(data_root=str(frames_root))
-    scene, instances, timings = predict_scene2d(OracleNetwork(oracle), recipe, folder)
+    scene, pred = predict_scene2d(OracleNetwork(oracle), recipe, folder)
+    instances, timings = pred.instances, pred.timings
     from pcseg.io import read_scene
 
     expected = lift_and_fuse(read_scene(folder), frames, intrinsics, oracle, FusionConfig(), check_scene=False)
@@ -60,7 +61,7 @@ def checkpoint2d(tmp_path_factory):
     """A randomly initialised tiny 2D model saved as `pcseg train` saves model.pt."""
     pytest.importorskip("torchvision")
     from pcseg.engine.checkpoint import save_checkpoint
-    from pcseg.engine.train2d import build_model2d
+    from pcseg.pipelines.maskrcnn2d.training import build_model2d
 
     recipe = MaskRCNNRecipe(backbone="resnet18", min_size=64, max_size=96, anchor_sizes=[8, 16, 32, 64, 128],
                             mask_head_channels=32, rpn_post_nms_test=32, detections_per_img=10,

@@ -8,11 +8,11 @@ import torch
 
 from pcseg.cli import main
 from pcseg.cluster import snap_labels_to_segments, snap_to_segments
-from pcseg.engine.build import build_model
+from pcseg.pipelines.bottomup.build import build_model
 from pcseg.engine.checkpoint import save_checkpoint
 from pcseg.engine.config import load_config
-from pcseg.engine.predict import load_model, predict_scene
-from pcseg.engine.recipe import BottomUpRecipe
+from pcseg.pipelines.bottomup.predict import load_model, predict_scene
+from pcseg.pipelines.bottomup.recipe import BottomUpRecipe
 from pcseg.errors import DataError
 from pcseg.io.official import read_instance_predictions, read_semantic_txt
 from pcseg.io.scannet import list_scenes, read_scannet_scene
@@ -195,7 +195,7 @@ def test_segment_snap_applies_to_scenes_with_segments_only(setup):
 
 
 def test_bad_inputs_are_found_before_the_network_runs(setup, tmp_path, capsys, monkeypatch):
-    from pcseg.engine import predict as predict_module
+    from pcseg.pipelines.bottomup import predict as predict_module
 
     data, ckpt = setup
     scene = read_scannet_scene(list_scenes(data)[0])
@@ -219,7 +219,7 @@ def test_bad_inputs_are_found_before_the_network_runs(setup, tmp_path, capsys, m
 
 
 def test_the_overlapped_folder_run_writes_what_predict_scene_predicts(setup, tmp_path):
-    from pcseg.engine.predict import predict_to_folder
+    from pcseg.pipelines import predict_to_folder
 
     data, ckpt = setup
     totals = predict_to_folder(data, tmp_path / "p", checkpoint=ckpt, progress=False)

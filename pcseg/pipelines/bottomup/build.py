@@ -1,4 +1,5 @@
-"""Turn a recipe into parts: the model, the augmentation, the datasets, the clustering settings."""
+"""The bottom-up recipe turned into parts: the model, the sparse backend, the augmentation, the datasets,
+the class weights, the clustering settings."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,31 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import Augmentation, SceneDataset, feature_channels, semantic_point_counts
-from ..errors import ConfigError
-from ..models import BottomUpSegmenter, build_bottomup, resolve_backend, use_backend
+from ...data import Augmentation, SceneDataset, feature_channels, semantic_point_counts
+from ...errors import ConfigError
+from ...models import BottomUpSegmenter, build_bottomup, resolve_backend, use_backend
 from .recipe import BottomUpRecipe
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; a ConfigError that says
-    why when the device does not exist on this machine."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device: {name!r} is not a device; use cpu, cuda, cuda:N or auto") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device: {name!r}: pcseg runs on cpu or cuda (cuda:N), not {device.type}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            build = "a CPU-only build of torch" if torch.version.cuda is None else f"torch built for CUDA {torch.version.cuda}"
-            raise ConfigError(f"device: {name!r} requested but CUDA is not available on this machine "
-                              f"({build}, no usable GPU); use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"device: {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
 
 
 def select_backend(recipe: BottomUpRecipe, device: torch.device) -> str:

@@ -14,7 +14,7 @@ pytest.importorskip("torchvision")
 import torch  # noqa: E402
 
 from pcseg.engine.checkpoint import load_checkpoint  # noqa: E402
-from pcseg.engine.pipelines import load_recipe  # noqa: E402
+from pcseg.pipelines import load_recipe  # noqa: E402
 from pcseg.errors import ConfigError  # noqa: E402
 
 # 64x85 inputs, a thin ResNet-18 Mask R-CNN: a step takes a fraction of a second
@@ -98,8 +98,8 @@ def test_resume_rejects_another_architecture_and_a_missing_checkpoint(recipe2d, 
 
 
 def test_2d_recipe_errors_name_the_key(recipe2d):
-    name, recipe = load_recipe(recipe2d, ["roi_pool=pool", "depth=true"])
-    assert name == "maskrcnn2d" and recipe.roi_pool == "pool" and recipe.depth
+    pipeline, recipe = load_recipe(recipe2d, ["roi_pool=pool", "depth=true"])
+    assert pipeline.name == "maskrcnn2d" and recipe.roi_pool == "pool" and recipe.depth
     with pytest.raises(ConfigError, match="roi_pool"):
         load_recipe(recipe2d, ["roi_pool=roialign"])
     with pytest.raises(ConfigError, match="backbon"):
@@ -108,7 +108,7 @@ def test_2d_recipe_errors_name_the_key(recipe2d):
         load_recipe(recipe2d, ["pipeline=maskrcnn3d"])
     with pytest.raises(ConfigError, match="resnet50 only"):
         load_recipe(recipe2d, ["pretrained=coco", "backbone=resnet18"])
-    assert load_recipe(None, ["voxel_size=0.1"])[0] == "bottomup"  # no pipeline key: the 3D pipeline
+    assert load_recipe(None, ["voxel_size=0.1"])[0].name == "bottomup"  # no pipeline key: the 3D pipeline
 
 
 def test_synthetic_rooms_with_frames_are_generated_on_first_use(tmp_path):

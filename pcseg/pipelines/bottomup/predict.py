@@ -1,0 +1,107 @@
+"""Predicting with a bottom-up model: voxelize, run the network, cluster each class's points into
+instances (``group_instances``); the engine snaps the result to the scan's segments and writes it."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ...cluster import cluster_instances
+from ...data import collate
+from ...engine.checkpoint import load_checkpoint, load_model_state
+from ...engine.config import prediction_recipe
+from ...engine.device import resolve_device
+from ...engine.snapping import snap_to_scene
+from ...labels import semantic20_to_nyu40
+from ...runtime import apply_prediction_threads
+from ...structures import InstanceSet, Prediction, Scene
+from .. import SHIPPED_MODEL
+from .build import build_model, cluster_settings, select_backend
+from .recipe import PREDICT_KEYS, BottomUpRecipe
+
+
+
+def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+               overrides: Sequence[str] = (), ckpt: dict | None = None) -> tuple[torch.nn.Module, BottomUpRecipe]:
+    """A trained model in eval mode and its recipe (the PREDICT_KEYS settings may be overridden);
+    ``ckpt``: the checkpoint already read from ``checkpoint``."""
+    path = Path(checkpoint) if checkpoint else SHIPPED_MODEL
+    if ckpt is None:
+        ckpt = load_checkpoint(path, map_location=resolve_device(device))
+    recipe, given = prediction_recipe(BottomUpRecipe, dict(ckpt["config"]), overrides, PREDICT_KEYS, f"{path} config")
+    apply_prediction_threads(recipe.threads, "threads" in given)
+    select_backend(recipe, torch.device(device))
+    model = build_model(recipe)
+    load_model_state(path, model, ckpt["model"])
+    return model.to(device).eval(), recipe
+
+
+@dataclass
+class NetworkOutput:
+    """The network's per-point outputs for one scene, before grouping."""
+
+    probs: torch.Tensor             # FloatTensor[N, 20] class probabilities
+    embeddings: torch.Tensor        # FloatTensor[N, D]
+    offsets: torch.Tensor | None    # FloatTensor[N, 3] predicted centre offsets, if the model has them
+    points: torch.Tensor            # FloatTensor[N, 3]
+    seconds: float
+
+
+@torch.no_grad()
+def run_network(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
+                device: str | torch.device = "cpu") -> NetworkOutput:
+    """Voxelize and run the network on a non-empty scene."""
+    start = time.perf_counter()
+    batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature).to(device)
+    out = model(batch)
+    probs = torch.softmax(out["semantic_logits"], 1)
+    return NetworkOutput(probs, out["embeddings"], out.get("offsets"), batch.points, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def group_instances(out: NetworkOutput, recipe: BottomUpRecipe) -> Prediction:
+    """Cluster the network's outputs per class into instances (not yet snapped to segments)."""
+    start = time.perf_counter()
+    embeddings = out.embeddings if recipe.use_embeddings else None
+    instances = cluster_instances(embeddings, out.probs, out.points, offsets=out.offsets, **cluster_settings(recipe))
+    classes = out.probs.argmax(1).cpu().numpy()
+    cluster = time.perf_counter() - start
+    return Prediction(instances, semantic20_to_nyu40(classes), {"network": out.seconds, "cluster": cluster},
+                      out.embeddings.float().cpu().numpy())
+
+
+def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
+                  device: str | torch.device = "cpu") -> Prediction:
+    """Voxelize, run the network, cluster per class, snap to the scene's segments at
+    ``recipe.segment_snap`` (``run_network``, ``group_instances``, ``engine.snapping.snap_to_scene``).
+    Timings (s): network (incl. voxelization), cluster, snap."""
+    if len(scene) == 0:
+        return Prediction(InstanceSet.empty(0), np.zeros(0, np.int64), {"network": 0.0, "cluster": 0.0},
+                          np.zeros((0, recipe.embed_dim), np.float32))
+    pred = group_instances(run_network(model, scene, recipe, device), recipe)
+    return snap_to_scene(pred, scene, recipe.segment_snap, recipe.min_size)
+
+
+class BottomUpPredictor:
+    """The engine's ``Predictor`` for a bottom-up checkpoint."""
+
+    def __init__(self, ckpt: dict, path: Path | None, device: str, overrides: Sequence[str] = ()):
+        self.device, self.train_seconds = device, ckpt.get("train_seconds")
+        self.model, self.recipe = load_model(path, device, overrides, ckpt)
+        self.segment_snap, self.min_size = self.recipe.segment_snap, self.recipe.min_size
+
+    def check(self, sources: Sequence[Path]) -> None:
+        """Scene folders and plain point clouds alike."""
+
+    def network(self, scene: Scene, source: Path) -> NetworkOutput | None:
+        return run_network(self.model, scene, self.recipe, self.device) if len(scene) else None
+
+    def finish(self, scene: Scene, output: NetworkOutput | None) -> Prediction:
+        if output is None:
+            return predict_scene(self.model, scene, self.recipe, self.device)  # the empty prediction
+        return group_instances(output, self.recipe)
