@@ -1,0 +1,148 @@
+"""The grid head: SOLO-style instances by location, on the sparse backbone's voxel features.
+
+A scene's bird's-eye xy extent is cut into an S x S grid, at several sizes S. An object belongs to the
+grid whose cell size suits its own size (as SOLO assigns FPN levels), and there to the cells near its
+centre ("centre sampling": its centre cell and the cells within ``centre_radius`` of its half size).
+Voxel features are pooled (mean) into the cells, with each cell's normalised position appended
+(CoordConv), and two small 2D conv branches run over every grid:
+
+* category: per cell and class, is this cell responsible for an object of this class (sigmoid, focal
+  loss, as SOLO);
+* kernel: per cell, the weights of a tiny dynamic MLP (SOLOv2, DyCo3D) that, applied to every voxel's
+  mask features (a learned embedding + the voxel's position relative to the cell), gives that cell's
+  mask over the scene (dice loss, optionally + BCE).
+
+At inference every (cell, class) above a score threshold yields a mask; duplicates from neighbouring
+cells and grids are removed by Matrix-NMS (``pcseg.cluster.nms``), outside ``forward``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MIN_EXTENT = 0.5  # metres: a scene smaller than this in x or y is gridded as if it were this wide
+
+
+@dataclass
+class Grid:
+    """The geometry of one grid size over a batch: cell of every voxel and the cells' centres."""
+
+    size: int                  # S
+    cell_of: torch.Tensor      # LongTensor[V]: row b * S * S + iy * S + ix of each voxel's cell
+    lo: torch.Tensor           # FloatTensor[B, 2]: each scene's xy minimum
+    cell: torch.Tensor         # FloatTensor[B, 2]: each scene's cell edge in x and y (metres)
+
+    def centres(self) -> torch.Tensor:
+        """FloatTensor[B * S * S, 2]: xy centre of every cell."""
+        s = self.size
+        iy, ix = torch.meshgrid(torch.arange(s, device=self.lo.device), torch.arange(s, device=self.lo.device),
+                                indexing="ij")
+        idx = torch.stack([ix.reshape(-1), iy.reshape(-1)], 1).to(self.lo.dtype) + 0.5   # [S*S, 2]
+        return (self.lo[:, None, :] + idx[None] * self.cell[:, None, :]).reshape(-1, 2)
+
+
+def make_grid(xy: torch.Tensor, batch_index: torch.Tensor, batch_size: int, size: int) -> Grid:
+    """The S x S grid over each scene's xy bounding box (xy FloatTensor[V, 2])."""
+    inf = torch.full((batch_size, 2), float("inf"), dtype=xy.dtype, device=xy.device)
+    lo = inf.scatter_reduce(0, batch_index[:, None].expand(-1, 2), xy, "amin")
+    hi = (-inf).scatter_reduce(0, batch_index[:, None].expand(-1, 2), xy, "amax")
+    lo = torch.where(torch.isfinite(lo), lo, torch.zeros_like(lo))
+    hi = torch.where(torch.isfinite(hi), hi, lo)
+    cell = (hi - lo).clamp_min(MIN_EXTENT) / size
+    ij = ((xy - lo[batch_index]) / cell[batch_index]).floor().long().clamp(0, size - 1)
+    return Grid(size, batch_index * size * size + ij[:, 1] * size + ij[:, 0], lo, cell)
+
+
+class GridHead(nn.Module):
+    """Category and kernel branches over S x S grids of pooled voxel features, and the per-voxel mask
+    features the kernels act on. See the module docstring.
+
+    in_channels: width of the backbone's voxel features; num_classes: instance classes (their
+    indices are the model's class indices); grids: grid sizes S, increasing; size_ranges: for each
+    grid, the (low, high) range in metres of the objects' larger xy side it is responsible for;
+    mask_dim: the learned part of the mask features; hidden: width of the branches and of the
+    dynamic MLP's hidden layer.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, grids: Sequence[int] = (8, 16),
+                 size_ranges: Sequence[tuple[float, float]] = ((1.2, 1e9), (0.0, 1.2)), mask_dim: int = 8,
+                 hidden: int = 64, dynamic_hidden: int = 8, centre_radius: float = 0.2) -> None:
+        super().__init__()
+        grids = [int(s) for s in grids]
+        if not grids or any(s < 1 for s in grids) or any(b <= a for a, b in zip(grids, grids[1:])):
+            raise ValueError(f"GridHead: grids must be sizes >= 1 that increase, got {list(grids)}")
+        if len(size_ranges) != len(grids) or any(not 0 <= lo < hi for lo, hi in size_ranges):
+            raise ValueError(f"GridHead: size_ranges needs one (low, high) with 0 <= low < high per grid, got "
+                             f"{list(size_ranges)}")
+        if not 0 <= centre_radius <= 1:
+            raise ValueError(f"GridHead: centre_radius must be in [0, 1], got {centre_radius}")
+        self.grids, self.size_ranges = grids, [tuple(map(float, r)) for r in size_ranges]
+        self.num_classes, self.mask_dim, self.dynamic_hidden = num_classes, mask_dim, dynamic_hidden
+        self.centre_radius = float(centre_radius)
+        c = in_channels + 2  # + the cell's normalised x, y (CoordConv)
+        self.trunk = nn.Sequential(nn.Conv2d(c, hidden, 3, padding=1), nn.GroupNorm(8, hidden), nn.ReLU(),
+                                   nn.Conv2d(hidden, hidden, 3, padding=1), nn.GroupNorm(8, hidden), nn.ReLU())
+        self.category = nn.Conv2d(hidden, num_classes, 3, padding=1)
+        nn.init.constant_(self.category.bias, -4.6)  # prior 0.01: the focal loss's usual start
+        d, h = mask_dim + 3, dynamic_hidden
+        self.kernel_size = d * h + h + h + 1  # two dynamic layers: d -> h -> 1, with biases
+        self.kernel = nn.Conv2d(hidden, self.kernel_size, 3, padding=1)
+        self.mask_features = nn.Sequential(nn.Linear(in_channels, hidden), nn.ReLU(), nn.Linear(hidden, mask_dim))
+
+    def grid_outputs(self, features: torch.Tensor, grid: Grid, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(category logits FloatTensor[B * S * S, num_classes], kernels FloatTensor[B * S * S, K])."""
+        s, c = grid.size, features.shape[1]
+        cells = batch_size * s * s
+        pooled = features.new_zeros(cells, c).index_add_(0, grid.cell_of, features)
+        count = torch.bincount(grid.cell_of, minlength=cells).to(features.dtype).clamp_min(1)
+        pooled = pooled / count[:, None]
+        coords = torch.linspace(-1, 1, s, device=features.device, dtype=features.dtype)
+        cy, cx = torch.meshgrid(coords, coords, indexing="ij")
+        image = pooled.reshape(batch_size, s, s, c).permute(0, 3, 1, 2)
+        image = torch.cat([image, cx.expand(batch_size, 1, s, s), cy.expand(batch_size, 1, s, s)], 1)
+        trunk = self.trunk(image)
+        logits = self.category(trunk).permute(0, 2, 3, 1).reshape(cells, self.num_classes)
+        kernels = self.kernel(trunk).permute(0, 2, 3, 1).reshape(cells, self.kernel_size)
+        return logits, kernels
+
+    def mask_logits(self, kernels: torch.Tensor, mask_feats: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+        """Dynamic MLP: kernels FloatTensor[P, K] on one scene's voxels (mask_feats [V, mask_dim],
+        rel [P, V, 3] each voxel's position relative to cell p) -> mask logits FloatTensor[P, V]."""
+        d, h = self.mask_dim + 3, self.dynamic_hidden
+        w1 = kernels[:, : d * h].reshape(-1, d, h)
+        b1 = kernels[:, d * h: d * h + h]
+        w2 = kernels[:, d * h + h: d * h + 2 * h]
+        b2 = kernels[:, -1]
+        x = torch.cat([mask_feats.expand(rel.shape[0], -1, -1), rel], 2)          # [P, V, d]
+        hidden = torch.relu(torch.bmm(x, w1) + b1[:, None, :])                     # [P, V, h]
+        return torch.bmm(hidden, w2[:, :, None])[..., 0] + b2[:, None]
+
+
+def relative_positions(centres: torch.Tensor, cell_xy: torch.Tensor, cell: torch.Tensor, floor: float) -> torch.Tensor:
+    """FloatTensor[P, V, 3]: each voxel's xy offset from cell p's centre in cell edges, and its height
+    above the scene's floor in metres / 3 (a room's height), the coordinates the dynamic MLP sees.
+    centres FloatTensor[V, 3]: one scene's voxel centres; cell_xy, cell FloatTensor[P, 2]: the cells'
+    centres and edges."""
+    xy = (centres[None, :, :2] - cell_xy[:, None, :]) / cell[:, None, :]
+    z = ((centres[:, 2] - floor) / 3.0)[None, :, None].expand(cell_xy.shape[0], -1, 1)
+    return torch.cat([xy, z], 2)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of 1 - 2 sum(p t) / (sum p^2 + sum t^2) (V-Net's dice, as SOLO), p = sigmoid."""
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum(1)
+    return (1 - 2 * inter / ((p * p).sum(1) + (target * target).sum(1)).clamp_min(1e-6)).mean()
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """Sigmoid focal loss (Lin et al. 2017), summed: logits and 0/1 target FloatTensor[..., C]."""
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = p * target + (1 - p) * (1 - target)
+    a_t = alpha * target + (1 - alpha) * (1 - target)
+    return (a_t * (1 - p_t) ** gamma * ce).sum()

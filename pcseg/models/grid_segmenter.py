@@ -1,0 +1,170 @@
+"""The grid segmenter: sparse U-Net -> GridHead; its training targets and losses, and its candidates.
+
+``forward(batch)`` returns the named losses in training mode (``category``: focal loss over every
+cell and class, ``mask``: dice of the responsible cells' masks, ``total``) and, in eval mode, every
+scene's candidate instances (cell and class above ``score_threshold``, with mask probabilities over
+the scene's voxels). Removing duplicates (Matrix-NMS) and going back to points is the predictor's job.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pcseg.data.voxelize import Voxels, voxel_mean, voxelize
+from pcseg.models.grid import Grid, GridHead, dice_loss, focal_loss, make_grid, relative_positions
+from pcseg.sparse import SparseTensor
+from pcseg.structures import Batch
+
+FIRST_INSTANCE_CLASS = 2  # ScanNet20 indices 2..19 are the 18 instance classes (no wall, floor)
+
+
+@dataclass
+class Candidates:
+    """One scene's candidate instances before duplicate removal."""
+
+    mask_probs: torch.Tensor   # FloatTensor[K, V] over the scene's voxels
+    classes: torch.Tensor      # LongTensor[K] ScanNet20 class index
+    scores: torch.Tensor       # FloatTensor[K] category probability of the cell
+
+
+@dataclass
+class Targets:
+    """Per cell (all grids, concatenated): category target; and for the positive cells: scene, instance."""
+
+    category: torch.Tensor     # FloatTensor[cells, num_classes] 0/1
+    positive: torch.Tensor     # LongTensor[P] cell rows
+    scene: torch.Tensor        # LongTensor[P]
+    instance: torch.Tensor     # LongTensor[P] row of the instance in ``fractions``
+    fractions: torch.Tensor    # FloatTensor[I, V] share of each voxel's points in each instance
+
+
+class GridSegmenter(nn.Module):
+    """backbone (SparseTensor -> SparseTensor, ``out_channels``) + GridHead, on voxels of ``voxel_size``."""
+
+    def __init__(self, backbone: nn.Module, head: GridHead, voxel_size: float = 0.05, mask_weight: float = 3.0,
+                 score_threshold: float = 0.1, max_masks: int = 64) -> None:
+        super().__init__()
+        if not 0 < float(voxel_size) < float("inf"):
+            raise ValueError(f"GridSegmenter: voxel_size must be a positive finite number, got {voxel_size}")
+        self.backbone, self.head, self.voxel_size = backbone, head, float(voxel_size)
+        self.mask_weight, self.score_threshold, self.max_masks = float(mask_weight), float(score_threshold), max_masks
+
+    def forward(self, batch: Batch):
+        if batch.points.shape[0] == 0:
+            raise ValueError("GridSegmenter: Batch.points is empty (no points in the batch)")
+        voxels = voxelize(batch.points, batch.offset, self.voxel_size)
+        features = self.backbone(SparseTensor(voxel_mean(batch.features, voxels), voxels.coords)).features
+        centres = voxels.centers()
+        b = int(batch.offset.numel())
+        grids = [make_grid(centres[:, :2], voxels.batch_index, b, s) for s in self.head.grids]
+        outputs = [self.head.grid_outputs(features, g, b) for g in grids]
+        logits = torch.cat([o[0] for o in outputs])
+        kernels = torch.cat([o[1] for o in outputs])
+        mask_feats = self.head.mask_features(features)
+        if self.training:
+            targets = self.targets(batch, voxels, centres, grids)
+            return self.losses(logits, kernels, mask_feats, centres, voxels, grids, targets)
+        return {"voxels": voxels, "candidates": self.candidates(logits, kernels, mask_feats, centres, voxels, grids)}
+
+    # --- where a cell is and which scene it belongs to ---------------------------------------------
+    def _cells(self, grids: list[Grid], batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For every cell (grids concatenated): xy centre, edge (xy) and scene."""
+        xy = torch.cat([g.centres() for g in grids])
+        edge = torch.cat([g.cell.repeat_interleave(g.size * g.size, 0) for g in grids])
+        scene = torch.cat([torch.arange(batch_size, device=xy.device).repeat_interleave(g.size * g.size) for g in grids])
+        return xy, edge, scene
+
+    def _masks(self, kernels, mask_feats, centres, voxels: Voxels, cell_xy, cell_edge, scene: int) -> torch.Tensor:
+        lo = 0 if scene == 0 else int(voxels.offset[scene - 1])
+        hi = int(voxels.offset[scene])
+        floor = float(centres[lo:hi, 2].min()) if hi > lo else 0.0
+        rel = relative_positions(centres[lo:hi], cell_xy, cell_edge, floor)
+        return self.head.mask_logits(kernels, mask_feats[lo:hi], rel)
+
+    # --- training -----------------------------------------------------------------------------------
+    def targets(self, batch: Batch, voxels: Voxels, centres: torch.Tensor, grids: list[Grid]) -> Targets:
+        head, b = self.head, int(batch.offset.numel())
+        point_scene = batch.batch_index
+        cells = sum(b * g.size * g.size for g in grids)
+        category = torch.zeros(cells, head.num_classes, device=centres.device)
+        first_cell = [0]
+        for g in grids:
+            first_cell.append(first_cell[-1] + b * g.size * g.size)
+        # every (scene, instance id) of an instance class becomes one row
+        valid = (batch.instance >= 0) & (batch.semantic >= FIRST_INSTANCE_CLASS)
+        key = point_scene[valid] * (int(batch.instance.max()) + 1 if valid.any() else 1) + batch.instance[valid]
+        uniq, inverse = torch.unique(key, return_inverse=True)
+        n_inst = uniq.numel()
+        fractions = centres.new_zeros(n_inst, voxels.num_voxels)
+        if n_inst:
+            fractions.index_put_((inverse, voxels.inverse[valid]), torch.ones_like(inverse, dtype=centres.dtype),
+                                 accumulate=True)
+            fractions /= voxels.counts.to(centres.dtype)[None, :]
+        positive, scene_of, instance_of = [], [], []
+        pts, sem, scn = batch.points[valid], batch.semantic[valid], point_scene[valid]
+        for i in range(n_inst):
+            member = inverse == i
+            xy = pts[member, :2]
+            lo_xy, hi_xy = xy.min(0).values, xy.max(0).values
+            side, centre = float((hi_xy - lo_xy).max()), xy.mean(0)
+            scene, cls = int(scn[member][0]), int(sem[member][0]) - FIRST_INSTANCE_CLASS
+            for gi, g in enumerate(grids):
+                low, high = head.size_ranges[gi]
+                if not low <= side < high:
+                    continue
+                reach = head.centre_radius * (hi_xy - lo_xy) / 2
+                first = ((centre - reach - g.lo[scene]) / g.cell[scene]).floor().long().clamp(0, g.size - 1)
+                last = ((centre + reach - g.lo[scene]) / g.cell[scene]).floor().long().clamp(0, g.size - 1)
+                for iy in range(int(first[1]), int(last[1]) + 1):
+                    for ix in range(int(first[0]), int(last[0]) + 1):
+                        row = first_cell[gi] + scene * g.size * g.size + iy * g.size + ix
+                        category[row] = 0
+                        category[row, cls] = 1
+                        positive.append(row)
+                        scene_of.append(scene)
+                        instance_of.append(i)
+        as_long = {"dtype": torch.long, "device": centres.device}
+        return Targets(category, torch.tensor(positive, **as_long), torch.tensor(scene_of, **as_long),
+                       torch.tensor(instance_of, **as_long), fractions)
+
+    def losses(self, logits, kernels, mask_feats, centres, voxels, grids, targets: Targets) -> dict[str, torch.Tensor]:
+        num_pos = targets.positive.numel()
+        category = focal_loss(logits, targets.category) / (num_pos + 1)
+        mask = logits.sum() * 0.0 + kernels.sum() * 0.0 + mask_feats.sum() * 0.0  # keeps every parameter in the graph
+        if num_pos:
+            pick = torch.arange(num_pos, device=logits.device)
+            if num_pos > self.max_masks:  # at most max_masks masks a step: the first ones of a fixed shuffle
+                pick = torch.randperm(num_pos, generator=torch.Generator().manual_seed(num_pos))[: self.max_masks]
+            cell_xy, cell_edge, _ = self._cells(grids, int(voxels.offset.numel()))
+            parts = []
+            for scene in targets.scene[pick].unique().tolist():
+                rows = pick[targets.scene[pick] == scene]
+                cells = targets.positive[rows]
+                lo = 0 if scene == 0 else int(voxels.offset[scene - 1])
+                hi = int(voxels.offset[scene])
+                mask_logits = self._masks(kernels[cells], mask_feats, centres, voxels, cell_xy[cells], cell_edge[cells],
+                                          scene)
+                parts.append((mask_logits, targets.fractions[targets.instance[rows], lo:hi]))
+            mask = mask + sum(dice_loss(m, t) * m.shape[0] for m, t in parts) / pick.numel()
+        return {"category": category, "mask": mask, "total": category + self.mask_weight * mask}
+
+    # --- inference ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def candidates(self, logits, kernels, mask_feats, centres, voxels: Voxels, grids) -> list[Candidates]:
+        b = int(voxels.offset.numel())
+        cell_xy, cell_edge, cell_scene = self._cells(grids, b)
+        probs = torch.sigmoid(logits)
+        out = []
+        for scene in range(b):
+            cell, cls = torch.nonzero((probs > self.score_threshold) & (cell_scene == scene)[:, None], as_tuple=True)
+            lo = 0 if scene == 0 else int(voxels.offset[scene - 1])
+            hi = int(voxels.offset[scene])
+            if cell.numel() == 0 or hi == lo:
+                out.append(Candidates(centres.new_zeros(0, hi - lo), cls + FIRST_INSTANCE_CLASS, probs.new_zeros(0)))
+                continue
+            masks = torch.sigmoid(self._masks(kernels[cell], mask_feats, centres, voxels, cell_xy[cell], cell_edge[cell],
+                                              scene))
+            out.append(Candidates(masks, cls + FIRST_INSTANCE_CLASS, probs[cell, cls]))
+        return out

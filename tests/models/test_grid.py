@@ -1,0 +1,137 @@
+"""The grid head: grid geometry, centre-sampling targets, the dynamic mask MLP, the losses against hand
+computations, and a few training steps that reduce the loss."""
+import math
+
+import pytest
+import torch
+
+from pcseg.data import collate
+from pcseg.models.backbone import SparseUNet
+from pcseg.models.grid import GridHead, dice_loss, focal_loss, make_grid, relative_positions
+from pcseg.models.grid_segmenter import FIRST_INSTANCE_CLASS, GridSegmenter
+from pcseg.structures import Batch
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def test_grid_cells_cover_each_scenes_box():
+    xy = torch.tensor([[0.0, 0.0], [3.99, 0.1], [2.0, 1.99], [10.0, 10.0], [12.0, 14.0]])
+    grid = make_grid(xy, torch.tensor([0, 0, 0, 1, 1]), 2, 4)
+    # scene 0: x in [0, 3.99], y in [0, 1.99]: cells of 0.9975 x 0.4975 m
+    assert grid.cell_of.tolist()[:3] == [0, 3, 3 * 4 + 2]
+    assert grid.cell_of.tolist()[3:] == [16 + 0, 16 + 15]  # scene 1 starts at row S * S
+    centres = grid.centres()
+    assert centres.shape == (32, 2)
+    torch.testing.assert_close(centres[0], torch.tensor([0.99750 / 2, 0.4975 / 2]))
+
+
+def box(lo, hi, n, g):
+    lo, hi = torch.tensor(lo), torch.tensor(hi)
+    return lo + torch.rand(n, 3, generator=g) * (hi - lo)
+
+
+def two_objects():
+    """A 6 x 6 m floor, a 2 x 1 m bed (class 3) and a 0.5 m chair (class 4)."""
+    g = torch.Generator().manual_seed(0)
+    floor = box([0, 0, 0], [6, 6, 0.02], 3000, g)
+    bed = box([1.6, 0.5, 0], [3.6, 1.5, 0.5], 800, g)
+    chair = box([4.0, 4.0, 0], [4.5, 4.5, 0.8], 400, g)
+    points = torch.cat([floor, bed, chair])
+    semantic = torch.cat([torch.full((3000,), 1), torch.full((800,), 3), torch.full((400,), 4)])
+    instance = torch.cat([torch.full((3000,), -1), torch.full((800,), 1), torch.full((400,), 2)])
+    return Batch(points, torch.rand(len(points), 3, generator=g), torch.tensor([len(points)]), semantic, instance)
+
+
+def tiny(grids=(4, 8), size_ranges=((1.2, 1e9), (0.0, 1.2)), **kw):
+    torch.manual_seed(0)
+    backbone = SparseUNet(3, (8, 16))
+    head = GridHead(backbone.out_channels, 18, grids=grids, size_ranges=size_ranges, hidden=16, **kw)
+    return GridSegmenter(backbone, head, voxel_size=0.1)
+
+
+def test_targets_put_each_object_on_its_grid_at_its_centre():
+    model = tiny(centre_radius=0.0)
+    batch = two_objects()
+    from pcseg.data.voxelize import voxelize
+
+    voxels = voxelize(batch.points, batch.offset, 0.1)
+    centres = voxels.centers()
+    grids = [make_grid(centres[:, :2], voxels.batch_index, 1, s) for s in model.head.grids]
+    t = model.targets(batch, voxels, centres, grids)
+    rows, classes = torch.nonzero(t.category, as_tuple=True)
+    # the bed (2 m) on the 4 x 4 grid, its centre (2.6, 1.0) in cell (1, 0) of ~1.5 m cells; the chair
+    # (0.5 m) on the 8 x 8 grid (rows from 16 on), its centre (4.25, 4.25) in cell (5, 5) of ~0.74 m
+    assert sorted(zip(rows.tolist(), classes.tolist())) == [(0 * 4 + 1, 3 - FIRST_INSTANCE_CLASS),
+                                                           (16 + 5 * 8 + 5, 4 - FIRST_INSTANCE_CLASS)]
+    assert t.positive.numel() == 2 and t.fractions.shape == (2, voxels.num_voxels)
+    # the fractions are the share of each voxel's points in the instance: summed, its point count
+    counts = voxels.counts.float()
+    assert sorted((t.fractions * counts).sum(1).round().tolist()) == [400.0, 800.0]
+    wide = tiny(centre_radius=1.0).targets(batch, voxels, centres, grids)
+    assert wide.positive.numel() > 2  # centre sampling: cells near the centre are positive too
+
+
+def test_dynamic_mask_mlp_equals_an_explicit_mlp_per_cell():
+    head = GridHead(8, 18, grids=(4,), size_ranges=((0.0, 1e9),), mask_dim=5, dynamic_hidden=3, hidden=16)
+    g = torch.Generator().manual_seed(1)
+    kernels = torch.randn(2, head.kernel_size, generator=g)
+    feats = torch.randn(7, 5, generator=g)
+    rel = torch.randn(2, 7, 3, generator=g)
+    got = head.mask_logits(kernels, feats, rel)
+    d, h = 8, 3
+    for p in range(2):
+        k = kernels[p]
+        w1, b1, w2, b2 = k[: d * h].reshape(d, h), k[d * h: d * h + h], k[d * h + h: d * h + 2 * h], k[-1]
+        x = torch.cat([feats, rel[p]], 1)
+        torch.testing.assert_close(got[p], torch.relu(x @ w1 + b1) @ w2 + b2)
+
+
+def test_relative_positions_are_in_cell_edges_and_height_over_three_metres():
+    centres = torch.tensor([[1.0, 2.0, 0.5], [3.0, 2.0, 1.5]])
+    rel = relative_positions(centres, torch.tensor([[1.0, 1.0]]), torch.tensor([[0.5, 2.0]]), floor=0.0)
+    torch.testing.assert_close(rel[0], torch.tensor([[0.0, 0.5, 0.5 / 3], [4.0, 0.5, 0.5]]))
+
+
+def test_dice_and_focal_losses_by_hand():
+    logits = torch.tensor([[0.0, 2.0, -2.0]])
+    target = torch.tensor([[1.0, 1.0, 0.0]])
+    p = torch.sigmoid(logits)[0]
+    want = 1 - 2 * (p[0] + p[1]) / ((p ** 2).sum() + 2)
+    assert float(dice_loss(logits, target)) == pytest.approx(float(want))
+    x, t = torch.tensor([[1.5, -0.5]]), torch.tensor([[1.0, 0.0]])
+    q = 1 / (1 + math.exp(-1.5)), 1 / (1 + math.exp(0.5))
+    want = 0.25 * (1 - q[0]) ** 2 * -math.log(q[0]) + 0.75 * q[1] ** 2 * -math.log(1 - q[1])
+    assert float(focal_loss(x, t)) == pytest.approx(want, rel=1e-5)
+
+
+def test_training_reaches_every_parameter_and_lowers_the_loss_and_eval_gives_candidates():
+    from pcseg.synth import generate_scene
+
+    model = tiny().train()
+    batch = collate([generate_scene(3, "s").scene])
+    first = model(batch)
+    assert set(first) == {"category", "mask", "total"} and torch.isfinite(first["total"])
+    first["total"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), 3e-3)
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss = model(batch)
+        loss["total"].backward()
+        optimizer.step()
+    assert float(loss["total"].detach()) < 0.6 * float(first["total"].detach())
+    model.eval()
+    (cands,) = model(batch)["candidates"]
+    assert cands.mask_probs.shape[0] == cands.classes.shape[0] == cands.scores.shape[0] > 0
+    assert bool((cands.classes >= FIRST_INSTANCE_CLASS).all()) and bool((cands.scores > 0.1).all())
+
+
+def test_bad_head_settings_name_the_setting():
+    with pytest.raises(ValueError, match="grids"):
+        GridHead(8, 18, grids=(16, 8))
+    with pytest.raises(ValueError, match="grids"):
+        GridHead(8, 18, grids=(0, 8))
+    with pytest.raises(ValueError, match="size_ranges"):
+        GridHead(8, 18, grids=(8,), size_ranges=((1.0, 0.5),))
+    with pytest.raises(ValueError, match="centre_radius"):
+        GridHead(8, 18, centre_radius=2.0)
