@@ -129,7 +129,8 @@ def test_balanced_class_weights_by_hand():
 
 def test_class_balance_weights_the_training_loss_and_not_the_checkpoint(data, tmp_path):
     from pcseg.data import semantic_point_counts, training_labels
-    from pcseg.pipelines.bottomup.build import build_model, class_weights, train_dataset
+    from pcseg.pipelines.bottomup.build import build_model, class_weights
+    from pcseg.pipelines.scenes import train_dataset
 
     recipe = load_config(BottomUpRecipe, data, ["train_split=all", "class_balance=0.5"])
     dataset = train_dataset(recipe)
@@ -152,7 +153,7 @@ def test_class_balance_weights_the_training_loss_and_not_the_checkpoint(data, tm
 
 
 def test_train_split_all_uses_every_scene(data, tmp_path):
-    from pcseg.pipelines.bottomup.build import train_dataset
+    from pcseg.pipelines.scenes import train_dataset
 
     root = load_config(BottomUpRecipe, data).data_root
     recipe = load_config(BottomUpRecipe, data, ["train_split=all"])
@@ -270,7 +271,8 @@ def test_a_model_gains_the_height_channel_with_the_same_outputs(data, tmp_path):
     input channel starts at zero, so the new model predicts exactly what the old one did."""
     from pcseg.data import collate
     from pcseg.pipelines.bottomup.build import build_model
-    from pcseg.pipelines.bottomup.training import load_initial_weights
+    from pcseg.pipelines.bottomup.recipe import ARCHITECTURE_KEYS
+    from pcseg.pipelines.scenes import load_initial_weights
     from pcseg.io.scannet import list_scenes, read_scannet_scene
 
     first = tmp_path / "first"
@@ -281,16 +283,16 @@ def test_a_model_gains_the_height_channel_with_the_same_outputs(data, tmp_path):
     old.load_state_dict(ckpt["model"])
     new_recipe = BottomUpRecipe(**{**ckpt["config"], "height_feature": True})
     new = build_model(new_recipe)
-    assert load_initial_weights(first / "model.pt", new, new_recipe) is True
+    assert load_initial_weights(first / "model.pt", new, new_recipe, ARCHITECTURE_KEYS) is True
     root = load_config(BottomUpRecipe, data).data_root
     scene = read_scannet_scene(list_scenes(root)[0])
     with torch.no_grad():
         want = old.eval()(collate([scene]))["semantic_logits"]
         got = new.eval()(collate([scene], height=True))["semantic_logits"]
     torch.testing.assert_close(got, want)
-    assert load_initial_weights(first / "model.pt", old, old_recipe) is False
+    assert load_initial_weights(first / "model.pt", old, old_recipe, ARCHITECTURE_KEYS) is False
     with pytest.raises(DataError, match="height_feature"):  # a height model cannot start one without it
         tall = tmp_path / "tall.pt"
         torch.save({**ckpt, "config": {**ckpt["config"], "height_feature": True},
                     "model": new.state_dict()}, tall)
-        load_initial_weights(tall, build_model(old_recipe), old_recipe)
+        load_initial_weights(tall, build_model(old_recipe), old_recipe, ARCHITECTURE_KEYS)

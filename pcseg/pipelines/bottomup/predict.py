@@ -21,7 +21,8 @@ from ...labels import semantic20_to_nyu40
 from ...runtime import apply_prediction_threads
 from ...structures import InstanceSet, Prediction, Scene
 from .. import SHIPPED_MODEL
-from .build import build_model, cluster_settings, select_backend
+from ..scenes import select_backend
+from .build import build_model, cluster_settings
 from .recipe import PREDICT_KEYS, BottomUpRecipe
 
 

@@ -16,26 +16,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ...data import collate
-from ...engine.checkpoint import check_compatible, load_checkpoint, load_model_state
-from ...engine.distributed import DistInfo, all_reduce_mean, barrier
+from ...engine.distributed import DistInfo, all_reduce_mean
 from ...engine.loop import epoch_batches, plain_result
 from ...runtime import apply_recipe_threads
-from .build import build_model, class_weights, select_backend, train_dataset, val_dataset, val_root
+from ..scenes import ensure_synthetic_data, load_initial_weights, select_backend, train_dataset, val_dataset
+from .build import build_model, class_weights
 from .recipe import ARCHITECTURE_KEYS, BottomUpRecipe
-
-
-def ensure_synthetic_data(recipe: BottomUpRecipe, info: DistInfo, progress: bool = True) -> None:
-    """Generate the recipe's synthetic rooms once (rank 0) when asked to and missing."""
-    from ...synth import ensure_synthetic_dataset
-
-    wanted = [(Path(recipe.data_root), recipe.synth_scenes, recipe.synth_seed)]
-    if recipe.val_root:
-        wanted.append((val_root(recipe), recipe.val_synth_scenes, recipe.val_synth_seed))
-    if info.is_main:
-        for root, scenes, seed in wanted:
-            if scenes > 0:
-                ensure_synthetic_dataset(root, scenes, seed=seed, progress=progress)
-    barrier(info)
 
 
 def validate(model: torch.nn.Module, recipe: BottomUpRecipe, device: torch.device, progress: bool = False) -> dict:
@@ -66,29 +52,6 @@ def validate(model: torch.nn.Module, recipe: BottomUpRecipe, device: torch.devic
     return result
 
 
-def load_initial_weights(path: Path, model: torch.nn.Module, recipe: BottomUpRecipe) -> bool:
-    """Load the weights of the checkpoint ``path`` (``init_weights``) into ``model``. The architecture
-    must match, except that a model without the height channel may start a model with it: the first
-    conv's weights for the new channel start at zero, so the model computes what it did. Returns
-    whether the height channel was added."""
-    init = load_checkpoint(path)
-    saved = dict(init["config"])
-    add_height = recipe.height_feature and not saved.get("height_feature", False)
-    if add_height:
-        saved["height_feature"] = True
-    check_compatible(path, saved, recipe.to_dict(), ARCHITECTURE_KEYS)
-    state = dict(init["model"])
-    if add_height:  # the first conv's input-channel axis (its place depends on the sparse backend) grows by one
-        key = "backbone.stem.0.weight"
-        old, want = state[key], model.state_dict()[key].shape
-        axis = next(i for i, (a, b) in enumerate(zip(old.shape, want)) if a + 1 == b)
-        extra = list(old.shape)
-        extra[axis] = 1
-        state[key] = torch.cat([old, old.new_zeros(extra)], axis)
-    load_model_state(path, model, state)
-    return add_height
-
-
 class BottomUpTrainer:
     """The engine's ``Trainer`` for the bottom-up pipeline."""
 
@@ -103,7 +66,7 @@ class BottomUpTrainer:
         np.random.seed(recipe.seed)
         model = build_model(recipe)
         if recipe.init_weights and not resume:
-            added = load_initial_weights(Path(recipe.init_weights), model, recipe)
+            added = load_initial_weights(Path(recipe.init_weights), model, recipe, ARCHITECTURE_KEYS)
             if info.is_main:
                 print(f"starting from the weights of {recipe.init_weights}" + (
                     " (the height channel added with zero weights: the same outputs at the start)" if added else ""))

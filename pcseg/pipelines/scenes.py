@@ -1,0 +1,146 @@
+"""What the point-cloud pipelines (bottom-up, grid) share: the recipe settings of scene data, sparse
+backend, augmentation, fine-tuning and snapping (``SceneSettings``), and the parts built from them:
+the sparse backend, the augmentation, the training and validation datasets, the synthetic rooms."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data import Augmentation, SceneDataset
+from ..engine.checkpoint import check_compatible, load_checkpoint, load_model_state
+from ..engine.config import require
+from ..engine.distributed import DistInfo, barrier
+from ..engine.settings import TrainingSettings
+from ..errors import ConfigError
+from ..models import resolve_backend, use_backend
+
+SPARSE_BACKENDS = ("auto", "torch", "spconv", "minkowski")
+
+
+@dataclass
+class SceneSettings(TrainingSettings):
+    """The shared settings (``TrainingSettings``) and those of every pipeline that learns on scenes."""
+
+    # data
+    labels_tsv: str | None = None
+    cache_dir: str | None = None
+    height_feature: bool = False         # add height above the floor as a 4th input channel
+    backend: str = "auto"                # sparse convs: auto (spconv on CUDA, else torch) | torch | spconv | minkowski
+    # augmentation
+    augment: bool = True
+    rotate: bool = True
+    flip: bool = True
+    scale_min: float = 0.9
+    scale_max: float = 1.1
+    elastic: bool = True
+    color_jitter: bool = True
+    color_cast: float = 0.0              # per-scene per-channel colour gains in [1 - this, 1 + this]
+    gray_prob: float = 0.0               # probability of training on a scene's grey levels
+    color_drop_prob: float = 0.0         # probability of a scene with all colours one grey (geometry only)
+    holes: int = 0                       # cut up to this many holes (0.2-0.6 m) per scene, as real scans have
+    point_noise: float = 0.0             # per-scene point noise, std uniform in [0, this] metres
+    # optimisation
+    init_weights: str | None = None      # start from this checkpoint's weights (same architecture), e.g. to
+                                         # fine-tune the shipped model; --resume continues a run instead
+    lr_anneal: str = "steps"             # poly decay over epochs x steps ("steps"), or over the time budget
+                                         # as well, whichever ends first ("budget"; needs max_minutes)
+    # optimisation
+    init_weights: str | None = None      # start from this checkpoint's weights (same architecture), e.g. to
+                                         # fine-tune the shipped model; --resume continues a run instead
+    lr_anneal: str = "steps"             # poly decay over epochs x steps ("steps"), or over the time budget
+                                         # as well, whichever ends first ("budget"; needs max_minutes)
+    # prediction
+    segment_snap: float = 0.0            # > 0: a mask keeps the scan's segments (segs.json) it covers by at
+                                         # least this fraction and loses the rest; 0 = off
+    # engine
+    val_scenes: int = 0                  # validate on the first N scenes; 0 = all
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        need = functools.partial(require, self)
+        need(self.backend in SPARSE_BACKENDS, "backend", f"must be one of {SPARSE_BACKENDS}")
+        need(self.lr_anneal in ("steps", "budget"), "lr_anneal", "must be steps or budget")
+        need(0 < self.scale_min <= self.scale_max, "scale_min", "needs 0 < scale_min <= scale_max")
+        need(0 <= self.color_cast <= 1, "color_cast", "must be in [0, 1]")
+        need(isinstance(self.holes, int) and not isinstance(self.holes, bool) and self.holes >= 0, "holes",
+             "must be an integer >= 0")
+        need(0 <= self.point_noise <= 0.1, "point_noise", "must be in [0, 0.1] metres")
+        need(0 <= self.gray_prob <= 1 and 0 <= self.color_drop_prob <= 1, "gray_prob",
+             "gray_prob and color_drop_prob must be in [0, 1]")
+        need(0 <= self.segment_snap <= 1, "segment_snap", "must be in [0, 1] (0 = off)")
+
+
+def select_backend(recipe: SceneSettings, device: torch.device) -> str:
+    """Make the recipe's sparse-conv backend the process-wide one; a clear error if it cannot run here."""
+    try:
+        name = resolve_backend(recipe.backend, device)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"backend: {e}") from None
+    use_backend(recipe.backend)
+    return name
+
+
+def build_augmentation(recipe: SceneSettings) -> Augmentation | None:
+    if not recipe.augment:
+        return None
+    return Augmentation(rotate=recipe.rotate, flip=recipe.flip, scale=recipe.scale_min != recipe.scale_max,
+                        scale_range=(recipe.scale_min, recipe.scale_max), elastic=recipe.elastic,
+                        color=recipe.color_jitter, color_cast=recipe.color_cast, gray_prob=recipe.gray_prob,
+                        color_drop_prob=recipe.color_drop_prob, holes=recipe.holes, point_noise=recipe.point_noise)
+
+
+def val_root(recipe: SceneSettings) -> Path:
+    return Path(recipe.val_root or recipe.data_root)
+
+
+def train_dataset(recipe: SceneSettings) -> SceneDataset:
+    split = None if recipe.train_split == "all" else recipe.train_split  # "all": every scene under data_root
+    return SceneDataset(recipe.data_root, split, labels_tsv=recipe.labels_tsv,
+                        cache_dir=recipe.cache_dir, augment=build_augmentation(recipe), seed=recipe.seed)
+
+
+def val_dataset(recipe: SceneSettings) -> SceneDataset:
+    cache = None if recipe.cache_dir is None else Path(recipe.cache_dir) / "val"
+    split = None if recipe.val_split == "all" else recipe.val_split  # "all": every scene under val_root
+    return SceneDataset(val_root(recipe), split, labels_tsv=recipe.labels_tsv, cache_dir=cache)
+
+
+def ensure_synthetic_data(recipe: SceneSettings, info: DistInfo, progress: bool = True) -> None:
+    """Generate the recipe's synthetic rooms once (rank 0) when asked to and missing."""
+    from ..synth import ensure_synthetic_dataset
+
+    wanted = [(Path(recipe.data_root), recipe.synth_scenes, recipe.synth_seed)]
+    if recipe.val_root:
+        wanted.append((val_root(recipe), recipe.val_synth_scenes, recipe.val_synth_seed))
+    if info.is_main:
+        for root, scenes, seed in wanted:
+            if scenes > 0:
+                ensure_synthetic_dataset(root, scenes, seed=seed, progress=progress)
+    barrier(info)
+
+
+def load_initial_weights(path: Path, model: torch.nn.Module, recipe: SceneSettings,
+                         architecture_keys: tuple[str, ...]) -> bool:
+    """Load the weights of the checkpoint ``path`` (``init_weights``) into ``model``. The architecture
+    must match, except that a model without the height channel may start a model with it: the first
+    conv's weights for the new channel start at zero, so the model computes what it did. Returns
+    whether the height channel was added."""
+    init = load_checkpoint(path)
+    saved = dict(init["config"])
+    add_height = recipe.height_feature and not saved.get("height_feature", False)
+    if add_height:
+        saved["height_feature"] = True
+    check_compatible(path, saved, recipe.to_dict(), architecture_keys)
+    state = dict(init["model"])
+    if add_height:  # the first conv's input-channel axis (its place depends on the sparse backend) grows by one
+        key = "backbone.stem.0.weight"
+        old, want = state[key], model.state_dict()[key].shape
+        axis = next(i for i, (a, b) in enumerate(zip(old.shape, want)) if a + 1 == b)
+        extra = list(old.shape)
+        extra[axis] = 1
+        state[key] = torch.cat([old, old.new_zeros(extra)], axis)
+    load_model_state(path, model, state)
+    return add_height
