@@ -212,6 +212,13 @@ class InstanceSet:
         """IntArray[K]: number of points in each mask."""
         return self.masks.sum(1)
 
+    def labels_per_point(self) -> np.ndarray:
+        """IntArray[N]: the label of the highest-scoring instance holding each point, 0 for none."""
+        labels = np.zeros(self.num_points, np.int64)
+        for k in np.argsort(self.scores, kind="stable"):  # ascending: the best instance writes last
+            labels[self.masks[k]] = self.labels[k]
+        return labels
+
     def to_ids(self) -> np.ndarray:
         """IntArray[N]: one instance id per point (1..K in score order, highest score wins overlaps; 0 = none)."""
         ids = np.zeros(self.num_points, np.int64)

@@ -17,6 +17,7 @@ from ..errors import ConfigError, DataError
 UNITS = {  # name -> the module whose PIPELINE it is
     "bottomup": "pcseg.pipelines.bottomup",
     "maskrcnn2d": "pcseg.pipelines.maskrcnn2d",
+    "grid": "pcseg.pipelines.grid",
 }
 DEFAULT = "bottomup"
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "bottomup_synthetic.pt"

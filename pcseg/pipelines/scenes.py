@@ -1,21 +1,34 @@
 """What the point-cloud pipelines (bottom-up, grid) share: the recipe settings of scene data, sparse
-backend, augmentation, fine-tuning and snapping (``SceneSettings``), and the parts built from them:
-the sparse backend, the augmentation, the training and validation datasets, the synthetic rooms."""
+backend, augmentation, fine-tuning and snapping (``SceneSettings``), the parts built from them (the
+sparse backend, the augmentation, the datasets, the synthetic rooms, initial weights), validation on
+scenes, and ``SceneTrainer``: the engine's Trainer for a model that maps a Batch to named losses.
+
+Data order and augmentation depend only on (seed, epoch, index): ``--resume`` and DDP over several
+processes (torchrun; each takes its share of every epoch's batches) reproduce the same run."""
 from __future__ import annotations
 
 import functools
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
 
-from ..data import Augmentation, SceneDataset
+from ..data import Augmentation, SceneDataset, collate
 from ..engine.checkpoint import check_compatible, load_checkpoint, load_model_state
 from ..engine.config import require
-from ..engine.distributed import DistInfo, barrier
+from ..engine.distributed import DistInfo, all_reduce_mean, barrier
+from ..engine.loop import epoch_batches, plain_result
 from ..engine.settings import TrainingSettings
 from ..errors import ConfigError
 from ..models import resolve_backend, use_backend
+from ..runtime import apply_recipe_threads
+from ..structures import Prediction, Scene
 
 SPARSE_BACKENDS = ("auto", "torch", "spconv", "minkowski")
 
@@ -144,3 +157,105 @@ def load_initial_weights(path: Path, model: torch.nn.Module, recipe: SceneSettin
         state[key] = torch.cat([old, old.new_zeros(extra)], axis)
     load_model_state(path, model, state)
     return add_height
+
+
+def validate(model: torch.nn.Module, recipe: SceneSettings, predict: Callable[[Scene], Prediction],
+             progress: bool = False) -> dict:
+    """AP / AP50 / AP25 (ScanNet protocol) and semantic mIoU of ``predict`` on the validation split."""
+    from ..evaluation import InstanceEvaluator, SemanticEvaluator
+
+    dataset = val_dataset(recipe)
+    count = len(dataset) if recipe.val_scenes <= 0 else min(recipe.val_scenes, len(dataset))
+    instances, semantic = InstanceEvaluator(), SemanticEvaluator()
+    was_training = model.training
+    model.eval()
+    seconds = 0.0
+    # on a terminal only (disable=None): in a log, a bar nested in the training bar leaves escape codes
+    for i in tqdm(range(count), desc="validate", unit="scene", disable=(not progress) or None, leave=False):
+        scene = dataset.load(i)
+        start = time.perf_counter()
+        pred = predict(scene)
+        seconds += time.perf_counter() - start
+        instances.process(scene, pred.instances, name=scene.name)
+        semantic.process(scene.semantic, pred.semantic, name=scene.name)
+    model.train(was_training)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # classes absent from a small validation set are expected
+        result = instances.evaluate()
+        result["mIoU"] = semantic.evaluate()["mIoU"]
+    result["seconds_per_scene"] = seconds / max(count, 1)
+    return result
+
+
+class SceneTrainer:
+    """The engine's ``Trainer`` for a point-cloud pipeline whose model maps a Batch to named losses
+    (``total`` among them). A unit subclasses it with ``build_model``, ``architecture_keys``,
+    ``predict_scene(model, scene, recipe, device)`` and the losses shown on the progress bar."""
+
+    metric, also, distributed = "AP50", ("AP",), True
+    architecture_keys: tuple[str, ...] = ()
+    shown: dict[str, str] = {}           # progress-bar label -> loss shown beside the total
+
+    def build_model(self, recipe) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def predict_scene(self, model, scene: Scene, recipe, device) -> Prediction:
+        raise NotImplementedError
+
+    def prepare(self, progress: bool) -> None:
+        """After the training set is read, before the first step (e.g. class weights from it)."""
+
+    def __init__(self, recipe: SceneSettings, device: torch.device, info: DistInfo, resume: bool, progress: bool):
+        self.recipe, self.device, self.info = recipe, device, info
+        apply_recipe_threads(recipe.threads)
+        self.backend = select_backend(recipe, device)
+        ensure_synthetic_data(recipe, info, progress)
+        torch.manual_seed(recipe.seed)
+        np.random.seed(recipe.seed)
+        model = self.build_model(recipe)
+        if recipe.init_weights and not resume:
+            added = load_initial_weights(Path(recipe.init_weights), model, recipe, self.architecture_keys)
+            if info.is_main:
+                print(f"starting from the weights of {recipe.init_weights}" + (
+                    " (the height channel added with zero weights: the same outputs at the start)" if added else ""))
+        self.model = model.to(device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        self.dataset = train_dataset(recipe)
+        self.prepare(progress)
+        self.steps_per_epoch = len(epoch_batches(len(self.dataset), recipe.batch_size, recipe.seed, 0, info.rank,
+                                                 info.world_size))
+        self.anneal_over_budget = recipe.lr_anneal == "budget"
+        self.net = torch.nn.parallel.DistributedDataParallel(self.model) if info.enabled else self.model
+
+    def intro(self) -> str:
+        return f"training on {self.device} ({self.info.world_size} process(es)), sparse backend {self.backend}"
+
+    def batches(self, epoch: int, first: int):
+        recipe, info = self.recipe, self.info
+        self.dataset.set_epoch(epoch)
+        batches = epoch_batches(len(self.dataset), recipe.batch_size, recipe.seed, epoch, info.rank, info.world_size)
+        return DataLoader(self.dataset, batch_sampler=batches[first:], num_workers=recipe.workers,
+                          collate_fn=functools.partial(collate, height=recipe.height_feature))
+
+    def forward(self, batch):
+        losses = self.net(batch.to(self.device))
+        return losses["total"], losses
+
+    def record(self, total, losses, batch, seconds):
+        # means over the ranks, so every rank sees the same values (and stops together)
+        values = {k: all_reduce_mean(float(v.detach()), self.info) for k, v in losses.items()}
+        rate = all_reduce_mean(batch.points.shape[0] / seconds, self.info) * self.info.world_size
+        fields = {**values, "points_per_s": rate}
+        shown = {"loss": f"{fields['total']:.3f}", **{label: f"{fields[k]:.3f}" for label, k in self.shown.items()}}
+        return fields, {**shown, "pts_s": f"{rate:.0f}"}
+
+    def validate(self, progress: bool) -> dict:
+        return validate(self.model, self.recipe, lambda s: self.predict_scene(self.model, s, self.recipe, self.device),
+                        progress)
+
+    def describe(self, result: dict) -> str:
+        return (f"AP {result['AP']:.3f} AP50 {result['AP50']:.3f} AP25 {result['AP25']:.3f} "
+                f"mIoU {result['mIoU']:.3f}")
+
+    def plain(self, result: dict) -> dict:
+        return plain_result(result)

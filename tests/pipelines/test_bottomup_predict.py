@@ -160,8 +160,11 @@ def test_a_checkpoint_runs_on_the_spconv_backend_too(setup):
     data, ckpt = setup
     scene = read_scannet_scene(list_scenes(data)[0])
     batch = collate([Scene(scene.points[:3000], scene.colors[:3000])])
+    from pcseg.runtime import set_threads
+
     before = torch.get_num_threads()
     try:
+        set_threads(2)  # threads already chosen: loading a model keeps them (a fresh process would pick its own)
         torch.set_num_threads(2)
         with pytest.raises(ConfigError, match="backend"):  # spconv's CPU path is unsafe multithreaded
             load_model(ckpt, overrides=["backend=spconv"])

@@ -37,10 +37,7 @@ def load_model2d(path: str | os.PathLike, device: str | torch.device = "cpu", ov
 
 def vertex_semantic(instances: InstanceSet) -> np.ndarray:
     """IntArray[N] NYU40 id per vertex: the label of the highest-scoring instance holding it, 0 for none."""
-    semantic = np.zeros(instances.num_points, np.int64)
-    for k in np.argsort(instances.scores, kind="stable"):  # ascending: the best instance writes last
-        semantic[instances.masks[k]] = instances.labels[k]
-    return semantic
+    return instances.labels_per_point()
 
 
 @dataclass

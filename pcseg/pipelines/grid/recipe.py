@@ -1,0 +1,67 @@
+"""The grid pipeline's recipe (``pipeline: grid``): the settings of every point-cloud pipeline
+(``SceneSettings``) and the grid head's."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from ...engine.config import require
+from ..scenes import SceneSettings
+
+NMS_KERNELS = ("gaussian", "linear")
+# settings that define the network: a checkpoint only loads into a model built with the same values
+ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "height_feature", "grids", "size_ranges", "mask_dim",
+                     "head_hidden", "dynamic_hidden")
+# the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
+PREDICT_KEYS = ("score_threshold", "mask_threshold", "nms_kernel", "nms_sigma", "final_threshold", "max_instances",
+                "min_size", "segment_snap", "backend", "threads")
+
+
+@dataclass
+class GridRecipe(SceneSettings):
+    """See ``pcseg.models.grid`` for what the settings mean."""
+
+    # model
+    voxel_size: float = 0.05
+    widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
+    blocks: int = 1
+    grids: list[int] = field(default_factory=lambda: [8, 16])       # S of each bird's-eye S x S grid, increasing
+    size_ranges: list[list[float]] = field(default_factory=lambda: [[1.2, 100.0], [0.0, 1.2]])  # metres, per grid:
+                                         # the objects (larger xy side) each grid is responsible for
+    centre_radius: float = 0.2           # centre sampling: cells within this fraction of half the object's size
+    mask_dim: int = 8                    # learned mask features per voxel (+ 3 relative coordinates)
+    head_hidden: int = 64                # width of the category and kernel branches
+    dynamic_hidden: int = 8              # hidden width of each cell's dynamic mask MLP
+    mask_weight: float = 3.0             # dice loss weight against the focal loss (SOLO's 3)
+    max_masks: int = 64                  # responsible cells whose masks are trained per step (a random subset)
+    # prediction
+    score_threshold: float = 0.1         # cells (per class) below this category score yield no mask
+    mask_threshold: float = 0.5          # mask probability -> voxel in the mask
+    nms_kernel: str = "gaussian"         # Matrix-NMS decay
+    nms_sigma: float = 2.0
+    final_threshold: float = 0.05        # masks whose score after Matrix-NMS is below this are dropped
+    max_instances: int = 100             # per scene, the highest-scoring ones
+    min_size: int = 50                   # masks of fewer points are dropped (also after snapping)
+    # engine
+    out_dir: str = "runs/grid"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        need = functools.partial(require, self)
+        need(self.voxel_size > 0, "voxel_size", "must be > 0")
+        need(len(self.widths) >= 1 and all(w > 0 for w in self.widths), "widths", "needs positive widths")
+        need(self.blocks >= 1, "blocks", "must be >= 1")
+        need(len(self.grids) >= 1 and all(s >= 1 for s in self.grids)
+             and all(b > a for a, b in zip(self.grids, self.grids[1:])), "grids", "needs sizes >= 1 that increase")
+        need(len(self.size_ranges) == len(self.grids) and all(len(r) == 2 and 0 <= r[0] < r[1] for r in self.size_ranges),
+             "size_ranges", "needs one [low, high] with 0 <= low < high (metres) per grid")
+        need(0 <= self.centre_radius <= 1, "centre_radius", "must be in [0, 1]")
+        need(self.mask_dim >= 1 and self.head_hidden >= 8 and self.dynamic_hidden >= 1, "mask_dim",
+             "mask_dim and dynamic_hidden must be >= 1, head_hidden >= 8")
+        need(self.mask_weight >= 0 and self.max_masks >= 1, "mask_weight", "mask_weight >= 0 and max_masks >= 1")
+        need(0 < self.score_threshold < 1 and 0 < self.mask_threshold < 1, "score_threshold",
+             "score_threshold and mask_threshold must be in (0, 1)")
+        need(self.nms_kernel in NMS_KERNELS, "nms_kernel", f"must be one of {NMS_KERNELS}")
+        need(self.nms_sigma > 0 and 0 <= self.final_threshold < 1, "nms_sigma",
+             "nms_sigma must be > 0 and final_threshold in [0, 1)")
+        need(self.max_instances >= 1 and self.min_size >= 1, "max_instances", "max_instances and min_size must be >= 1")

@@ -1,0 +1,75 @@
+"""The grid pipeline end to end on tiny rooms: pcseg train (recipe checks, checkpoint kind), pcseg predict
+(the checkpoint's kind picks the pipeline), pcseg eval, and the empty and one-point scenes."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pcseg.cli import main
+from pcseg.engine.checkpoint import load_checkpoint
+from pcseg.errors import ConfigError
+from pcseg.io.official import read_instance_predictions
+from pcseg.io.scannet import list_scenes, read_scannet_scene
+from pcseg.pipelines import load_recipe
+from pcseg.structures import Scene
+from pcseg.synth import write_synthetic_dataset
+
+TINY = ["voxel_size=0.1", "widths=[8,16]", "head_hidden=16", "grids=[4,8]", "batch_size=2",
+        "threads=1", "workers=0", "val_every=0", "val_scenes=1", "elastic=false", "min_size=20", "epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid")
+    data = root / "synth"
+    write_synthetic_dataset(data, 4, seed=5, workers=1, progress=False)
+    out, recipe = root / "run", root / "grid.yaml"
+    recipe.write_text(f"pipeline: grid\ndata_root: {data}\ntrain_split: all\nval_split: all\n")
+    # in a child process: training sets the process's thread counts, which other tests must not inherit
+    done = subprocess.run([sys.executable, "-m", "pcseg.cli", "-q", "train", str(recipe), *TINY, f"out_dir={out}"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return data, out / "model.pt"
+
+
+def test_train_writes_a_grid_checkpoint_and_predict_picks_the_pipeline_by_its_kind(trained, tmp_path, capsys):
+    data, ckpt = trained
+    saved = load_checkpoint(ckpt)
+    assert saved["kind"] == "grid" and saved["config"]["grids"] == [4, 8]
+    pred = tmp_path / "pred"
+    assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(data), "--out", str(pred),
+                 "score_threshold=0.05"]) == 0
+    for folder in list_scenes(data):
+        scene = read_scannet_scene(folder)
+        inst = read_instance_predictions(pred, scene.name, num_points=len(scene))
+        assert inst.num_points == len(scene)
+    gt = tmp_path / "gt"
+    assert main(["-q", "data", "export-gt", "--scannet", str(data), "--out", str(gt)]) == 0
+    assert main(["-q", "eval", "--gt", str(gt), "--pred", str(pred)]) == 0
+    assert "AP_50%" in capsys.readouterr().out
+
+
+def test_empty_and_one_point_scenes_predict_nothing(trained):
+    from pcseg.pipelines import load_predictor
+
+    _, ckpt = trained
+    predictor = load_predictor(ckpt)
+    for n in (0, 1):
+        scene = Scene(np.zeros((n, 3), np.float32), np.zeros((n, 3), np.float32), name="tiny")
+        pred = predictor.finish(scene, predictor.network(scene, None))
+        assert len(pred.instances) == 0 and pred.semantic.shape == (n,)
+
+
+@pytest.mark.parametrize("bad, key", [("grids=[8,4]", "grids"), ("grids=[0]", "grids"),
+                                      ("size_ranges=[[1.0,0.5],[0,1]]", "size_ranges"), ("nms_kernel=box", "nms_kernel"),
+                                      ("score_threshold=1.5", "score_threshold"), ("centre_radius=-1", "centre_radius")])
+def test_bad_grid_recipe_values_name_the_key(bad, key):
+    with pytest.raises(ConfigError, match=key):
+        load_recipe(None, ["pipeline=grid", bad])
+
+
+def test_a_prediction_override_of_another_pipeline_is_refused(trained, tmp_path):
+    data, ckpt = trained
+    assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(data), "--out", str(tmp_path / "p"),
+                 "cluster_method=dbscan"]) == 2  # a bottom-up key: refused, naming the keys a grid prediction takes
