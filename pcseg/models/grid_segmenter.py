@@ -44,12 +44,13 @@ class GridSegmenter(nn.Module):
     """backbone (SparseTensor -> SparseTensor, ``out_channels``) + GridHead, on voxels of ``voxel_size``."""
 
     def __init__(self, backbone: nn.Module, head: GridHead, voxel_size: float = 0.05, mask_weight: float = 3.0,
-                 score_threshold: float = 0.1, max_masks: int = 64) -> None:
+                 score_threshold: float = 0.1, max_masks: int = 64, max_candidates: int = 100) -> None:
         super().__init__()
         if not 0 < float(voxel_size) < float("inf"):
             raise ValueError(f"GridSegmenter: voxel_size must be a positive finite number, got {voxel_size}")
         self.backbone, self.head, self.voxel_size = backbone, head, float(voxel_size)
         self.mask_weight, self.score_threshold, self.max_masks = float(mask_weight), float(score_threshold), max_masks
+        self.max_candidates = max_candidates  # per scene at eval: masks are computed for the best ones only
 
     def forward(self, batch: Batch):
         if batch.points.shape[0] == 0:
@@ -159,6 +160,9 @@ class GridSegmenter(nn.Module):
         out = []
         for scene in range(b):
             cell, cls = torch.nonzero((probs > self.score_threshold) & (cell_scene == scene)[:, None], as_tuple=True)
+            if cell.numel() > self.max_candidates:  # a mask per candidate is the cost: keep the best scores
+                best = torch.topk(probs[cell, cls], self.max_candidates).indices.sort().values
+                cell, cls = cell[best], cls[best]
             lo = 0 if scene == 0 else int(voxels.offset[scene - 1])
             hi = int(voxels.offset[scene])
             if cell.numel() == 0 or hi == lo:

@@ -14,4 +14,5 @@ def build_model(recipe: GridRecipe) -> GridSegmenter:
                     mask_dim=recipe.mask_dim, hidden=recipe.head_hidden, dynamic_hidden=recipe.dynamic_hidden,
                     centre_radius=recipe.centre_radius)
     return GridSegmenter(backbone, head, voxel_size=recipe.voxel_size, mask_weight=recipe.mask_weight,
-                         score_threshold=recipe.score_threshold, max_masks=recipe.max_masks)
+                         score_threshold=recipe.score_threshold, max_masks=recipe.max_masks,
+                         max_candidates=recipe.max_instances)

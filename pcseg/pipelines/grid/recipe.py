@@ -40,7 +40,7 @@ class GridRecipe(SceneSettings):
     nms_kernel: str = "gaussian"         # Matrix-NMS decay
     nms_sigma: float = 2.0
     final_threshold: float = 0.05        # masks whose score after Matrix-NMS is below this are dropped
-    max_instances: int = 100             # per scene, the highest-scoring ones
+    max_instances: int = 100             # per scene: masks are computed for this many best cells, and kept
     min_size: int = 50                   # masks of fewer points are dropped (also after snapping)
     # engine
     out_dir: str = "runs/grid"
