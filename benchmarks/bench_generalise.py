@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 import warnings
@@ -42,8 +43,6 @@ def score(checkpoint: Path, data: Path, gt: Path, work: Path) -> dict:
         warnings.simplefilter("ignore")
         result = folder_evaluator(gt, pred, progress=False, semantic=semantic).evaluate()
         miou = semantic.evaluate()["mIoU"]
-    import shutil
-
     shutil.rmtree(pred)
     return {"AP": result["AP"], "AP50": result["AP50"], "AP25": result["AP25"], "mIoU": miou}
 

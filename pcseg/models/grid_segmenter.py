@@ -20,6 +20,11 @@ from pcseg.structures import Batch
 FIRST_INSTANCE_CLASS = 2  # ScanNet20 indices 2..19 are the 18 instance classes (no wall, floor)
 
 
+def _rows(voxels: Voxels, scene: int) -> tuple[int, int]:
+    """The voxel rows [lo, hi) of one scene of the batch."""
+    return (0 if scene == 0 else int(voxels.offset[scene - 1])), int(voxels.offset[scene])
+
+
 @dataclass
 class Candidates:
     """One scene's candidate instances before duplicate removal."""
@@ -78,8 +83,7 @@ class GridSegmenter(nn.Module):
         return xy, edge, scene
 
     def _masks(self, kernels, mask_feats, centres, voxels: Voxels, cell_xy, cell_edge, scene: int) -> torch.Tensor:
-        lo = 0 if scene == 0 else int(voxels.offset[scene - 1])
-        hi = int(voxels.offset[scene])
+        lo, hi = _rows(voxels, scene)
         floor = float(centres[lo:hi, 2].min()) if hi > lo else 0.0
         rel = relative_positions(centres[lo:hi], cell_xy, cell_edge, floor)
         return self.head.mask_logits(kernels, mask_feats[lo:hi], rel)
@@ -143,8 +147,7 @@ class GridSegmenter(nn.Module):
             for scene in targets.scene[pick].unique().tolist():
                 rows = pick[targets.scene[pick] == scene]
                 cells = targets.positive[rows]
-                lo = 0 if scene == 0 else int(voxels.offset[scene - 1])
-                hi = int(voxels.offset[scene])
+                lo, hi = _rows(voxels, scene)
                 mask_logits = self._masks(kernels[cells], mask_feats, centres, voxels, cell_xy[cells], cell_edge[cells],
                                           scene)
                 parts.append((mask_logits, targets.fractions[targets.instance[rows], lo:hi]))
@@ -163,8 +166,7 @@ class GridSegmenter(nn.Module):
             if cell.numel() > self.max_candidates:  # a mask per candidate is the cost: keep the best scores
                 best = torch.topk(probs[cell, cls], self.max_candidates).indices.sort().values
                 cell, cls = cell[best], cls[best]
-            lo = 0 if scene == 0 else int(voxels.offset[scene - 1])
-            hi = int(voxels.offset[scene])
+            lo, hi = _rows(voxels, scene)
             if cell.numel() == 0 or hi == lo:
                 out.append(Candidates(centres.new_zeros(0, hi - lo), cls + FIRST_INSTANCE_CLASS, probs.new_zeros(0)))
                 continue

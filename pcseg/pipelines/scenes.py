@@ -10,9 +10,10 @@ from __future__ import annotations
 import functools
 import time
 import warnings
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -21,13 +22,14 @@ from tqdm import tqdm
 
 from ..data import Augmentation, SceneDataset, collate
 from ..engine.checkpoint import check_compatible, load_checkpoint, load_model_state
-from ..engine.config import require
+from ..engine.config import prediction_recipe, require
+from ..engine.device import resolve_device
 from ..engine.distributed import DistInfo, all_reduce_mean, barrier
 from ..engine.loop import epoch_batches, plain_result
 from ..engine.settings import TrainingSettings
 from ..errors import ConfigError
 from ..models import resolve_backend, use_backend
-from ..runtime import apply_recipe_threads
+from ..runtime import apply_prediction_threads, apply_recipe_threads
 from ..structures import Prediction, Scene
 
 SPARSE_BACKENDS = ("auto", "torch", "spconv", "minkowski")
@@ -41,6 +43,10 @@ class SceneSettings(TrainingSettings):
     labels_tsv: str | None = None
     cache_dir: str | None = None
     height_feature: bool = False         # add height above the floor as a 4th input channel
+    # the sparse U-Net backbone
+    voxel_size: float = 0.05
+    widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
+    blocks: int = 1
     backend: str = "auto"                # sparse convs: auto (spconv on CUDA, else torch) | torch | spconv | minkowski
     # augmentation
     augment: bool = True
@@ -74,6 +80,9 @@ class SceneSettings(TrainingSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         need = functools.partial(require, self)
+        need(self.voxel_size > 0, "voxel_size", "must be > 0")
+        need(len(self.widths) >= 1 and all(w > 0 for w in self.widths), "widths", "needs positive widths")
+        need(self.blocks >= 1, "blocks", "must be >= 1")
         need(self.backend in SPARSE_BACKENDS, "backend", f"must be one of {SPARSE_BACKENDS}")
         need(self.lr_anneal in ("steps", "budget"), "lr_anneal", "must be steps or budget")
         need(0 < self.scale_min <= self.scale_max, "scale_min", "needs 0 < scale_min <= scale_max")
@@ -187,7 +196,7 @@ def validate(model: torch.nn.Module, recipe: SceneSettings, predict: Callable[[S
     return result
 
 
-class SceneTrainer:
+class SceneTrainer(ABC):
     """The engine's ``Trainer`` for a point-cloud pipeline whose model maps a Batch to named losses
     (``total`` among them). A unit subclasses it with ``build_model``, ``architecture_keys``,
     ``predict_scene(model, scene, recipe, device)`` and the losses shown on the progress bar."""
@@ -196,11 +205,13 @@ class SceneTrainer:
     architecture_keys: tuple[str, ...] = ()
     shown: dict[str, str] = {}           # progress-bar label -> loss shown beside the total
 
+    @abstractmethod
     def build_model(self, recipe) -> torch.nn.Module:
-        raise NotImplementedError
+        """The unit's model for ``recipe``."""
 
+    @abstractmethod
     def predict_scene(self, model, scene: Scene, recipe, device) -> Prediction:
-        raise NotImplementedError
+        """The unit's prediction of one scene, as validation scores it."""
 
     def prepare(self, progress: bool) -> None:
         """After the training set is read, before the first step (e.g. class weights from it)."""
@@ -259,3 +270,55 @@ class SceneTrainer:
 
     def plain(self, result: dict) -> dict:
         return plain_result(result)
+
+
+def load_scene_model(path: Path, device, overrides: Sequence[str], ckpt: dict | None, recipe_cls: type,
+                     predict_keys: Sequence[str], build_model: Callable) -> tuple[torch.nn.Module, Any]:
+    """A point-cloud checkpoint's model in eval mode and its recipe, the ``predict_keys`` settings
+    overridable; ``ckpt``: the checkpoint already read from ``path`` (else it is read here)."""
+    if ckpt is None:
+        ckpt = load_checkpoint(path, map_location=resolve_device(device))
+    recipe, given = prediction_recipe(recipe_cls, dict(ckpt["config"]), overrides, predict_keys, f"{path} config")
+    apply_prediction_threads(recipe.threads, "threads" in given)
+    select_backend(recipe, torch.device(device))
+    model = build_model(recipe)
+    load_model_state(path, model, ckpt["model"])
+    return model.to(device).eval(), recipe
+
+
+class ScenePredictor(ABC):
+    """The engine's ``Predictor`` for a point-cloud checkpoint: scene folders and plain point clouds
+    alike; an empty scene skips the network. A unit gives ``load``, ``run`` (the network's part),
+    ``group`` (the rest) and ``predict_scene`` (its whole prediction, used for empty scenes)."""
+
+    def __init__(self, ckpt: dict, path: Path, device: str, overrides: Sequence[str] = ()):
+        self.device, self.train_seconds = device, ckpt.get("train_seconds")
+        self.model, self.recipe = self.load(path, device, overrides, ckpt)
+        self.segment_snap, self.min_size = self.recipe.segment_snap, self.recipe.min_size
+
+    @abstractmethod
+    def load(self, path: Path, device: str, overrides: Sequence[str], ckpt: dict) -> tuple[torch.nn.Module, Any]:
+        """(model, recipe) of the checkpoint."""
+
+    @abstractmethod
+    def run(self, scene: Scene) -> Any:
+        """The network's outputs for a non-empty scene."""
+
+    @abstractmethod
+    def group(self, output: Any) -> Prediction:
+        """The network's outputs -> Prediction (before snapping)."""
+
+    @abstractmethod
+    def predict_scene(self, model, scene: Scene, recipe, device) -> Prediction:
+        """The whole prediction of one scene."""
+
+    def check(self, sources: Sequence[Path]) -> None:
+        """Scene folders and plain point clouds alike."""
+
+    def network(self, scene: Scene, source: Path) -> Any:
+        return self.run(scene) if len(scene) else None
+
+    def finish(self, scene: Scene, output: Any) -> Prediction:
+        if output is None:
+            return self.predict_scene(self.model, scene, self.recipe, self.device)  # the empty prediction
+        return self.group(output)

@@ -13,15 +13,11 @@ import torch
 
 from ...cluster import cluster_instances
 from ...data import collate
-from ...engine.checkpoint import load_checkpoint, load_model_state
-from ...engine.config import prediction_recipe
-from ...engine.device import resolve_device
 from ...engine.snapping import snap_to_scene
 from ...labels import semantic20_to_nyu40
-from ...runtime import apply_prediction_threads
 from ...structures import InstanceSet, Prediction, Scene
 from .. import SHIPPED_MODEL
-from ..scenes import select_backend
+from ..scenes import ScenePredictor, load_scene_model
 from .build import build_model, cluster_settings
 from .recipe import PREDICT_KEYS, BottomUpRecipe
 
@@ -32,14 +28,7 @@ def load_model(checkpoint: str | os.PathLike | None = None, device: str | torch.
     """A trained model in eval mode and its recipe (the PREDICT_KEYS settings may be overridden);
     ``ckpt``: the checkpoint already read from ``checkpoint``."""
     path = Path(checkpoint) if checkpoint else SHIPPED_MODEL
-    if ckpt is None:
-        ckpt = load_checkpoint(path, map_location=resolve_device(device))
-    recipe, given = prediction_recipe(BottomUpRecipe, dict(ckpt["config"]), overrides, PREDICT_KEYS, f"{path} config")
-    apply_prediction_threads(recipe.threads, "threads" in given)
-    select_backend(recipe, torch.device(device))
-    model = build_model(recipe)
-    load_model_state(path, model, ckpt["model"])
-    return model.to(device).eval(), recipe
+    return load_scene_model(path, device, overrides, ckpt, BottomUpRecipe, PREDICT_KEYS, build_model)
 
 
 @dataclass
@@ -88,21 +77,17 @@ def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
     return snap_to_scene(pred, scene, recipe.segment_snap, recipe.min_size)
 
 
-class BottomUpPredictor:
+class BottomUpPredictor(ScenePredictor):
     """The engine's ``Predictor`` for a bottom-up checkpoint."""
 
-    def __init__(self, ckpt: dict, path: Path | None, device: str, overrides: Sequence[str] = ()):
-        self.device, self.train_seconds = device, ckpt.get("train_seconds")
-        self.model, self.recipe = load_model(path, device, overrides, ckpt)
-        self.segment_snap, self.min_size = self.recipe.segment_snap, self.recipe.min_size
+    def load(self, path, device, overrides, ckpt):
+        return load_model(path, device, overrides, ckpt)
 
-    def check(self, sources: Sequence[Path]) -> None:
-        """Scene folders and plain point clouds alike."""
+    def run(self, scene: Scene) -> NetworkOutput:
+        return run_network(self.model, scene, self.recipe, self.device)
 
-    def network(self, scene: Scene, source: Path) -> NetworkOutput | None:
-        return run_network(self.model, scene, self.recipe, self.device) if len(scene) else None
-
-    def finish(self, scene: Scene, output: NetworkOutput | None) -> Prediction:
-        if output is None:
-            return predict_scene(self.model, scene, self.recipe, self.device)  # the empty prediction
+    def group(self, output: NetworkOutput) -> Prediction:
         return group_instances(output, self.recipe)
+
+    def predict_scene(self, model, scene, recipe, device) -> Prediction:
+        return predict_scene(model, scene, recipe, device)

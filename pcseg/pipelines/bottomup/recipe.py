@@ -22,9 +22,6 @@ class BottomUpRecipe(SceneSettings):
     """The bottom-up pipeline's recipe: the settings of every point-cloud pipeline (``SceneSettings``) and these."""
 
     # model
-    voxel_size: float = 0.05
-    widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
-    blocks: int = 1
     embed_dim: int = 8
     offsets: bool = True
     head_hidden: int | None = None
@@ -54,9 +51,6 @@ class BottomUpRecipe(SceneSettings):
         super().__post_init__()
         need = functools.partial(require, self)
 
-        need(self.voxel_size > 0, "voxel_size", "must be > 0")
-        need(len(self.widths) >= 1 and all(w > 0 for w in self.widths), "widths", "needs positive widths")
-        need(self.blocks >= 1, "blocks", "must be >= 1")
         need(self.embed_dim >= 1, "embed_dim", "must be >= 1")
         need(0 < self.delta_v < self.delta_d, "delta_v", "needs 0 < delta_v < delta_d")
         need(0 <= self.class_balance <= 1, "class_balance", "must be in [0, 1]")

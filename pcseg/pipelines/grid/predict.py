@@ -14,15 +14,11 @@ import torch
 
 from ...cluster.nms import matrix_nms
 from ...data import collate
-from ...engine.checkpoint import load_checkpoint, load_model_state
-from ...engine.config import prediction_recipe
-from ...engine.device import resolve_device
 from ...engine.snapping import snap_to_scene
 from ...labels import semantic20_to_nyu40
 from ...models.grid_segmenter import Candidates
-from ...runtime import apply_prediction_threads
 from ...structures import InstanceSet, Prediction, Scene
-from ..scenes import select_backend
+from ..scenes import ScenePredictor, load_scene_model
 from .build import build_model
 from .recipe import PREDICT_KEYS, GridRecipe
 
@@ -30,15 +26,7 @@ from .recipe import PREDICT_KEYS, GridRecipe
 def load_model(checkpoint: str | os.PathLike, device: str | torch.device = "cpu", overrides: Sequence[str] = (),
                ckpt: dict | None = None) -> tuple[torch.nn.Module, GridRecipe]:
     """A trained grid model in eval mode and its recipe (the PREDICT_KEYS settings may be overridden)."""
-    path = Path(checkpoint)
-    if ckpt is None:
-        ckpt = load_checkpoint(path, map_location=resolve_device(device))
-    recipe, given = prediction_recipe(GridRecipe, dict(ckpt["config"]), overrides, PREDICT_KEYS, f"{path} config")
-    apply_prediction_threads(recipe.threads, "threads" in given)
-    select_backend(recipe, torch.device(device))
-    model = build_model(recipe)
-    load_model_state(path, model, ckpt["model"])
-    return model.to(device).eval(), recipe
+    return load_scene_model(Path(checkpoint), device, overrides, ckpt, GridRecipe, PREDICT_KEYS, build_model)
 
 
 @dataclass
@@ -86,21 +74,17 @@ def predict_scene(model: torch.nn.Module, scene: Scene, recipe: GridRecipe, devi
                          recipe.segment_snap, recipe.min_size)
 
 
-class GridPredictor:
+class GridPredictor(ScenePredictor):
     """The engine's ``Predictor`` for a grid checkpoint."""
 
-    def __init__(self, ckpt: dict, path: Path, device: str, overrides: Sequence[str] = ()):
-        self.device, self.train_seconds = device, ckpt.get("train_seconds")
-        self.model, self.recipe = load_model(path, device, overrides, ckpt)
-        self.segment_snap, self.min_size = self.recipe.segment_snap, self.recipe.min_size
+    def load(self, path, device, overrides, ckpt):
+        return load_model(path, device, overrides, ckpt)
 
-    def check(self, sources: Sequence[Path]) -> None:
-        """Scene folders and plain point clouds alike."""
+    def run(self, scene: Scene) -> GridOutput:
+        return run_network(self.model, scene, self.recipe, self.device)
 
-    def network(self, scene: Scene, source: Path) -> GridOutput | None:
-        return run_network(self.model, scene, self.recipe, self.device) if len(scene) else None
-
-    def finish(self, scene: Scene, output: GridOutput | None) -> Prediction:
-        if output is None:
-            return predict_scene(self.model, scene, self.recipe, self.device)  # the empty prediction
+    def group(self, output: GridOutput) -> Prediction:
         return to_instances(output, self.recipe)
+
+    def predict_scene(self, model, scene, recipe, device) -> Prediction:
+        return predict_scene(model, scene, recipe, device)

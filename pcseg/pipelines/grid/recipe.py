@@ -22,9 +22,6 @@ class GridRecipe(SceneSettings):
     """See ``pcseg.models.grid`` for what the settings mean."""
 
     # model
-    voxel_size: float = 0.05
-    widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
-    blocks: int = 1
     grids: list[int] = field(default_factory=lambda: [8, 16])       # S of each bird's-eye S x S grid, increasing
     size_ranges: list[list[float]] = field(default_factory=lambda: [[1.2, 100.0], [0.0, 1.2]])  # metres, per grid:
                                          # the objects (larger xy side) each grid is responsible for
@@ -48,9 +45,6 @@ class GridRecipe(SceneSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         need = functools.partial(require, self)
-        need(self.voxel_size > 0, "voxel_size", "must be > 0")
-        need(len(self.widths) >= 1 and all(w > 0 for w in self.widths), "widths", "needs positive widths")
-        need(self.blocks >= 1, "blocks", "must be >= 1")
         need(len(self.grids) >= 1 and all(s >= 1 for s in self.grids)
              and all(b > a for a, b in zip(self.grids, self.grids[1:])), "grids", "needs sizes >= 1 that increase")
         need(len(self.size_ranges) == len(self.grids) and all(len(r) == 2 and 0 <= r[0] < r[1] for r in self.size_ranges),
