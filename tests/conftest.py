@@ -6,6 +6,18 @@ import torch
 
 from pcseg.synth import write_synthetic_dataset
 
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip, with one reason, where torch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    build = "a CPU-only build of torch" if torch.version.cuda is None else f"torch {torch.__version__}"
+    skip = pytest.mark.skip(reason=f"needs a CUDA device ({build}, none visible); benchmarks/gpu_check.py runs it")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 # the tiny synthetic dataset with RGB-D frames shared by tests/baseline2d and tests/pipelines
 ROOMS, FRAMES, SEED = 2, 5, 7
 

@@ -25,3 +25,11 @@ def resolve_device(name: str | torch.device) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"device: {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for the queued CUDA work on ``device`` (a no-op on a CPU), so that a wall-clock stage
+    timing includes the kernels it launched rather than only their launch."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -17,24 +17,30 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    enabled: bool = False     # a process group is joined: launched by torchrun, even as one process
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
+
+def launched_by_torchrun() -> bool:
+    """torchrun (torch.distributed.run) sets these for every process it starts."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
 
 
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group that torchrun set up (env://); a no-op when run as one process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    """Join the process group that torchrun set up (env://: nccl on CUDA, gloo on CPUs), also for
+    ``--nproc_per_node 1`` (the same code path as several processes); a no-op when not launched by
+    torchrun. On CUDA each process takes the GPU of its LOCAL_RANK first, as NCCL expects."""
+    if not launched_by_torchrun():
         return DistInfo()
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, enabled=True)
 
 
 def all_reduce_mean(value: float, info: DistInfo) -> float:

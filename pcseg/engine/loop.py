@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 from .checkpoint import check_compatible, load_checkpoint, load_model_state, rng_state, set_rng_state
+from .device import synchronize
 
 
 def epoch_batches(num_items: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
@@ -197,6 +198,7 @@ class Run:
         """Backward and optimizer step on ``loss``, then advance the position and the LR; returns the
         seconds since ``start`` (taken before the forward pass)."""
         apply_gradients(self.model, self.optimizer, loss, self.recipe.grad_clip)
+        synchronize(loss.device)  # on a GPU the step's kernels run after the call returns
         seconds = time.perf_counter() - start
         self.train_seconds += seconds
         if self.anneal_over_budget:

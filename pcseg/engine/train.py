@@ -19,7 +19,7 @@ import torch
 from ..errors import ConfigError
 from .checkpoint import save_checkpoint
 from .device import resolve_device
-from .distributed import barrier, cleanup, init_distributed
+from .distributed import DistInfo, barrier, cleanup, init_distributed
 from .loop import MetricsLog, Run
 from .pipeline import Pipeline
 
@@ -33,7 +33,7 @@ def train(pipeline: Pipeline, recipe: Any, resume: bool = False, progress: bool 
     if pipeline.prepare is not None:
         pipeline.prepare(recipe)
     device = resolve_device(recipe.device)
-    info = init_distributed(device)
+    info = init_distributed(device) if pipeline.distributed else DistInfo()
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)

@@ -239,7 +239,8 @@ class SceneTrainer(ABC):
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if info.enabled else self.model
 
     def intro(self) -> str:
-        return f"training on {self.device} ({self.info.world_size} process(es)), sparse backend {self.backend}"
+        ddp = f", DDP over {torch.distributed.get_backend()}" if self.info.enabled else ""
+        return f"training on {self.device} ({self.info.world_size} process(es){ddp}), sparse backend {self.backend}"
 
     def batches(self, epoch: int, first: int):
         recipe, info = self.recipe, self.info

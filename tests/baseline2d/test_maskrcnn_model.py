@@ -155,3 +155,22 @@ def test_roipool_quantises_the_box_and_roialign_does_not():
     shifted = box + 0.2  # feature coordinates 2.4, 3.65, 11.2, 12.45: still 2, 4, 11, 12
     assert torch.equal(pool(feats, [box], shapes), pool(feats, [shifted], shapes))
     assert not torch.allclose(align(feats, [box], shapes), align(feats, [shifted], shapes), atol=1e-3)
+
+
+@pytest.mark.cuda
+def test_trains_and_predicts_on_cuda():
+    torch.manual_seed(0)
+    model = build_maskrcnn(depth=True, **SMALL).cuda().train()
+    image, target = frame(True)
+    target = {k: v.cuda() for k, v in target.items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(2):
+        losses = model([image.cuda(), image.flip(-1).cuda()], [target, target])
+        assert set(losses) == LOSSES and all(torch.isfinite(v) for v in losses.values())
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        (out,) = model([image.cuda()])
+    assert out["masks"].is_cuda and out["masks"].shape[1:] == (1, 96, 128)

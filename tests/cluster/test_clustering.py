@@ -136,7 +136,7 @@ def test_mean_shift_inputs():
         mean_shift(torch.full((4, 2), float("nan")), 0.5)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.cuda
 def test_mean_shift_cuda_matches_cpu():
     x, gt = blobs([500, 300, 700], dim=8, spread=0.1)
     cpu = mean_shift(x, 0.6)

@@ -161,7 +161,7 @@ def test_matches_numpy_unique_reference():
     assert np.array_equal(v.inverse.numpy(), inv.reshape(-1))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_matches_cpu():
     pts, off = packed([3000, 2000], seed=8)
     a = voxelize(pts, off, 0.1)

@@ -1,5 +1,5 @@
 """Training engine: runs end to end, resumes a run killed with kill -9 with identical losses, runs
-as 2 DDP processes (gloo), and rejects bad recipes and checkpoints."""
+as 2 DDP processes (gloo) and as one torchrun process, and rejects bad recipes and checkpoints."""
 import json
 import os
 import signal
@@ -78,6 +78,18 @@ def test_two_process_ddp_on_gloo(data, tmp_path):
     assert [s for s, _ in losses(out)] == [1]
     model = load_checkpoint(out / "model.pt")
     assert model["step"] == 1 and all(torch.isfinite(v).all() for v in model["model"].values() if v.is_floating_point())
+
+
+def test_torchrun_with_one_process_joins_the_group_and_trains_as_a_plain_run(data, tmp_path):
+    # --nproc_per_node 1 takes the DDP code path (gloo here, nccl on a GPU) with a plain run's losses
+    plain = run_cli(["train", str(data), *TINY, "epochs=1", f"out_dir={tmp_path / 'plain'}"])
+    assert plain.returncode == 0, plain.stderr
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+                           "-m", "pcseg", "train", str(data), *TINY, "epochs=1", f"out_dir={tmp_path / 'ddp'}"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(1 process(es), DDP over gloo)" in proc.stdout
+    assert losses(tmp_path / "ddp") == losses(tmp_path / "plain")
 
 
 def test_recipe_typos_and_bad_values_are_named(tmp_path):

@@ -13,6 +13,7 @@ import torch
 
 from ...cluster import cluster_instances
 from ...data import collate
+from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
 from ...labels import semantic20_to_nyu40
 from ...structures import InstanceSet, Prediction, Scene
@@ -50,6 +51,7 @@ def run_network(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
     batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature).to(device)
     out = model(batch)
     probs = torch.softmax(out["semantic_logits"], 1)
+    synchronize(device)
     return NetworkOutput(probs, out["embeddings"], out.get("offsets"), batch.points, time.perf_counter() - start)
 
 

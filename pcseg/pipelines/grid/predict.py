@@ -14,6 +14,7 @@ import torch
 
 from ...cluster.nms import matrix_nms
 from ...data import collate
+from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
 from ...labels import semantic20_to_nyu40
 from ...models.grid_segmenter import Candidates
@@ -41,6 +42,7 @@ def run_network(model: torch.nn.Module, scene: Scene, recipe: GridRecipe, device
     start = time.perf_counter()
     batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature).to(device)
     out = model(batch)
+    synchronize(device)
     return GridOutput(out["candidates"][0], out["voxels"].inverse, time.perf_counter() - start)
 
 
