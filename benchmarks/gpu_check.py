@@ -49,8 +49,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 STEPS = ("env", "tests", "backends", "predict", "train", "maskrcnn2d", "ddp")
-# seconds each step needs at most on the GPU (with --train-minutes 2): a step starts only if it fits
-NEEDS = {"env": 20, "tests": 150, "backends": 90, "predict": 120, "train": 300, "maskrcnn2d": 150, "ddp": 90}
+# seconds each step needs at most on the GPU (with --train-minutes 1.5): a step starts only if it fits
+NEEDS = {"env": 20, "tests": 150, "backends": 90, "predict": 120, "train": 240, "maskrcnn2d": 120, "ddp": 60}
 
 
 class Check:
@@ -60,8 +60,12 @@ class Check:
         self.out.mkdir(parents=True, exist_ok=True)
         self.gpu = torch.cuda.is_available()
         self.device = "cuda" if self.gpu else "cpu"
-        self.log = open(self.out / "gpu_check.log", "a")
-        self.json_path = self.out / "gpu_check.json"
+        # the JSON and the log go to --results as each step ends (a machine taken back keeps what was written)
+        results = Path(args.results).resolve() if args.results else self.out
+        results.mkdir(parents=True, exist_ok=True)
+        tag = args.steps.replace(",", "_")
+        self.log = open(results / (f"gpu_check_{tag}.log" if args.results else "gpu_check.log"), "a")
+        self.json_path = results / (f"gpu_check_{tag}.json" if args.results else "gpu_check.json")
         self.results: dict = {"gpu": self.gpu, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "steps": {}}
         self.deadline = time.monotonic() + args.budget_s
         self.data = Path(args.data).resolve() if args.data else self.out / "data"
@@ -228,12 +232,14 @@ class Check:
         big = self.out / "predict_big"
         if not (big / "scans").is_dir():  # 4 rooms side by side, 240k points, segments as fine as ScanNet's
             parts, shift, offset = [], 0.0, 0
+            instances = 0
             for path in self.rooms(4):
                 s = read_scannet_scene(path)
                 p = s.points - s.points.min(0) + np.array([shift, 0, 0], np.float32)
                 shift = float(p[:, 0].max()) + 0.5
-                parts.append((p, s.colors, s.semantic, s.instance + offset * (s.instance > 0), s.segments + offset))
-                offset += int(max(s.instance.max(), s.segments.max())) + 1
+                parts.append((p, s.colors, s.semantic, s.instance + instances * (s.instance > 0), s.segments + offset))
+                instances += int(s.instance.max())
+                offset += int(s.segments.max()) + 1
             pick = np.sort(np.random.default_rng(0).choice(sum(len(q[0]) for q in parts), 240_000, replace=False))
             p, c, sem, inst, seg = (np.concatenate([q[i] for q in parts])[pick] for i in range(5))
             write_scannet_scene(Scene(p, c, semantic=sem, instance=inst, segments=_fine_segments(seg, p, 0.2),
@@ -310,7 +316,7 @@ class Check:
         frames = self.need("frames")
         run_dir = self.out / "maskrcnn2d"
         shutil.rmtree(run_dir, ignore_errors=True)
-        minutes = 0.75 if self.gpu else 0.3
+        minutes = 0.5 if self.gpu else 0.3
         r = self.run("train 2d", self.pcseg(
             "-q", "train", "configs/maskrcnn2d_synthetic.yaml", f"data_root={frames}", "train_split=all",
             "synth_scenes=0", f"val_root={frames}", "val_split=all", "val_synth_scenes=0", f"device={self.device}",
@@ -415,8 +421,9 @@ def main() -> int:
     p.add_argument("--data", default=None, help="folder with rooms/ and frames/ (default: generate under --out)")
     p.add_argument("--out", default="out/gpu_check", help="results, log and work files (default out/gpu_check)")
     p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated, from {','.join(STEPS)}")
+    p.add_argument("--results", default=None, help="write gpu_check_<steps>.json / .log here instead of --out")
     p.add_argument("--budget-s", type=float, default=480, help="skip the steps that no longer fit (default 480)")
-    p.add_argument("--train-minutes", type=float, default=2.0, help="the GPU training run's budget (default 2)")
+    p.add_argument("--train-minutes", type=float, default=1.5, help="the GPU training run's budget (default 1.5)")
     return Check(p.parse_args()).main()
 
 

@@ -321,6 +321,9 @@ def _command_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentP
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    if unknown and hasattr(args, "overrides") and all("=" in u and not u.startswith("-") for u in unknown):
+        args.overrides.extend(unknown)  # key=value after an option (`train CFG --resume max_minutes=90`)
+        unknown = []
     if unknown:  # named by the command's own usage, not the top-level one
         _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "demo" and args.config and "=" in args.config:

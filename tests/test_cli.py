@@ -111,3 +111,11 @@ def test_version_and_quiet_after_the_command(capsys):
     from pcseg.cli import build_parser
 
     assert build_parser().parse_args(["eval", "--gt", "a", "--pred", "b", "-q"]).quiet
+
+
+def test_overrides_may_follow_an_option(tmp_path, capsys):
+    # `pcseg train CFG --resume max_minutes=90` (the README's order) reaches the resume, not the usage
+    recipe = Path(__file__).parents[1] / "configs" / "synthetic_bottomup.yaml"
+    assert main(["train", str(recipe), "--resume", f"out_dir={tmp_path / 'run'}", "max_minutes=90"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and str(tmp_path / "run") in err

@@ -47,7 +47,8 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
     """Mean of a Python number over all ranks (for logging)."""
     if not info.enabled:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    # nccl reduces GPU tensors only (the process's own GPU, set in init_distributed)
+    t = torch.tensor([value], dtype=torch.float64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
     dist.all_reduce(t)
     return float(t.item()) / info.world_size
 
