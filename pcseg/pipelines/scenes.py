@@ -33,6 +33,7 @@ from ..runtime import apply_prediction_threads, apply_recipe_threads
 from ..structures import Prediction, Scene
 
 SPARSE_BACKENDS = ("auto", "torch", "spconv", "minkowski")
+BACKBONE_KEYS = ("voxel_size", "widths", "blocks", "height_feature")  # what the sparse U-Net's weights depend on
 
 
 @dataclass
@@ -63,12 +64,8 @@ class SceneSettings(TrainingSettings):
     point_noise: float = 0.0             # per-scene point noise, std uniform in [0, this] metres
     # optimisation
     init_weights: str | None = None      # start from this checkpoint's weights (same architecture), e.g. to
-                                         # fine-tune the shipped model; --resume continues a run instead
-    lr_anneal: str = "steps"             # poly decay over epochs x steps ("steps"), or over the time budget
-                                         # as well, whichever ends first ("budget"; needs max_minutes)
-    # optimisation
-    init_weights: str | None = None      # start from this checkpoint's weights (same architecture), e.g. to
-                                         # fine-tune the shipped model; --resume continues a run instead
+                                         # fine-tune the shipped model, or a checkpoint of
+                                         # another pipeline: its backbone only; --resume continues a run instead
     lr_anneal: str = "steps"             # poly decay over epochs x steps ("steps"), or over the time budget
                                          # as well, whichever ends first ("budget"; needs max_minutes)
     # prediction
@@ -145,18 +142,23 @@ def ensure_synthetic_data(recipe: SceneSettings, info: DistInfo, progress: bool 
 
 
 def load_initial_weights(path: Path, model: torch.nn.Module, recipe: SceneSettings,
-                         architecture_keys: tuple[str, ...]) -> bool:
-    """Load the weights of the checkpoint ``path`` (``init_weights``) into ``model``. The architecture
-    must match, except that a model without the height channel may start a model with it: the first
-    conv's weights for the new channel start at zero, so the model computes what it did. Returns
-    whether the height channel was added."""
+                         architecture_keys: tuple[str, ...], kind: str) -> tuple[bool, bool]:
+    """Load the weights of the checkpoint ``path`` (``init_weights``) into ``model``, a ``kind`` model.
+    A checkpoint of the same kind must match the architecture; one of another pipeline gives its sparse
+    U-Net only (``backbone.*``: BACKBONE_KEYS must match) and the heads keep their fresh weights. A
+    model without the height channel may start a model with it: the first conv's weights for the new
+    channel start at zero, so the model computes what it did. Returns (height channel added, backbone only)."""
     init = load_checkpoint(path)
     saved = dict(init["config"])
     add_height = recipe.height_feature and not saved.get("height_feature", False)
     if add_height:
         saved["height_feature"] = True
-    check_compatible(path, saved, recipe.to_dict(), architecture_keys)
+    backbone_only = init.get("kind") != kind
+    check_compatible(path, saved, recipe.to_dict(), BACKBONE_KEYS if backbone_only else architecture_keys)
     state = dict(init["model"])
+    if backbone_only:
+        state = {**{k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")},
+                 **{k: v for k, v in state.items() if k.startswith("backbone.")}}
     if add_height:  # the first conv's input-channel axis (its place depends on the sparse backend) grows by one
         key = "backbone.stem.0.weight"
         old, want = state[key], model.state_dict()[key].shape
@@ -165,7 +167,7 @@ def load_initial_weights(path: Path, model: torch.nn.Module, recipe: SceneSettin
         extra[axis] = 1
         state[key] = torch.cat([old, old.new_zeros(extra)], axis)
     load_model_state(path, model, state)
-    return add_height
+    return add_height, backbone_only
 
 
 def validate(model: torch.nn.Module, recipe: SceneSettings, predict: Callable[[Scene], Prediction],
@@ -203,6 +205,7 @@ class SceneTrainer(ABC):
 
     metric, also, distributed = "AP50", ("AP",), True
     architecture_keys: tuple[str, ...] = ()
+    kind: str = ""                       # the pipeline's name (its checkpoints' kind)
     shown: dict[str, str] = {}           # progress-bar label -> loss shown beside the total
 
     @abstractmethod
@@ -225,10 +228,12 @@ class SceneTrainer(ABC):
         np.random.seed(recipe.seed)
         model = self.build_model(recipe)
         if recipe.init_weights and not resume:
-            added = load_initial_weights(Path(recipe.init_weights), model, recipe, self.architecture_keys)
+            added, backbone_only = load_initial_weights(Path(recipe.init_weights), model, recipe,
+                                                        self.architecture_keys, self.kind)
             if info.is_main:
-                print(f"starting from the weights of {recipe.init_weights}" + (
-                    " (the height channel added with zero weights: the same outputs at the start)" if added else ""))
+                print(f"starting from the {'backbone' if backbone_only else 'weights'} of {recipe.init_weights}"
+                      + (" (another pipeline's checkpoint: the heads start fresh)" if backbone_only else "")
+                      + (" (the height channel added with zero weights)" if added else ""))
         self.model = model.to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         self.dataset = train_dataset(recipe)

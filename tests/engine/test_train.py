@@ -295,16 +295,40 @@ def test_a_model_gains_the_height_channel_with_the_same_outputs(data, tmp_path):
     old.load_state_dict(ckpt["model"])
     new_recipe = BottomUpRecipe(**{**ckpt["config"], "height_feature": True})
     new = build_model(new_recipe)
-    assert load_initial_weights(first / "model.pt", new, new_recipe, ARCHITECTURE_KEYS) is True
+    assert load_initial_weights(first / "model.pt", new, new_recipe, ARCHITECTURE_KEYS, "bottomup") == (True, False)
     root = load_config(BottomUpRecipe, data).data_root
     scene = read_scannet_scene(list_scenes(root)[0])
     with torch.no_grad():
         want = old.eval()(collate([scene]))["semantic_logits"]
         got = new.eval()(collate([scene], height=True))["semantic_logits"]
     torch.testing.assert_close(got, want)
-    assert load_initial_weights(first / "model.pt", old, old_recipe, ARCHITECTURE_KEYS) is False
+    assert load_initial_weights(first / "model.pt", old, old_recipe, ARCHITECTURE_KEYS, "bottomup") == (False, False)
     with pytest.raises(DataError, match="height_feature"):  # a height model cannot start one without it
         tall = tmp_path / "tall.pt"
         torch.save({**ckpt, "config": {**ckpt["config"], "height_feature": True},
                     "model": new.state_dict()}, tall)
-        load_initial_weights(tall, build_model(old_recipe), old_recipe, ARCHITECTURE_KEYS)
+        load_initial_weights(tall, build_model(old_recipe), old_recipe, ARCHITECTURE_KEYS, "bottomup")
+
+
+def test_a_grid_model_starts_from_a_bottomup_checkpoints_backbone(data, tmp_path):
+    """init_weights of another pipeline's checkpoint: its sparse U-Net only, the heads start fresh; a
+    backbone of another shape is refused naming the key."""
+    from pcseg.pipelines.grid.build import build_model
+    from pcseg.pipelines.grid.recipe import ARCHITECTURE_KEYS, GridRecipe
+    from pcseg.pipelines.scenes import load_initial_weights
+
+    first = tmp_path / "first"
+    assert run_cli(["train", str(data), *TINY, "epochs=1", f"out_dir={first}"]).returncode == 0
+    ckpt = load_checkpoint(first / "model.pt")
+    backbone = {k: ckpt["config"][k] for k in ("voxel_size", "widths", "blocks", "height_feature")}
+    recipe = GridRecipe(**backbone)
+    torch.manual_seed(0)
+    grid = build_model(recipe)
+    head = {k: v.clone() for k, v in grid.state_dict().items() if k.startswith("head.")}
+    assert load_initial_weights(first / "model.pt", grid, recipe, ARCHITECTURE_KEYS, "grid") == (False, True)
+    state = grid.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in ckpt["model"].items() if k.startswith("backbone."))
+    assert head and all(torch.equal(state[k], v) for k, v in head.items())
+    wider = GridRecipe(**{**backbone, "widths": [16, 32]})
+    with pytest.raises(DataError, match="widths"):
+        load_initial_weights(first / "model.pt", build_model(wider), wider, ARCHITECTURE_KEYS, "grid")

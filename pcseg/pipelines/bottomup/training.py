@@ -10,6 +10,7 @@ from .recipe import ARCHITECTURE_KEYS
 class BottomUpTrainer(SceneTrainer):
     """The engine's ``Trainer`` for the bottom-up pipeline."""
 
+    kind = "bottomup"
     architecture_keys, shown = ARCHITECTURE_KEYS, {"sem": "semantic"}
 
     def build_model(self, recipe):

@@ -10,6 +10,7 @@ from .recipe import ARCHITECTURE_KEYS
 class GridTrainer(SceneTrainer):
     """The engine's ``Trainer`` for the grid pipeline."""
 
+    kind = "grid"
     architecture_keys, shown = ARCHITECTURE_KEYS, {"cat": "category", "mask": "mask"}
 
     def build_model(self, recipe):
