@@ -26,6 +26,7 @@ from ..engine.config import build_config, load_config
 
 METHODS = {
     "bottomup": "sparse U-Net + clustering (the 3D pipeline)",
+    "grid": "the same U-Net + a SOLO-style grid head: masks by location, no clustering (the one-stage 3D pipeline)",
     "maskrcnn2d": "Mask R-CNN on the RGB-D frames, lifted and fused into 3D (the 2D pipeline)",
     "lift-gt-masks": "ground-truth frame masks lifted and fused (ceiling of any 2D pipeline on these frames)",
     "pred-dbscan": "the 3D model's semantics + DBSCAN on xyz (no learned instance step)",
@@ -43,6 +44,7 @@ class CompareConfig:
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     checkpoint_3d: str | None = None          # default: the shipped bottom-up model
     checkpoint_2d: str | None = None          # Mask R-CNN checkpoint; maskrcnn2d is skipped without one
+    checkpoint_grid: str | None = None        # default: the shipped grid model; grid is skipped without one
     eps: float = 0.05                         # DBSCAN radius (m) of the non-learned methods
     min_size: int = 100
     segment_snap: float = 0.5                 # every method's masks follow the scans' segments; 0 = off for all
@@ -103,9 +105,10 @@ def _predictor(method: str, cfg: CompareConfig):
             return Prediction(out, unlabelled(scene), timings), cfg.min_size
         return run, None
     from ..engine.snapping import snap_to_scene
-    from ..pipelines import SHIPPED_MODEL, load_predictor
+    from ..pipelines import SHIPPED_GRID_MODEL, SHIPPED_MODEL, load_predictor
 
-    path = Path((cfg.checkpoint_2d if method == "maskrcnn2d" else cfg.checkpoint_3d) or SHIPPED_MODEL)
+    given = {"maskrcnn2d": cfg.checkpoint_2d, "grid": cfg.checkpoint_grid}.get(method, cfg.checkpoint_3d)
+    path = Path(given or (SHIPPED_GRID_MODEL if method == "grid" else SHIPPED_MODEL))
     predictor = load_predictor(path, cfg.device)
     train_seconds = predictor.train_seconds
     if method == "maskrcnn2d":
@@ -118,7 +121,7 @@ def _predictor(method: str, cfg: CompareConfig):
 
     def run(folder, scene):
         pred = predictor.finish(scene, predictor.network(scene, folder))
-        if method == "bottomup":
+        if method in ("bottomup", "grid"):
             return pred, predictor.min_size
         # DBSCAN on the model's semantics as predict writes them: each segment's majority class
         semantic = snap_to_scene(pred, scene, cfg.segment_snap, predictor.min_size).semantic
@@ -179,6 +182,13 @@ def _methods(cfg: CompareConfig) -> list[str]:
         what = f"no checkpoint at {cfg.checkpoint_2d}" if cfg.checkpoint_2d else "no checkpoint_2d given"
         print(f"maskrcnn2d: {what} (train one with `pcseg train configs/maskrcnn2d_synthetic.yaml`) - skipped")
         methods.remove("maskrcnn2d")
+    if "grid" in methods:
+        from ..pipelines import SHIPPED_GRID_MODEL
+
+        path = Path(cfg.checkpoint_grid) if cfg.checkpoint_grid else SHIPPED_GRID_MODEL
+        if not path.is_file():
+            print(f"grid: no checkpoint at {path} (train one with `pcseg train configs/synthetic_grid.yaml`) - skipped")
+            methods.remove("grid")
     if not methods:
         raise ConfigError("methods: nothing left to run")
     return methods

@@ -12,8 +12,9 @@ from ..errors import ConfigError
 from ..runtime import apply_recipe_threads
 from ..engine.config import load_config
 
-METHODS = ("model", "gt-components", "pred-dbscan")
+METHODS = ("model", "grid", "gt-components", "pred-dbscan")
 METHOD_TITLES = {"model": "the shipped bottom-up model (sparse U-Net + mean-shift clustering)",
+                 "grid": "the shipped grid model (the same U-Net, a SOLO-style head: no clustering)",
                  "gt-components": "ground-truth semantics split into connected components (non-learned reference)",
                  "pred-dbscan": "the model's semantics (its network run shared with model) + DBSCAN on xyz"}
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
@@ -27,8 +28,9 @@ class DemoConfig:
     seed: int = 2
     frames: int = 0
     split: str = "all"
-    methods: list[str] = field(default_factory=lambda: ["model", "pred-dbscan", "gt-components"])
-    checkpoint: str | None = None
+    methods: list[str] = field(default_factory=lambda: ["model", "grid", "pred-dbscan", "gt-components"])
+    checkpoint: str | None = None        # the bottom-up model (default: the shipped one)
+    grid_checkpoint: str | None = None   # the grid model (default: the shipped one)
     eps: float = 0.05
     min_size: int = 100
     segment_snap: float = 0.5     # every method's masks follow the scans' segments; 0 = off for all
@@ -51,6 +53,7 @@ class DemoConfig:
 def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> dict:
     """Generate rooms (once), run each method on the validation rooms, print the table of the first
     method and one summary line per method; returns {method: evaluation result}."""
+    from .. import pipelines
     from ..evaluation import InstanceEvaluator, SemanticEvaluator, format_table, write_json
     from ..io.official import encode_gt_ids, write_gt_txt, write_instance_predictions
     from ..io.scannet import list_scenes, read_scannet_scene, read_split
@@ -73,9 +76,10 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
     results, seconds, first = {}, {}, {}
     main = methods[0]
     kept: dict[str, object] = {}  # the main method's predictions, for the report's renders
-    model_runs = _ModelRuns(cfg)  # the model and its per-room predictions, shared by the methods built on it
+    model_runs = _ModelRuns(cfg, cfg.checkpoint)  # the model and its per-room predictions, shared by the methods built on it
+    grid_runs = _ModelRuns(cfg, cfg.grid_checkpoint or pipelines.SHIPPED_GRID_MODEL)
     for method in methods:
-        predict = _predictor(method, cfg, model_runs)
+        predict = _predictor(method, cfg, grid_runs if method == "grid" else model_runs)
         evaluator, semantic = InstanceEvaluator(), SemanticEvaluator()
         start = time.perf_counter()
         for scene in tqdm(scenes, desc=method, unit="scene"):
@@ -121,13 +125,17 @@ def run_demo(config_path: str | None = None, overrides: Sequence[str] = ()) -> d
 
 def _available(cfg: DemoConfig) -> list[str]:
     """The configured methods, without the learned ones when there is no model to run."""
-    from ..pipelines import SHIPPED_MODEL
+    from ..pipelines import SHIPPED_GRID_MODEL, SHIPPED_MODEL
 
-    has_model = cfg.checkpoint is not None or SHIPPED_MODEL.is_file()
-    methods = [m for m in cfg.methods if has_model or m not in ("model", "pred-dbscan")]
-    if len(methods) < len(cfg.methods):
+    methods = list(cfg.methods)
+    if cfg.checkpoint is None and not SHIPPED_MODEL.is_file():
+        methods = [m for m in methods if m not in ("model", "pred-dbscan")]
         print(f"no trained model at {SHIPPED_MODEL}: running {methods} only "
               "(train one with `pcseg train configs/synthetic_bottomup.yaml`)")
+    if "grid" in methods and cfg.grid_checkpoint is None and not SHIPPED_GRID_MODEL.is_file():
+        methods.remove("grid")
+        print(f"no trained grid model at {SHIPPED_GRID_MODEL}: no grid row "
+              "(train one with `pcseg train configs/synthetic_grid.yaml`)")
     if not methods:
         raise ConfigError("methods: none of the configured methods can run without a trained model")
     return methods
@@ -138,15 +146,15 @@ class _ModelRuns:
     prediction of each room, made once: the methods built on it share them, so pred-dbscan's time is
     its instance step alone."""
 
-    def __init__(self, cfg: DemoConfig) -> None:
-        self.cfg, self.predictor = cfg, None
+    def __init__(self, cfg: DemoConfig, checkpoint) -> None:
+        self.cfg, self.checkpoint, self.predictor = cfg, checkpoint, None
         self.predictions: dict = {}
 
     def load(self) -> None:
         from ..pipelines import load_predictor
 
         if self.predictor is None:
-            self.predictor = load_predictor(self.cfg.checkpoint)
+            self.predictor = load_predictor(self.checkpoint)
 
     def __call__(self, scene):
         from ..engine.snapping import snap_to_scene
@@ -176,7 +184,7 @@ def _predictor(method: str, cfg: DemoConfig, model_runs: _ModelRuns):
 
     def predict(scene):
         prediction = model_runs(scene)
-        if method == "model":
+        if method in ("model", "grid"):
             return prediction.instances, prediction.semantic
         return components(scene, prediction.semantic), prediction.semantic
 

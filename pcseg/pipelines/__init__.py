@@ -21,6 +21,7 @@ UNITS = {  # name -> the module whose PIPELINE it is
 }
 DEFAULT = "bottomup"
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "bottomup_synthetic.pt"
+SHIPPED_GRID_MODEL = Path(__file__).resolve().parents[1] / "resources" / "grid_synthetic.pt"
 
 
 def get(name: str) -> Pipeline:

@@ -22,10 +22,12 @@ def data(tmp_path_factory):
 def test_compare_scores_each_method_like_the_evaluator(data, tmp_path, capsys):
     out = tmp_path / "cmp"
     args = ["-q", "compare", "configs/compare_synthetic.yaml", f"data_root={data}", f"out_dir={out}",
-            "methods=[gt-components, lift-gt-masks, maskrcnn2d]", "checkpoint_2d=null", "threads=1"]
+            "methods=[gt-components, lift-gt-masks, maskrcnn2d, grid]", "checkpoint_2d=null",
+            f"checkpoint_grid={tmp_path / 'none.pt'}", "threads=1"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "maskrcnn2d: no checkpoint_2d given" in printed  # skipped, and said so
+    assert f"grid: no checkpoint at {tmp_path / 'none.pt'}" in printed
     summary = json.loads((out / "compare.json").read_text())
     assert list(summary["results"]) == ["gt-components", "lift-gt-masks"]
     scenes = [read_scannet_scene(f) for f in list_scenes(data)]
@@ -56,3 +58,23 @@ def test_unknown_method_and_bad_snap_are_named():
         CompareConfig(methods=["frcnn"])
     with pytest.raises(ValueError, match="segment_snap"):
         CompareConfig(segment_snap=1.5)
+
+
+def test_compare_runs_the_grid_pipeline_from_its_checkpoint(data, tmp_path):
+    import torch
+
+    from pcseg.engine.checkpoint import save_checkpoint
+    from pcseg.engine.config import load_config
+    from pcseg.pipelines.grid.build import build_model
+    from pcseg.pipelines.grid.recipe import GridRecipe
+
+    recipe = load_config(GridRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "grids=[4]", "size_ranges=[[0, 100]]"])
+    torch.manual_seed(0)
+    ckpt = tmp_path / "grid.pt"
+    save_checkpoint(ckpt, {"kind": "grid", "config": recipe.to_dict(), "model": build_model(recipe).state_dict()})
+    out = tmp_path / "cmp"
+    assert main(["-q", "compare", "configs/compare_synthetic.yaml", f"data_root={data}", f"out_dir={out}",
+                 "methods=[grid]", f"checkpoint_grid={ckpt}", "threads=1"]) == 0
+    summary = json.loads((out / "compare.json").read_text())
+    assert list(summary["results"]) == ["grid"] and summary["runs"]["grid"]["scenes"] == 2
+    assert summary["runs"]["grid"]["seconds_per_scene"]["network"] > 0

@@ -50,3 +50,23 @@ def test_pred_dbscan_reuses_the_models_network_output(tmp_path, monkeypatch):
     run_demo(None, [f"data_dir={tmp_path / 'data'}", f"out_dir={tmp_path / 'out'}", "scenes=5", "split=all",
                     f"checkpoint={ckpt}", "methods=[model, pred-dbscan]", "render=false", "report=false"])
     assert sorted(calls) == [f"scene000{i}_00" for i in range(5)]  # once per scene, not once per method
+
+
+def test_demo_has_a_grid_row_and_drops_it_without_a_grid_model(tmp_path, capsys, monkeypatch):
+    from pcseg import pipelines
+    from pcseg.pipelines.grid.build import build_model as build_grid
+    from pcseg.pipelines.grid.recipe import GridRecipe
+
+    recipe = load_config(GridRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "grids=[4]", "size_ranges=[[0, 100]]",
+                                            "min_size=20"])
+    torch.manual_seed(0)
+    ckpt = tmp_path / "grid.pt"
+    save_checkpoint(ckpt, {"kind": "grid", "config": recipe.to_dict(), "model": build_grid(recipe).state_dict()})
+    args = [f"data_dir={tmp_path / 'data'}", f"out_dir={tmp_path / 'out'}", "scenes=2", "render=false", "report=false"]
+    results = run_demo(None, [*args, f"grid_checkpoint={ckpt}", "methods=[grid, gt-components]"])
+    assert set(results) == {"grid", "gt-components"}
+    assert list((tmp_path / "out" / "predictions" / "grid").glob("*.txt"))
+    monkeypatch.setattr(pipelines, "SHIPPED_GRID_MODEL", tmp_path / "none.pt")
+    capsys.readouterr()
+    assert set(run_demo(None, [*args, "methods=[grid, gt-components]"])) == {"gt-components"}
+    assert "no trained grid model" in capsys.readouterr().out
