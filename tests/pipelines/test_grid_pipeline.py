@@ -63,7 +63,8 @@ def test_empty_and_one_point_scenes_predict_nothing(trained):
 
 @pytest.mark.parametrize("bad, key", [("grids=[8,4]", "grids"), ("grids=[0]", "grids"),
                                       ("size_ranges=[[1.0,0.5],[0,1]]", "size_ranges"), ("nms_kernel=box", "nms_kernel"),
-                                      ("score_threshold=1.5", "score_threshold"), ("centre_radius=-1", "centre_radius")])
+                                      ("score_threshold=1.5", "score_threshold"), ("centre_radius=-1", "centre_radius"),
+                                      ("nms=soft", "nms"), ("nms_iou=2", "nms")])
 def test_bad_grid_recipe_values_name_the_key(bad, key):
     with pytest.raises(ConfigError, match=key):
         load_recipe(None, ["pipeline=grid", bad])
@@ -73,3 +74,22 @@ def test_a_prediction_override_of_another_pipeline_is_refused(trained, tmp_path)
     data, ckpt = trained
     assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(data), "--out", str(tmp_path / "p"),
                  "cluster_method=dbscan"]) == 2  # a bottom-up key: refused, naming the keys a grid prediction takes
+
+
+@pytest.mark.parametrize("nms, scores", [("mask", [0.9, 0.7]), ("matrix", None)])
+def test_duplicates_are_removed_by_matrix_nms_or_plain_mask_nms(nms, scores):
+    import torch
+
+    from pcseg.models.grid_segmenter import Candidates
+    from pcseg.pipelines.grid.predict import GridOutput, to_instances
+    from pcseg.pipelines.grid.recipe import GridRecipe
+
+    masks = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 1]], dtype=torch.float32)  # IoU(a, b) = 0.75
+    out = GridOutput(Candidates(masks, torch.tensor([4, 4, 4]), torch.tensor([0.9, 0.8, 0.7])), torch.arange(4), 0.0)
+    pred = to_instances(out, GridRecipe(nms=nms, nms_iou=0.5, min_size=1))
+    if nms == "mask":  # the second mask is dropped, the others keep their scores
+        assert pred.instances.scores.tolist() == pytest.approx(scores)
+        assert pred.instances.masks.tolist() == [[True, True, True, False], [False, False, False, True]]
+    else:  # Matrix-NMS decays the duplicate's score instead (below the non-overlapping third mask's)
+        got = pred.instances.scores.tolist()
+        assert len(got) == 3 and got[0] == pytest.approx(0.9) and got[1] == pytest.approx(0.7) and got[2] < 0.7

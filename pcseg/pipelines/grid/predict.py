@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ...cluster.nms import matrix_nms
+from ...cluster.nms import mask_nms, matrix_nms
 from ...data import collate
 from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
@@ -48,7 +48,7 @@ def run_network(model: torch.nn.Module, scene: Scene, recipe: GridRecipe, device
 
 def to_instances(out: GridOutput, recipe: GridRecipe) -> Prediction:
     """Candidates -> masks (mask probability > mask_threshold), scored by category score x mean mask
-    probability inside the mask (SOLO's maskness), Matrix-NMS, the best ``max_instances`` above
+    probability inside the mask (SOLO's maskness), Matrix-NMS (or greedy mask NMS: ``nms``), the best ``max_instances`` above
     ``final_threshold``, back to points; semantic: each point takes its best instance's class."""
     start = time.perf_counter()
     c, n = out.candidates, out.inverse.shape[0]
@@ -57,7 +57,12 @@ def to_instances(out: GridOutput, recipe: GridRecipe) -> Prediction:
     keep = area > 0
     masks, probs, classes, scores, area = masks[keep], c.mask_probs[keep], c.classes[keep], c.scores[keep], area[keep]
     scores = scores * (probs * masks).sum(1) / area.clamp_min(1)
-    decayed = matrix_nms(masks, classes, scores, recipe.nms_kernel, recipe.nms_sigma)
+    if recipe.nms == "matrix":
+        decayed = matrix_nms(masks, classes, scores, recipe.nms_kernel, recipe.nms_sigma)
+    else:  # plain greedy NMS: the kept masks keep their scores, the others drop out
+        decayed = torch.zeros_like(scores, dtype=torch.float32)
+        kept = mask_nms(masks, classes, scores, recipe.nms_iou)
+        decayed[kept] = scores[kept].float()
     order = torch.argsort(decayed, descending=True, stable=True)
     order = order[decayed[order] > recipe.final_threshold][: recipe.max_instances]
     point_masks = masks[order][:, out.inverse].cpu().numpy()

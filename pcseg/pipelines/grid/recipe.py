@@ -9,11 +9,13 @@ from ...engine.config import require
 from ..scenes import SceneSettings
 
 NMS_KERNELS = ("gaussian", "linear")
+NMS_METHODS = ("matrix", "mask")
 # settings that define the network: a checkpoint only loads into a model built with the same values
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "height_feature", "grids", "size_ranges", "mask_dim",
                      "head_hidden", "dynamic_hidden")
 # the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
-PREDICT_KEYS = ("score_threshold", "mask_threshold", "nms_kernel", "nms_sigma", "final_threshold", "max_instances",
+PREDICT_KEYS = ("score_threshold", "mask_threshold", "nms", "nms_iou", "nms_kernel", "nms_sigma", "final_threshold",
+                "max_instances",
                 "min_size", "segment_snap", "backend", "threads")
 
 
@@ -34,6 +36,8 @@ class GridRecipe(SceneSettings):
     # prediction
     score_threshold: float = 0.1         # cells (per class) below this category score yield no mask
     mask_threshold: float = 0.5          # mask probability -> voxel in the mask
+    nms: str = "matrix"                  # duplicate removal: Matrix-NMS (soft, one parallel step) | mask (greedy NMS)
+    nms_iou: float = 0.5                 # nms: mask drops a mask over this IoU with a better one of its class
     nms_kernel: str = "gaussian"         # Matrix-NMS decay
     nms_sigma: float = 2.0
     final_threshold: float = 0.05        # masks whose score after Matrix-NMS is below this are dropped
@@ -56,6 +60,7 @@ class GridRecipe(SceneSettings):
         need(0 < self.score_threshold < 1 and 0 < self.mask_threshold < 1, "score_threshold",
              "score_threshold and mask_threshold must be in (0, 1)")
         need(self.nms_kernel in NMS_KERNELS, "nms_kernel", f"must be one of {NMS_KERNELS}")
+        need(self.nms in NMS_METHODS and 0 <= self.nms_iou <= 1, "nms", f"nms must be one of {NMS_METHODS}, nms_iou in [0, 1]")
         need(self.nms_sigma > 0 and 0 <= self.final_threshold < 1, "nms_sigma",
              "nms_sigma must be > 0 and final_threshold in [0, 1)")
         need(self.max_instances >= 1 and self.min_size >= 1, "max_instances", "max_instances and min_size must be >= 1")
