@@ -6,8 +6,10 @@
     errors.png             the errors view (missed / false positive / merged / split) with its legend
     embeddings.png         GT instances next to the network's embeddings (PCA to RGB)
     frame_masks.png        an RGB-D frame with its instance masks and classes overlaid
+    grid_head.png          the grid head from above: its grids, the cells holding a centre, the instances
+                           (a validation room; needs the shipped grid model)
 
-    python viz/readme_pictures.py [--out docs/images] [--seed 7]
+    python viz/readme_pictures.py [--out docs/images] [--seed 7] [--only grid]
 """
 from __future__ import annotations
 
@@ -24,8 +26,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="docs/images")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--only", choices=["grid"], default=None, help="make this picture only")
     args = parser.parse_args()
     out = Path(args.out)
+    grid_picture(out / "grid_head.png")
+    if args.only:
+        return
     synth = generate_scene(args.seed, "scene0000_00", frames=3)
     scene = synth.scene
     size = (640, 480)
@@ -63,6 +69,25 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(frames_dir, ignore_errors=True)
+
+
+def grid_picture(path: Path, room: int = 3, shown_threshold: float = 0.3) -> None:
+    """The shipped grid model on validation room ``room`` (seed 1): cells above ``shown_threshold``."""
+    from pcseg.engine.snapping import snap_to_scene
+    from pcseg.io.scannet import list_scenes, read_scannet_scene
+    from pcseg.pipelines import SHIPPED_GRID_MODEL, load_predictor
+    from pcseg.synth.dataset import ensure_synthetic_dataset
+    from pcseg.viz.grid_cells import draw_grid_cells, grid_cells
+
+    if not SHIPPED_GRID_MODEL.is_file():
+        print(f"no shipped grid model at {SHIPPED_GRID_MODEL}: no {path.name}")
+        return
+    ensure_synthetic_dataset("out/data/synth_val", 20, seed=1)
+    scene = read_scannet_scene(list_scenes("out/data/synth_val")[room])
+    p = load_predictor(SHIPPED_GRID_MODEL)
+    pred = snap_to_scene(p.finish(scene, p.network(scene, None)), scene, p.segment_snap, p.min_size)
+    print(draw_grid_cells(scene, grid_cells(p.model, scene, p.recipe.height_feature), pred.instances, path,
+                          shown_threshold))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,8 @@ class GridSegmenter(nn.Module):
         self.mask_weight, self.score_threshold, self.max_masks = float(mask_weight), float(score_threshold), max_masks
         self.max_candidates = max_candidates  # per scene at eval: masks are computed for the best ones only
 
-    def forward(self, batch: Batch):
+    def _run(self, batch: Batch):
+        """Voxelize, the backbone, the grids and the head's per-cell outputs (logits, kernels) per grid."""
         if batch.points.shape[0] == 0:
             raise ValueError("GridSegmenter: Batch.points is empty (no points in the batch)")
         voxels = voxelize(batch.points, batch.offset, self.voxel_size)
@@ -65,7 +66,17 @@ class GridSegmenter(nn.Module):
         centres = voxels.centers()
         b = int(batch.offset.numel())
         grids = [make_grid(centres[:, :2], voxels.batch_index, b, s) for s in self.head.grids]
-        outputs = [self.head.grid_outputs(features, g, b) for g in grids]
+        return voxels, features, centres, grids, [self.head.grid_outputs(features, g, b) for g in grids]
+
+    @torch.no_grad()
+    def cell_probabilities(self, batch: Batch) -> list[tuple[Grid, torch.Tensor]]:
+        """Each grid and its cells' category probabilities FloatTensor[B * S * S, instance classes]
+        (for pictures of what the head sees)."""
+        _, _, _, grids, outputs = self._run(batch)
+        return [(g, torch.sigmoid(o[0])) for g, o in zip(grids, outputs)]
+
+    def forward(self, batch: Batch):
+        voxels, features, centres, grids, outputs = self._run(batch)
         logits = torch.cat([o[0] for o in outputs])
         kernels = torch.cat([o[1] for o in outputs])
         mask_feats = self.head.mask_features(features)
