@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,18 @@ def test_missing_and_non_mapping_file(tmp_path):
     path.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="flat mapping"):
         load_config(Recipe, path)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_with_its_checks(path):
+    from pcseg.apps.compare import CompareConfig
+    from pcseg.apps.demo import DemoConfig
+    from pcseg.pipelines import load_recipe
+
+    if path.stem == "demo":
+        load_config(DemoConfig, path)
+    elif path.stem.startswith("compare"):
+        load_config(CompareConfig, path)
+    else:
+        pipeline, recipe = load_recipe(path)
+        assert pipeline.name in ("bottomup", "grid", "maskrcnn2d") and recipe.out_dir

@@ -93,3 +93,54 @@ def test_duplicates_are_removed_by_matrix_nms_or_plain_mask_nms(nms, scores):
     else:  # Matrix-NMS decays the duplicate's score instead (below the non-overlapping third mask's)
         got = pred.instances.scores.tolist()
         assert len(got) == 3 and got[0] == pytest.approx(0.9) and got[1] == pytest.approx(0.7) and got[2] < 0.7
+
+
+def _losses(out_dir):
+    import json
+
+    records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["total"]) for r in records if "total" in r]
+
+
+def _cli(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "pcseg", "-q", "train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_a_grid_run_killed_with_kill_9_resumes_with_the_uninterrupted_losses(trained, tmp_path):
+    import os
+    import signal
+    import time
+
+    data, ckpt = trained
+    recipe = ckpt.parent.parent / "grid.yaml"
+    args = [str(recipe), *TINY, "epochs=3", "checkpoint_every=1"]
+    full = _cli(*args, f"out_dir={tmp_path / 'full'}")
+    assert full.wait(600) == 0, full.stderr.read()
+    reference = _losses(tmp_path / "full")
+    assert len(reference) == 6  # 4 rooms, batch 2, 3 epochs
+    killed = _cli(*args, f"out_dir={tmp_path / 'killed'}")
+    deadline = time.time() + 300
+    while time.time() < deadline and killed.poll() is None:
+        if (tmp_path / "killed" / "metrics.jsonl").exists() and len(_losses(tmp_path / "killed")) >= 3:
+            break
+        time.sleep(0.05)
+    assert killed.poll() is None, "the run ended before it could be killed"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert 1 <= load_checkpoint(tmp_path / "killed" / "last.pt")["step"] < 6
+    resumed = _cli(*args, f"out_dir={tmp_path / 'killed'}", "--resume")
+    assert resumed.wait(600) == 0, resumed.stderr.read()
+    assert _losses(tmp_path / "killed") == reference
+
+
+def test_grid_trains_as_two_ddp_processes(trained, tmp_path):
+    data, ckpt = trained
+    recipe = ckpt.parent.parent / "grid.yaml"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "pcseg", "-q", "train", str(recipe), *TINY, "epochs=1", f"out_dir={tmp_path / 'ddp'}"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [s for s, _ in _losses(tmp_path / "ddp")] == [1]  # 4 rooms over 2 ranks, batch 2: one step
+    saved = load_checkpoint(tmp_path / "ddp" / "model.pt")
+    assert saved["kind"] == "grid" and saved["step"] == 1
