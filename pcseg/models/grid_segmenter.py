@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pcseg.data.voxelize import Voxels, voxel_mean, voxelize
-from pcseg.models.grid import Grid, GridHead, dice_loss, focal_loss, make_grid, relative_positions
+from pcseg.models.grid import Grid, GridHead, dice_loss, focal_loss, make_grid
 from pcseg.sparse import SparseTensor
 from pcseg.structures import Batch
 
@@ -96,8 +96,7 @@ class GridSegmenter(nn.Module):
     def _masks(self, kernels, mask_feats, centres, voxels: Voxels, cell_xy, cell_edge, scene: int) -> torch.Tensor:
         lo, hi = _rows(voxels, scene)
         floor = float(centres[lo:hi, 2].min()) if hi > lo else 0.0
-        rel = relative_positions(centres[lo:hi], cell_xy, cell_edge, floor)
-        return self.head.mask_logits(kernels, mask_feats[lo:hi], rel)
+        return self.head.mask_logits(kernels, mask_feats[lo:hi], centres[lo:hi], cell_xy, cell_edge, floor)
 
     # --- training -----------------------------------------------------------------------------------
     def targets(self, batch: Batch, voxels: Voxels, centres: torch.Tensor, grids: list[Grid]) -> Targets:

@@ -72,18 +72,28 @@ def test_targets_put_each_object_on_its_grid_at_its_centre():
 
 
 def test_dynamic_mask_mlp_equals_an_explicit_mlp_per_cell():
-    head = GridHead(8, 18, grids=(4,), size_ranges=((0.0, 1e9),), mask_dim=5, dynamic_hidden=3, hidden=16)
+    """The folded computation equals each cell's MLP run on [mask features, relative positions]."""
+    head = GridHead(8, 18, grids=(4,), size_ranges=((0.0, 1e9),), mask_dim=5, dynamic_hidden=3, hidden=16).double()
     g = torch.Generator().manual_seed(1)
-    kernels = torch.randn(2, head.kernel_size, generator=g)
-    feats = torch.randn(7, 5, generator=g)
-    rel = torch.randn(2, 7, 3, generator=g)
-    got = head.mask_logits(kernels, feats, rel)
+    kernels = torch.randn(4, head.kernel_size, generator=g, dtype=torch.float64, requires_grad=True)
+    feats = torch.randn(7, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    centres = torch.rand(7, 3, generator=g, dtype=torch.float64) * 6
+    cell_xy = torch.rand(4, 2, generator=g, dtype=torch.float64) * 6
+    cell = torch.rand(4, 2, generator=g, dtype=torch.float64) + 0.3
+    got = head.mask_logits(kernels, feats, centres, cell_xy, cell, floor=0.2)
+    rel = relative_positions(centres, cell_xy, cell, floor=0.2)
     d, h = 8, 3
-    for p in range(2):
+    want = []
+    for p in range(4):
         k = kernels[p]
         w1, b1, w2, b2 = k[: d * h].reshape(d, h), k[d * h: d * h + h], k[d * h + h: d * h + 2 * h], k[-1]
-        x = torch.cat([feats, rel[p]], 1)
-        torch.testing.assert_close(got[p], torch.relu(x @ w1 + b1) @ w2 + b2)
+        want.append(torch.relu(torch.cat([feats, rel[p]], 1) @ w1 + b1) @ w2 + b2)
+    want = torch.stack(want)
+    torch.testing.assert_close(got, want)
+    up = torch.randn(got.shape, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((got * up).sum(), [kernels, feats])
+    for a, b in zip(grads, torch.autograd.grad((want * up).sum(), [kernels, feats])):
+        torch.testing.assert_close(a, b)
 
 
 def test_relative_positions_are_in_cell_edges_and_height_over_three_metres():
