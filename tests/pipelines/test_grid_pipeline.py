@@ -46,8 +46,13 @@ def test_train_writes_a_grid_checkpoint_and_predict_picks_the_pipeline_by_its_ki
         assert inst.num_points == len(scene)
     gt = tmp_path / "gt"
     assert main(["-q", "data", "export-gt", "--scannet", str(data), "--out", str(gt)]) == 0
-    assert main(["-q", "eval", "--gt", str(gt), "--pred", str(pred)]) == 0
-    assert "AP_50%" in capsys.readouterr().out
+    report = tmp_path / "report"
+    assert main(["-q", "eval", "--gt", str(gt), "--pred", str(pred), "--report", str(report), "--scenes", str(data)]) == 0
+    assert "AP_50%" in capsys.readouterr().out and (report / "index.html").is_file()
+    png = tmp_path / "errors.png"  # the viewer reads a grid prediction folder like any other
+    assert main(["viz", str(list_scenes(data)[0]), "--pred", str(pred), "--color", "errors", "--side-by-side",
+                 "--out", str(png), "--width", "320", "--height", "240"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_empty_and_one_point_scenes_predict_nothing(trained):
