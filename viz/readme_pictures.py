@@ -86,8 +86,11 @@ def grid_picture(path: Path, room: int = 3, shown_threshold: float = 0.3) -> Non
     scene = read_scannet_scene(list_scenes("out/data/synth_val")[room])
     p = load_predictor(SHIPPED_GRID_MODEL)
     pred = snap_to_scene(p.finish(scene, p.network(scene, None)), scene, p.segment_snap, p.min_size)
-    print(draw_grid_cells(scene, grid_cells(p.model, scene, p.recipe.height_feature), pred.instances, path,
-                          shown_threshold))
+    from pcseg.structures import InstanceSet
+
+    sure = pred.instances.scores >= shown_threshold  # the confident instances, as the cells shown
+    shown = InstanceSet(pred.instances.masks[sure], pred.instances.labels[sure], pred.instances.scores[sure])
+    print(draw_grid_cells(scene, grid_cells(p.model, scene, p.recipe.height_feature), shown, path, shown_threshold))
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def draw_grid_cells(scene: Scene, cells: list[dict], instances: InstanceSet, pat
     palette = instance_colors(len(instances))
     for k in np.argsort(instances.masks.sum(1))[::-1]:  # small instances drawn last, on top
         colours[instances.masks[k]] = palette[k]
-    points(axes[-1], colours[shown], f"{len(instances)} instances (masks after Matrix-NMS)")
+    points(axes[-1], colours[shown], f"{len(instances)} instances (masks after NMS)")
     if legend:
         handles = [Rectangle((0, 0), 1, 1, facecolor=c) for c in legend.values()]
         fig.legend(handles, [NYU40_NAMES[k] for k in legend], loc="lower center", ncol=min(len(handles), 9),

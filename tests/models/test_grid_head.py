@@ -96,6 +96,26 @@ def test_dynamic_mask_mlp_equals_an_explicit_mlp_per_cell():
         torch.testing.assert_close(a, b)
 
 
+def test_prediction_computes_the_masks_in_blocks_of_voxels_with_the_same_result(monkeypatch):
+    from pcseg.models import grid
+    from pcseg.sparse.workers import set_conv_threads
+
+    head = GridHead(8, 18, grids=(4,), size_ranges=((0.0, 1e9),), mask_dim=5, dynamic_hidden=3, hidden=16)
+    g = torch.Generator().manual_seed(2)
+    kernels = torch.randn(6, head.kernel_size, generator=g, requires_grad=True)
+    args = (torch.randn(1000, 5, generator=g), torch.rand(1000, 3, generator=g) * 6,
+            torch.rand(6, 2, generator=g) * 6, torch.rand(6, 2, generator=g) + 0.3, 0.1)
+    whole = head.mask_logits(kernels, *args)  # gradients wanted: one product
+    monkeypatch.setattr(grid, "MASK_BLOCK_FLOATS", 1)  # blocks of 256 voxels
+    set_conv_threads(2)
+    try:
+        with torch.no_grad():
+            blocks = head.mask_logits(kernels, *args)
+    finally:
+        set_conv_threads(0)
+    torch.testing.assert_close(blocks, whole.detach())
+
+
 def test_relative_positions_are_in_cell_edges_and_height_over_three_metres():
     centres = torch.tensor([[1.0, 2.0, 0.5], [3.0, 2.0, 1.5]])
     rel = relative_positions(centres, torch.tensor([[1.0, 1.0]]), torch.tensor([[0.5, 2.0]]), floor=0.0)

@@ -54,9 +54,12 @@ def to_instances(out: GridOutput, recipe: GridRecipe) -> Prediction:
     c, n = out.candidates, out.inverse.shape[0]
     masks = c.mask_probs > recipe.mask_threshold
     area = masks.sum(1)
+    # maskness: the mean probability inside the mask (threshold() zeroes what is outside, in one pass)
+    inside = torch.nn.functional.threshold(c.mask_probs, recipe.mask_threshold, 0.0).sum(1)
+    classes, scores = c.classes, c.scores * inside / area.clamp_min(1)
     keep = area > 0
-    masks, probs, classes, scores, area = masks[keep], c.mask_probs[keep], c.classes[keep], c.scores[keep], area[keep]
-    scores = scores * (probs * masks).sum(1) / area.clamp_min(1)
+    if not bool(keep.all()):  # (copies of the masks only when some are empty)
+        masks, classes, scores = masks[keep], classes[keep], scores[keep]
     if recipe.nms == "matrix":
         decayed = matrix_nms(masks, classes, scores, recipe.nms_kernel, recipe.nms_sigma)
     else:  # plain greedy NMS: the kept masks keep their scores, the others drop out
@@ -65,7 +68,7 @@ def to_instances(out: GridOutput, recipe: GridRecipe) -> Prediction:
         decayed[kept] = scores[kept].float()
     order = torch.argsort(decayed, descending=True, stable=True)
     order = order[decayed[order] > recipe.final_threshold][: recipe.max_instances]
-    point_masks = masks[order][:, out.inverse].cpu().numpy()
+    point_masks = masks.index_select(0, order).index_select(1, out.inverse).cpu().numpy()
     big = point_masks.sum(1) >= recipe.min_size
     instances = InstanceSet(point_masks[big], semantic20_to_nyu40(classes[order].cpu().numpy())[big],
                             decayed[order].cpu().numpy().astype(np.float32)[big]) if n else InstanceSet.empty(0)
