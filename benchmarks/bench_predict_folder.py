@@ -44,9 +44,25 @@ def _fine_segments(segments: np.ndarray, points: np.ndarray, cell: float) -> np.
     return first[piece.reshape(-1)]
 
 
+def real_sized_scan(rooms: list, name: str, rng: np.random.Generator, points: int = 240_000):
+    """Labelled rooms side by side along x, subsampled to ``points``, their segments cut as fine as
+    ScanNet's (``_fine_segments``, 20 cm): a Scene the size of a large ScanNet scan."""
+    from pcseg.structures import Scene
+
+    parts, shift, instances, segments = [], 0.0, 0, 0
+    for s in rooms:  # instance ids stay small (the official GT encoding takes ids < 1000)
+        p = s.points - s.points.min(0) + np.array([shift, 0, 0], np.float32)
+        shift = float(p[:, 0].max()) + 0.5
+        parts.append((p, s.colors, s.semantic, s.instance + instances * (s.instance > 0), s.segments + segments))
+        instances += int(s.instance.max())
+        segments += int(s.segments.max()) + 1
+    pick = np.sort(rng.choice(sum(len(q[0]) for q in parts), points, replace=False))
+    p, colors, semantic, instance, segment = (np.concatenate([q[i] for q in parts])[pick] for i in range(5))
+    return Scene(p, colors, semantic=semantic, instance=instance, segments=_fine_segments(segment, p, 0.2), name=name)
+
+
 def write_folders(root: Path) -> dict[str, Path]:
     from pcseg.io.scannet import write_scannet_scene
-    from pcseg.structures import Scene
     from pcseg.synth import generate_scene
     from pcseg.synth.dataset import write_synthetic_dataset
 
@@ -54,19 +70,9 @@ def write_folders(root: Path) -> dict[str, Path]:
     real = root / "real_sized" / "scans"
     rng = np.random.default_rng(0)
     for scan in range(3):
-        parts, shift, offset = [], 0.0, 0
-        for room in range(4):
-            s = generate_scene(100 + 4 * scan + room, "x").scene
-            points = s.points - s.points.min(0) + np.array([shift, 0, 0], np.float32)
-            shift = float(points[:, 0].max()) + 0.5
-            parts.append((points, s.colors, s.semantic, s.instance + offset * (s.instance > 0), s.segments + offset))
-            offset += int(max(s.instance.max(), s.segments.max())) + 1
-        pick = np.sort(rng.choice(sum(len(p[0]) for p in parts), 240_000, replace=False))
-        points, colors, semantic, instance, segments = (np.concatenate([p[i] for p in parts])[pick] for i in range(5))
         name = f"scene09{scan:02d}_00"
-        scene = Scene(points, colors, semantic=semantic, instance=instance,
-                      segments=_fine_segments(segments, points, 0.2), name=name)
-        write_scannet_scene(scene, real / name)
+        rooms = [generate_scene(100 + 4 * scan + room, "x").scene for room in range(4)]
+        write_scannet_scene(real_sized_scan(rooms, name, rng), real / name)
     shutil.copy(root / "synthetic" / "scannetv2-labels.combined.tsv", root / "real_sized")
     return {"synthetic rooms": root / "synthetic", "real-sized scans": real}
 

@@ -96,10 +96,9 @@ class Check:
             proc = subprocess.run(list(map(str, cmd)), cwd=ROOT, env=self.env, capture_output=True, text=True,
                                   timeout=timeout)
             rc, out = proc.returncode, proc.stdout + proc.stderr
-        except subprocess.TimeoutExpired as e:
+        except subprocess.TimeoutExpired as e:  # its output may come as bytes even with text=True
             rc = "timeout"
-            out = (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace") \
-                if isinstance(e.stdout, bytes) or isinstance(e.stderr, bytes) else f"{e.stdout or ''}{e.stderr or ''}"
+            out = "".join(x.decode(errors="replace") if isinstance(x, bytes) else x for x in (e.stdout, e.stderr) if x)
         seconds = time.perf_counter() - start
         self.log.write(f"--- {name}: rc {rc}, {seconds:.1f} s ---\n{out}\n")
         self.log.flush()
@@ -220,30 +219,19 @@ class Check:
         return out
 
     def step_predict(self) -> dict:
-        from bench_predict_folder import _fine_segments
+        from bench_predict_folder import real_sized_scan
 
         from pcseg.io import read_scene
         from pcseg.io.scannet import read_scannet_scene, write_scannet_scene
         from pcseg.pipelines import predict_to_folder
-        from pcseg.structures import Scene
 
         rooms = self.folder_of("predict_rooms", self.rooms(10))
         points = sum(len(read_scene(p, labels=False)) for p in self.rooms(10))
         big = self.out / "predict_big"
-        if not (big / "scans").is_dir():  # 4 rooms side by side, 240k points, segments as fine as ScanNet's
-            parts, shift, offset = [], 0.0, 0
-            instances = 0
-            for path in self.rooms(4):
-                s = read_scannet_scene(path)
-                p = s.points - s.points.min(0) + np.array([shift, 0, 0], np.float32)
-                shift = float(p[:, 0].max()) + 0.5
-                parts.append((p, s.colors, s.semantic, s.instance + instances * (s.instance > 0), s.segments + offset))
-                instances += int(s.instance.max())
-                offset += int(s.segments.max()) + 1
-            pick = np.sort(np.random.default_rng(0).choice(sum(len(q[0]) for q in parts), 240_000, replace=False))
-            p, c, sem, inst, seg = (np.concatenate([q[i] for q in parts])[pick] for i in range(5))
-            write_scannet_scene(Scene(p, c, semantic=sem, instance=inst, segments=_fine_segments(seg, p, 0.2),
-                                      name="scene0900_00"), big / "scans" / "scene0900_00")
+        if not (big / "scans").is_dir():  # 4 rooms side by side: a 240k-point scan, segments as fine as ScanNet's
+            scan = real_sized_scan([read_scannet_scene(p) for p in self.rooms(4)], "scene0900_00",
+                                   np.random.default_rng(0))
+            write_scannet_scene(scan, big / "scans" / scan.name)
             shutil.copy(self.data / "rooms" / "scannetv2-labels.combined.tsv", big)
 
         def timed(folder: Path, n_points: int, device: str, tag: str, overrides=()) -> dict:

@@ -105,11 +105,9 @@ def _predictor(method: str, cfg: CompareConfig):
             return Prediction(out, unlabelled(scene), timings), cfg.min_size
         return run, None
     from ..engine.snapping import snap_to_scene
-    from ..pipelines import SHIPPED_GRID_MODEL, SHIPPED_MODEL, load_predictor
+    from ..pipelines import load_predictor
 
-    given = {"maskrcnn2d": cfg.checkpoint_2d, "grid": cfg.checkpoint_grid}.get(method, cfg.checkpoint_3d)
-    path = Path(given or (SHIPPED_GRID_MODEL if method == "grid" else SHIPPED_MODEL))
-    predictor = load_predictor(path, cfg.device)
+    predictor = load_predictor(_checkpoint(method, cfg), cfg.device)
     train_seconds = predictor.train_seconds
     if method == "maskrcnn2d":
         def run(folder, scene):
@@ -176,6 +174,14 @@ def _ensure_data(cfg: CompareConfig) -> None:
         raise ConfigError(f"data_root: {root} has no scans/ and scenes is 0 (nothing to generate)")
 
 
+def _checkpoint(method: str, cfg: CompareConfig) -> Path:
+    """The checkpoint a learned method runs: the configured one, else the shipped model of its pipeline."""
+    from ..pipelines import SHIPPED_GRID_MODEL, SHIPPED_MODEL
+
+    given = {"maskrcnn2d": cfg.checkpoint_2d, "grid": cfg.checkpoint_grid}.get(method, cfg.checkpoint_3d)
+    return Path(given) if given else (SHIPPED_GRID_MODEL if method == "grid" else SHIPPED_MODEL)
+
+
 def _methods(cfg: CompareConfig) -> list[str]:
     methods = list(cfg.methods)
     if "maskrcnn2d" in methods and not (cfg.checkpoint_2d and Path(cfg.checkpoint_2d).is_file()):
@@ -183,9 +189,7 @@ def _methods(cfg: CompareConfig) -> list[str]:
         print(f"maskrcnn2d: {what} (train one with `pcseg train configs/maskrcnn2d_synthetic.yaml`) - skipped")
         methods.remove("maskrcnn2d")
     if "grid" in methods:
-        from ..pipelines import SHIPPED_GRID_MODEL
-
-        path = Path(cfg.checkpoint_grid) if cfg.checkpoint_grid else SHIPPED_GRID_MODEL
+        path = _checkpoint("grid", cfg)
         if not path.is_file():
             print(f"grid: no checkpoint at {path} (train one with `pcseg train configs/synthetic_grid.yaml`) - skipped")
             methods.remove("grid")

@@ -34,9 +34,8 @@ def train(pipeline: Pipeline, recipe: Any, resume: bool = False, progress: bool 
         pipeline.prepare(recipe)
     device = resolve_device(recipe.device)
     info = init_distributed(device) if pipeline.distributed else DistInfo()
-    if device.type == "cuda" and info.enabled:
+    if device.type == "cuda" and info.enabled:  # init_distributed made it the process's current GPU
         device = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(device)
     out = Path(recipe.out_dir)
     try:
         trainer = pipeline.trainer(recipe, device, info, resume, progress)

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from untrained_checkpoints import untrained_checkpoint
 
 from pcseg.cli import main
 from pcseg.apps.compare import CompareConfig
@@ -61,17 +62,8 @@ def test_unknown_method_and_bad_snap_are_named():
 
 
 def test_compare_runs_the_grid_pipeline_from_its_checkpoint(data, tmp_path):
-    import torch
-
-    from pcseg.engine.checkpoint import save_checkpoint
-    from pcseg.engine.config import load_config
-    from pcseg.pipelines.grid.build import build_model
-    from pcseg.pipelines.grid.recipe import GridRecipe
-
-    recipe = load_config(GridRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "grids=[4]", "size_ranges=[[0, 100]]"])
-    torch.manual_seed(0)
-    ckpt = tmp_path / "grid.pt"
-    save_checkpoint(ckpt, {"kind": "grid", "config": recipe.to_dict(), "model": build_model(recipe).state_dict()})
+    ckpt = untrained_checkpoint(tmp_path / "grid.pt", "grid",
+                                ["voxel_size=0.1", "widths=[8,16]", "grids=[4]", "size_ranges=[[0, 100]]"])
     out = tmp_path / "cmp"
     assert main(["-q", "compare", "configs/compare_synthetic.yaml", f"data_root={data}", f"out_dir={out}",
                  "methods=[grid]", f"checkpoint_grid={ckpt}", "threads=1"]) == 0

@@ -2,21 +2,16 @@
 import json
 
 import pytest
-import torch
+from untrained_checkpoints import untrained_checkpoint
 
-from pcseg.pipelines.bottomup.build import build_model
-from pcseg.engine.checkpoint import save_checkpoint
-from pcseg.engine.config import load_config
 from pcseg.apps.demo import run_demo
-from pcseg.pipelines.bottomup.recipe import BottomUpRecipe
 from pcseg.errors import ConfigError
+
+TINY_BOTTOMUP = ["voxel_size=0.1", "widths=[8,16]", "embed_dim=4", "min_size=20"]
 
 
 def test_demo_runs_methods_and_writes_results(tmp_path, capsys):
-    recipe = load_config(BottomUpRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "embed_dim=4", "min_size=20"])
-    torch.manual_seed(0)
-    ckpt = tmp_path / "model.pt"
-    save_checkpoint(ckpt, {"kind": "bottomup", "config": recipe.to_dict(), "model": build_model(recipe).state_dict()})
+    ckpt = untrained_checkpoint(tmp_path / "model.pt", "bottomup", TINY_BOTTOMUP)
     results = run_demo(None, [f"data_dir={tmp_path / 'data'}", f"out_dir={tmp_path / 'out'}", "scenes=5",
                               f"checkpoint={ckpt}", "methods=[model, gt-components]", "render=false"])
     assert set(results) == {"model", "gt-components"}
@@ -39,10 +34,7 @@ def test_demo_rejects_unknown_keys_and_methods(tmp_path):
 def test_pred_dbscan_reuses_the_models_network_output(tmp_path, monkeypatch):
     from pcseg.pipelines.bottomup import predict as predict_module
 
-    recipe = load_config(BottomUpRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "embed_dim=4", "min_size=20"])
-    torch.manual_seed(0)
-    ckpt = tmp_path / "model.pt"
-    save_checkpoint(ckpt, {"kind": "bottomup", "config": recipe.to_dict(), "model": build_model(recipe).state_dict()})
+    ckpt = untrained_checkpoint(tmp_path / "model.pt", "bottomup", TINY_BOTTOMUP)
     calls = []
     real = predict_module.run_network
     monkeypatch.setattr(predict_module, "run_network", lambda model, scene, *a, **k: calls.append(scene.name)
@@ -54,14 +46,9 @@ def test_pred_dbscan_reuses_the_models_network_output(tmp_path, monkeypatch):
 
 def test_demo_has_a_grid_row_and_drops_it_without_a_grid_model(tmp_path, capsys, monkeypatch):
     from pcseg import pipelines
-    from pcseg.pipelines.grid.build import build_model as build_grid
-    from pcseg.pipelines.grid.recipe import GridRecipe
 
-    recipe = load_config(GridRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "grids=[4]", "size_ranges=[[0, 100]]",
-                                            "min_size=20"])
-    torch.manual_seed(0)
-    ckpt = tmp_path / "grid.pt"
-    save_checkpoint(ckpt, {"kind": "grid", "config": recipe.to_dict(), "model": build_grid(recipe).state_dict()})
+    ckpt = untrained_checkpoint(tmp_path / "grid.pt", "grid", ["voxel_size=0.1", "widths=[8,16]", "grids=[4]",
+                                                              "size_ranges=[[0, 100]]", "min_size=20"])
     args = [f"data_dir={tmp_path / 'data'}", f"out_dir={tmp_path / 'out'}", "scenes=2", "render=false", "report=false"]
     results = run_demo(None, [*args, f"grid_checkpoint={ckpt}", "methods=[grid, gt-components]"])
     assert set(results) == {"grid", "gt-components"}

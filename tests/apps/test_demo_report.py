@@ -1,20 +1,14 @@
 """pcseg demo writes the evaluation report of its first method and ends by saying where it is."""
 import re
 
-import torch
+from untrained_checkpoints import untrained_checkpoint
 
-from pcseg.pipelines.bottomup.build import build_model
-from pcseg.engine.checkpoint import save_checkpoint
-from pcseg.engine.config import load_config
 from pcseg.apps.demo import run_demo
-from pcseg.pipelines.bottomup.recipe import BottomUpRecipe
 
 
 def test_demo_ends_with_the_report(tmp_path, capsys):
-    recipe = load_config(BottomUpRecipe, None, ["voxel_size=0.1", "widths=[8,16]", "embed_dim=4", "min_size=20"])
-    torch.manual_seed(0)
-    ckpt = tmp_path / "model.pt"
-    save_checkpoint(ckpt, {"kind": "bottomup", "config": recipe.to_dict(), "model": build_model(recipe).state_dict()})
+    ckpt = untrained_checkpoint(tmp_path / "model.pt", "bottomup",
+                                ["voxel_size=0.1", "widths=[8,16]", "embed_dim=4", "min_size=20"])
     out = tmp_path / "out"
     results = run_demo(None, [f"data_dir={tmp_path / 'data'}", f"out_dir={out}", "scenes=2", f"checkpoint={ckpt}",
                               "methods=[model]"])
