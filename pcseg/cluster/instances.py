@@ -16,7 +16,7 @@ from ..labels import semantic20_to_nyu40
 from ..structures import InstanceSet
 from .meanshift import mean_shift_modes, nearest
 
-METHODS = ("meanshift", "hdbscan", "dbscan")
+METHODS = ("meanshift", "hdbscan", "hdbscan-package", "dbscan")
 
 
 def _tensor(name: str, value, rows: int | None, cols: int | None, device=None) -> torch.Tensor:
@@ -83,6 +83,29 @@ def _hdbscan(f: np.ndarray, min_cluster_size: int, min_samples: int, max_fit_poi
     return _fit_and_assign(f, max_fit_points, seed, fit, None)
 
 
+def _hdbscan_package(f: np.ndarray, min_cluster_size: int, min_samples: int, max_fit_points: int,
+                     seed: int) -> np.ndarray:
+    """The ``hdbscan`` package fitted on a sample; the other points by its ``approximate_predict``."""
+    try:
+        import hdbscan
+    except ImportError:
+        raise ImportError("cluster_method 'hdbscan-package' needs the hdbscan package: "
+                          "pip install 'pcseg[hdbscan]' (or use cluster_method=hdbscan, scikit-learn's)") from None
+
+    n = f.shape[0]
+    pick = np.arange(n) if n <= max_fit_points else \
+        np.sort(np.random.default_rng(seed).choice(n, max_fit_points, replace=False))
+    mcs = max(2, math.ceil(min_cluster_size * pick.size / n))
+    model = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=max(1, min(min_samples, mcs)),
+                            allow_single_cluster=True, prediction_data=pick.size < n, core_dist_n_jobs=1).fit(f[pick])
+    labels = np.full(n, -1, np.int64)
+    labels[pick] = model.labels_
+    if pick.size < n and model.labels_.max() >= 0:
+        rest = np.setdiff1d(np.arange(n), pick, assume_unique=True)
+        labels[rest] = hdbscan.approximate_predict(model, f[rest])[0]
+    return labels
+
+
 def _dbscan(f: np.ndarray, eps: float, min_samples: int, max_fit_points: int, seed: int) -> np.ndarray:
     from sklearn.cluster import DBSCAN
 
@@ -100,7 +123,7 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                       min_cluster_size: int | None = None, min_size: int = 50,
                       classes: Sequence[int] = tuple(range(2, 20)),
                       class_to_nyu40: Callable | Sequence[int] | np.ndarray = semantic20_to_nyu40,
-                      coord_weight: float = 0.0, offsets=None, use_offsets: bool = False,
+                      coord_weight: float = 0.0, embedding_weight: float = 1.0, offsets=None, use_offsets: bool = False,
                       offset_weight: float = 1.0, num_seeds: int = 256, iters: int = 20,
                       kernel: str = "flat", max_points: int = 10000, max_fit_points: int = 2000,
                       seed: int = 0, soft_threshold: float | None = None,
@@ -114,18 +137,21 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     offsets:        FloatTensor[N, 3] predicted point -> object-centre vectors (PointGroup-style)
 
     The clustered feature of a point is the concatenation of
-        embeddings | points * coord_weight (if coord_weight > 0) | (points + offsets) * offset_weight
-        (if use_offsets),
+        embeddings * embedding_weight | points * coord_weight (if coord_weight > 0)
+        | (points + offsets) * offset_weight (if use_offsets),
     and ``bandwidth`` (mean-shift radius), ``eps`` (DBSCAN radius, default bandwidth / 2) are
     distances in that space. ``class_bandwidth``: one bandwidth per model class (a column of
     semantic_probs), used instead of ``bandwidth`` for that class (and its default eps): predicted
     centres of a 3 m bed spread wider than those of a chair, while chairs in a row need a tight radius.
+    Joining the pull/push embeddings (scaled down by ``embedding_weight``) to the predicted centres
+    keeps apart neighbouring objects of one class whose predicted centres run together.
 
     method:    "meanshift" (``pcseg.cluster.mean_shift``, torch, on the embeddings' device; num_seeds,
                iters, kernel, max_points and seed are passed on), "hdbscan" (sklearn.cluster.HDBSCAN,
                min_cluster_size default min_size, min_samples, allow_single_cluster so that a class
-               holding one object yields it; sklearn's rather than the ``hdbscan`` package's: the
-               same algorithm, and on these sample sizes as fast as its boruvka_kdtree) or "dbscan"
+               holding one object yields it), "hdbscan-package" (the same with the optional ``hdbscan``
+               package, its ``approximate_predict`` for the points outside the sample: lower AP and
+               slower in benchmarks/bench_grouping.py, kept for comparison) or "dbscan"
                (sklearn.cluster.DBSCAN, eps, min_samples).
                HDBSCAN and DBSCAN are fitted on at most ``max_fit_points`` random points of a class
                (they are super-linear: DBSCAN keeps every eps-neighbourhood, which on tight embedding
@@ -149,6 +175,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         raise ValueError(f"cluster_instances: method must be one of {METHODS}, got {method!r}")
     if not bandwidth > 0:
         raise ValueError(f"cluster_instances: bandwidth must be > 0, got {bandwidth}")
+    if not embedding_weight > 0:
+        raise ValueError(f"cluster_instances: embedding_weight must be > 0, got {embedding_weight}")
     if embeddings is None and not use_offsets:
         raise ValueError("cluster_instances: embeddings is None: pass them, or offsets with use_offsets=True")
     min_cluster_size = min_size if min_cluster_size is None else min_cluster_size
@@ -167,7 +195,10 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         raise ValueError(f"cluster_instances: class_bandwidth needs {num_classes} values > 0 (one per column "
                          f"of semantic_probs), got {class_bandwidth}")
 
-    parts = [] if embeddings is None else [_tensor("embeddings", embeddings, n, None, device)]
+    parts = []
+    if embeddings is not None:
+        emb = _tensor("embeddings", embeddings, n, None, device)
+        parts.append(emb if embedding_weight == 1.0 else emb * embedding_weight)
     if coord_weight > 0 or use_offsets:
         if points is None:
             raise ValueError("cluster_instances: points are needed for coord_weight > 0 or use_offsets")
@@ -201,8 +232,12 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                                    checked=True)[0]
         else:
             fn = f.cpu().numpy()
-            cid = _hdbscan(fn, min_cluster_size, min_samples, max_fit_points, seed) if method == "hdbscan" \
-                else _dbscan(fn, eps_c, min_samples, max_fit_points, seed)
+            if method == "hdbscan":
+                cid = _hdbscan(fn, min_cluster_size, min_samples, max_fit_points, seed)
+            elif method == "hdbscan-package":
+                cid = _hdbscan_package(fn, min_cluster_size, min_samples, max_fit_points, seed)
+            else:
+                cid = _dbscan(fn, eps_c, min_samples, max_fit_points, seed)
             cid = torch.from_numpy(cid).to(f.device)
         k = int(cid.max()) + 1 if cid.numel() else 0
         if k == 0:

@@ -177,7 +177,7 @@ def instance_partition(inst, n):
     return ids
 
 
-@pytest.mark.parametrize("method", ["meanshift", "hdbscan", "dbscan"])
+@pytest.mark.parametrize("method", ["meanshift", "hdbscan", "hdbscan-package", "dbscan"])
 def test_cluster_instances_per_class_with_every_method(method):
     emb, gt, cls = scene()
     inst = cluster_instances(emb, one_hot_probs(cls), method=method, bandwidth=0.6, min_size=50)
@@ -284,7 +284,7 @@ def test_coordinates_and_offsets():
         cluster_instances(emb, probs, pts, use_offsets=True)
 
 
-@pytest.mark.parametrize("method", ["hdbscan", "dbscan"])
+@pytest.mark.parametrize("method", ["hdbscan", "hdbscan-package", "dbscan"])
 def test_subsampled_fit_assigns_every_point(method):
     x, gt = blobs([900, 700, 400], dim=8, spread=0.08, seed=2)
     inst = cluster_instances(x, one_hot_probs(np.full(2000, 3)), method=method, max_fit_points=300)
@@ -405,3 +405,40 @@ def test_snap_labels_to_segments_takes_each_segments_majority():
         snap_labels_to_segments(labels, segments[:-1])
     with pytest.raises(ValueError, match=">= 0"):
         snap_labels_to_segments(-labels, segments)
+
+
+def two_chairs_whose_centres_run_together():
+    """Two objects of one class (200 points each) side by side: their predicted centres (points +
+    offsets) lie 0.15 apart, inside one mean-shift radius; their 4-d embeddings lie 3.0 apart."""
+    rng = np.random.default_rng(3)
+    pts = np.concatenate([rng.uniform(0, 0.5, (200, 3)), rng.uniform(0, 0.5, (200, 3)) + [0.55, 0, 0]])
+    centres = np.concatenate([rng.normal(0, 0.02, (200, 3)), rng.normal(0, 0.02, (200, 3)) + [0.15, 0, 0]])
+    emb = np.concatenate([rng.normal(0, 0.05, (200, 4)), rng.normal(0, 0.05, (200, 4)) + [3.0, 0, 0, 0]])
+    gt = np.repeat([0, 1], 200)
+    as_t = lambda a: torch.from_numpy(a).float()  # noqa: E731
+    return as_t(emb), as_t(pts), as_t(centres - pts), gt, one_hot_probs(np.full(400, 4))
+
+
+def test_joint_space_keeps_apart_objects_whose_centres_run_together():
+    emb, pts, offsets, gt, probs = two_chairs_whose_centres_run_together()
+    kwargs = dict(offsets=offsets, use_offsets=True, bandwidth=0.4, min_size=50)
+    centres_only = cluster_instances(None, probs, pts, **kwargs)
+    assert centres_only.masks.sum(1).tolist() == [400]                     # one merged instance
+    # joined, x 0.2: the embeddings add 3.0 * 0.2 = 0.6 > 0.4 between the objects, ~0.01 within one
+    joint = cluster_instances(emb, probs, pts, embedding_weight=0.2, **kwargs)
+    assert len(joint) == 2 and same_partition(instance_partition(joint, 400), gt)
+    # the weight is applied: x 0.01 adds only 0.03 and the two stay merged
+    assert len(cluster_instances(emb, probs, pts, embedding_weight=0.01, **kwargs)) == 1
+    # unscaled embeddings alone find the two as well (their own radius)
+    alone = cluster_instances(emb, probs, bandwidth=0.6, min_size=50)
+    assert same_partition(instance_partition(alone, 400), gt)
+    with pytest.raises(ValueError, match="embedding_weight"):
+        cluster_instances(emb, probs, pts, embedding_weight=0.0, **kwargs)
+
+
+def test_hdbscan_package_missing_says_how_to_install(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "hdbscan", None)  # import hdbscan -> ImportError
+    emb, gt, cls = scene()
+    with pytest.raises(ImportError, match=r"pcseg\[hdbscan\]"):
+        cluster_instances(emb, one_hot_probs(cls), method="hdbscan-package")

@@ -176,7 +176,8 @@ def test_train_split_all_uses_every_scene(data, tmp_path):
 def test_recipe_checks_the_clustering_keys():
     ok = load_config(BottomUpRecipe, None, ["class_bandwidth=[" + ",".join(["0.5"] * 20) + "]", "soft_threshold=0.2"])
     assert ok.class_bandwidth == [0.5] * 20 and ok.soft_threshold == 0.2
-    for bad in ("class_bandwidth=[0.5,0.5]", "soft_threshold=1.5", "class_balance=2", "warmup_steps=-1"):
+    for bad in ("class_bandwidth=[0.5,0.5]", "soft_threshold=1.5", "class_balance=2", "warmup_steps=-1",
+                "embedding_weight=0"):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             load_config(BottomUpRecipe, None, [bad])
 

@@ -258,3 +258,22 @@ def test_prediction_reads_no_annotation(setup, tmp_path):
     want = predict_scene(model, read_scannet_scene(source), recipe)
     got = read_instance_predictions(tmp_path / "p", source.name, num_points=len(scene))
     np.testing.assert_array_equal(got.masks, want.instances.masks)
+
+
+def test_the_recipes_embedding_weight_reaches_the_clustering(setup):
+    from pcseg.cluster import cluster_instances
+    from pcseg.pipelines.bottomup.build import cluster_settings
+    from pcseg.pipelines.bottomup.predict import group_instances, run_network
+
+    data, ckpt = setup
+    model, recipe = load_model(ckpt, overrides=["use_embeddings=true", "use_offsets=true", "embedding_weight=0.3",
+                                                "min_size=5", "bandwidth=0.3"])
+    scene = read_scannet_scene(list_scenes(data)[0])
+    out = run_network(model, scene, recipe)
+    got = group_instances(out, recipe).instances
+    settings = {**cluster_settings(recipe), "embedding_weight": 1.0}
+    want = cluster_instances(out.embeddings * 0.3, out.probs, out.points, offsets=out.offsets, **settings)
+    assert len(want) > 0
+    np.testing.assert_array_equal(got.masks, want.masks)
+    unweighted = group_instances(out, dataclasses.replace(recipe, embedding_weight=1.0)).instances
+    assert unweighted.masks.shape != got.masks.shape or not np.array_equal(unweighted.masks, got.masks)

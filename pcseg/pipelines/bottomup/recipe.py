@@ -9,11 +9,11 @@ from typing import Any
 from ...engine.config import require
 from ..scenes import SceneSettings
 
-CLUSTER_METHODS = ("meanshift", "hdbscan", "dbscan")
+CLUSTER_METHODS = ("meanshift", "hdbscan", "hdbscan-package", "dbscan")
 # settings that define the network: a checkpoint only loads into a model built with the same values
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "embed_dim", "offsets", "head_hidden", "height_feature")
 # the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
-PREDICT_KEYS = ("cluster_method", "bandwidth", "min_size", "use_embeddings", "use_offsets", "coord_weight",
+PREDICT_KEYS = ("cluster_method", "bandwidth", "min_size", "use_embeddings", "embedding_weight", "use_offsets", "coord_weight",
                 "class_bandwidth", "soft_threshold", "segment_snap", "backend", "threads")
 
 
@@ -38,6 +38,8 @@ class BottomUpRecipe(SceneSettings):
     bandwidth: float = 0.6
     min_size: int = 50
     use_embeddings: bool = True          # cluster the embeddings ...
+    embedding_weight: float = 1.0        # the embeddings' scale in the clustered space: below 1 when they
+                                         # join the centres (whose radii are in metres)
     use_offsets: bool = False            # ... and/or the predicted instance centres (points + offsets)
     coord_weight: float = 0.0
     class_bandwidth: list[float] = field(default_factory=list)  # one bandwidth per ScanNet20 class, used
@@ -56,6 +58,7 @@ class BottomUpRecipe(SceneSettings):
         need(0 <= self.class_balance <= 1, "class_balance", "must be in [0, 1]")
         need(self.cluster_method in CLUSTER_METHODS, "cluster_method", f"must be one of {CLUSTER_METHODS}")
         need(self.bandwidth > 0, "bandwidth", "must be > 0")
+        need(self.embedding_weight > 0, "embedding_weight", "must be > 0")
         need(not self.class_bandwidth or (len(self.class_bandwidth) == 20 and min(self.class_bandwidth) > 0),
              "class_bandwidth", "needs 20 values > 0 (one per ScanNet20 class) or none")
         need(self.use_embeddings or (self.use_offsets and self.offsets), "use_offsets",
