@@ -67,12 +67,14 @@ class GridHead(nn.Module):
     indices are the model's class indices); grids: grid sizes S, increasing; size_ranges: for each
     grid, the (low, high) range in metres of the objects' larger xy side it is responsible for;
     mask_dim: the learned part of the mask features; hidden: width of the branches and of the
-    dynamic MLP's hidden layer.
+    dynamic MLP's hidden layer; coord_features: False leaves out the cells' positions (CoordConv) and
+    the voxels' positions relative to each cell (the ablation of both).
     """
 
     def __init__(self, in_channels: int, num_classes: int, grids: Sequence[int] = (8, 16),
                  size_ranges: Sequence[tuple[float, float]] = ((1.2, 1e9), (0.0, 1.2)), mask_dim: int = 8,
-                 hidden: int = 64, dynamic_hidden: int = 8, centre_radius: float = 0.2) -> None:
+                 hidden: int = 64, dynamic_hidden: int = 8, centre_radius: float = 0.2,
+                 coord_features: bool = True) -> None:
         super().__init__()
         grids = [int(s) for s in grids]
         if not grids or any(s < 1 for s in grids) or any(b <= a for a, b in zip(grids, grids[1:])):
@@ -85,7 +87,8 @@ class GridHead(nn.Module):
         self.grids, self.size_ranges = grids, [tuple(map(float, r)) for r in size_ranges]
         self.num_classes, self.mask_dim, self.dynamic_hidden = num_classes, mask_dim, dynamic_hidden
         self.centre_radius = float(centre_radius)
-        c = in_channels + 2  # + the cell's normalised x, y (CoordConv)
+        self.coord_features = bool(coord_features)
+        c = in_channels + (2 if coord_features else 0)  # + the cell's normalised x, y (CoordConv)
         self.trunk = nn.Sequential(nn.Conv2d(c, hidden, 3, padding=1), nn.GroupNorm(8, hidden), nn.ReLU(),
                                    nn.Conv2d(hidden, hidden, 3, padding=1), nn.GroupNorm(8, hidden), nn.ReLU())
         self.category = nn.Conv2d(hidden, num_classes, 3, padding=1)
@@ -105,7 +108,8 @@ class GridHead(nn.Module):
         coords = torch.linspace(-1, 1, s, device=features.device, dtype=features.dtype)
         cy, cx = torch.meshgrid(coords, coords, indexing="ij")
         image = pooled.reshape(batch_size, s, s, c).permute(0, 3, 1, 2)
-        image = torch.cat([image, cx.expand(batch_size, 1, s, s), cy.expand(batch_size, 1, s, s)], 1)
+        if self.coord_features:
+            image = torch.cat([image, cx.expand(batch_size, 1, s, s), cy.expand(batch_size, 1, s, s)], 1)
         trunk = self.trunk(image)
         logits = self.category(trunk).permute(0, 2, 3, 1).reshape(cells, self.num_classes)
         kernels = self.kernel(trunk).permute(0, 2, 3, 1).reshape(cells, self.kernel_size)
@@ -127,6 +131,8 @@ class GridHead(nn.Module):
         scale = torch.cat([1.0 / cell, cell.new_full((p, 1), 1.0 / 3.0)], 1)                  # [P, 3]
         shift = torch.cat([cell_xy, cell_xy.new_full((p, 1), float(floor))], 1)                 # [P, 3]
         w_pos = w1[:, m:, :] * scale[:, :, None]                                                # [P, 3, h]
+        if not self.coord_features:  # the ablation: the MLP sees no position
+            w_pos = torch.zeros_like(w_pos)
         bias = b1 - (shift[:, :, None] * w_pos).sum(1)                                          # [P, h]
         # the bias as the weight of a constant input 1: one product writes the pre-activations
         weights = torch.cat([w1[:, :m, :], w_pos, bias[:, None, :]], 1).transpose(1, 2).reshape(p * h, d + 1)

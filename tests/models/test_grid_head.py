@@ -96,6 +96,26 @@ def test_dynamic_mask_mlp_equals_an_explicit_mlp_per_cell():
         torch.testing.assert_close(a, b)
 
 
+def test_without_coordinate_features_neither_branch_nor_mask_sees_a_position():
+    """coord_features=False (the ablation): the masks equal the per-cell MLP on [mask features, 0, 0, 0],
+    and the branches take the pooled features alone."""
+    head = GridHead(8, 18, grids=(4,), size_ranges=((0.0, 1e9),), mask_dim=5, dynamic_hidden=3, hidden=16,
+                    coord_features=False).double()
+    assert head.trunk[0].in_channels == 8
+    g = torch.Generator().manual_seed(2)
+    kernels = torch.randn(4, head.kernel_size, generator=g, dtype=torch.float64)
+    feats = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    centres = torch.rand(7, 3, generator=g, dtype=torch.float64) * 6
+    cell_xy, cell = torch.rand(4, 2, generator=g, dtype=torch.float64) * 6, torch.rand(4, 2, generator=g, dtype=torch.float64) + 0.3
+    got = head.mask_logits(kernels, feats, centres, cell_xy, cell, floor=0.2)
+    d, h = 8, 3
+    x = torch.cat([feats, torch.zeros(7, 3, dtype=torch.float64)], 1)
+    want = torch.stack([torch.relu(x @ k[: d * h].reshape(d, h) + k[d * h: d * h + h]) @ k[d * h + h: d * h + 2 * h] + k[-1]
+                        for k in kernels])
+    torch.testing.assert_close(got, want)
+    assert GridHead(8, 18, grids=(4,), size_ranges=((0.0, 1e9),), hidden=16).trunk[0].in_channels == 10
+
+
 def test_prediction_computes_the_masks_in_blocks_of_voxels_with_the_same_result(monkeypatch):
     from pcseg.models import grid
     from pcseg.sparse.workers import set_conv_threads

@@ -12,7 +12,7 @@ NMS_KERNELS = ("gaussian", "linear")
 NMS_METHODS = ("matrix", "mask")
 # settings that define the network: a checkpoint only loads into a model built with the same values
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "height_feature", "grids", "size_ranges", "mask_dim",
-                     "head_hidden", "dynamic_hidden")
+                     "head_hidden", "dynamic_hidden", "coord_features")
 # the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
 PREDICT_KEYS = ("score_threshold", "mask_threshold", "nms", "nms_iou", "nms_kernel", "nms_sigma", "final_threshold",
                 "max_instances",
@@ -31,6 +31,8 @@ class GridRecipe(SceneSettings):
     mask_dim: int = 8                    # learned mask features per voxel (+ 3 relative coordinates)
     head_hidden: int = 64                # width of the category and kernel branches
     dynamic_hidden: int = 8              # hidden width of each cell's dynamic mask MLP
+    coord_features: bool = True          # positions fed to both branches (CoordConv) and to the masks; False:
+                                         # the ablation without them
     mask_weight: float = 3.0             # dice loss weight against the focal loss (SOLO's 3)
     max_masks: int = 64                  # responsible cells whose masks are trained per step (a random subset)
     # prediction
