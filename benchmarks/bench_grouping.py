@@ -22,7 +22,6 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
 
 from bench_generalise import SETS
 from bench_sparse import matmul_rate

@@ -71,7 +71,7 @@ class GridHead(nn.Module):
     the voxels' positions relative to each cell (the ablation of both).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, grids: Sequence[int] = (8, 16),
+    def __init__(self, in_channels: int, num_classes: int, grids: Sequence[int] = (12, 24),
                  size_ranges: Sequence[tuple[float, float]] = ((1.2, 1e9), (0.0, 1.2)), mask_dim: int = 8,
                  hidden: int = 64, dynamic_hidden: int = 8, centre_radius: float = 0.2,
                  coord_features: bool = True) -> None:

@@ -24,7 +24,7 @@ class GridRecipe(SceneSettings):
     """See ``pcseg.models.grid`` for what the settings mean."""
 
     # model
-    grids: list[int] = field(default_factory=lambda: [8, 16])       # S of each bird's-eye S x S grid, increasing
+    grids: list[int] = field(default_factory=lambda: [12, 24])       # S of each bird's-eye S x S grid, increasing
     size_ranges: list[list[float]] = field(default_factory=lambda: [[1.2, 100.0], [0.0, 1.2]])  # metres, per grid:
                                          # the objects (larger xy side) each grid is responsible for
     centre_radius: float = 0.2           # centre sampling: cells within this fraction of half the object's size
