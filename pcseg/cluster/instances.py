@@ -47,21 +47,23 @@ def _nyu40_of(classes: Sequence[int], class_to_nyu40) -> np.ndarray:
     return nyu
 
 
-def _fit_and_assign(f: np.ndarray, max_fit_points: int, seed: int, fit: Callable[[np.ndarray, float], np.ndarray],
-                    assign_radius: float | None) -> np.ndarray:
-    """Cluster f FloatArray[n, D] with ``fit(sample, rate) -> (labels IntArray[m], core BoolArray[m])``
-    on at most max_fit_points random rows; every other row takes the label of its nearest core
-    sample (if within assign_radius, when given), else -1."""
+def _fit_and_assign(f: np.ndarray, max_fit_points: int, seed: int, fit: Callable, assign_radius: float | None) -> np.ndarray:
+    """Cluster f FloatArray[n, D] with ``fit(sample, rate) -> (labels IntArray[m], core BoolArray[m],
+    predict)`` on at most max_fit_points random rows; every other row takes ``predict(rows)`` when the
+    fit gives one, else the label of its nearest core sample (if within assign_radius, when given), else -1."""
     n = f.shape[0]
     if n <= max_fit_points:
         return fit(f, 1.0)[0]
     pick = np.sort(np.random.default_rng(seed).choice(n, max_fit_points, replace=False))
-    sample_labels, core = fit(f[pick], max_fit_points / n)
+    sample_labels, core, predict = fit(f[pick], max_fit_points / n)
     labels = np.full(n, -1, np.int64)
     labels[pick] = sample_labels
     if not core.any():
         return labels
     rest = np.setdiff1d(np.arange(n), pick, assume_unique=True)
+    if predict is not None:
+        labels[rest] = predict(f[rest])
+        return labels
     ref = torch.from_numpy(f[pick][core])
     dist, idx = nearest(torch.from_numpy(f[rest]), ref)
     got = sample_labels[core][idx.numpy()]
@@ -78,32 +80,28 @@ def _hdbscan(f: np.ndarray, min_cluster_size: int, min_samples: int, max_fit_poi
         mcs = max(2, math.ceil(min_cluster_size * rate))
         labels = HDBSCAN(min_cluster_size=mcs, min_samples=max(1, min(min_samples, mcs)),
                          allow_single_cluster=True, copy=True).fit_predict(sample)
-        return labels.astype(np.int64), np.ones(sample.shape[0], bool)
+        return labels.astype(np.int64), np.ones(sample.shape[0], bool), None
 
     return _fit_and_assign(f, max_fit_points, seed, fit, None)
 
 
 def _hdbscan_package(f: np.ndarray, min_cluster_size: int, min_samples: int, max_fit_points: int,
                      seed: int) -> np.ndarray:
-    """The ``hdbscan`` package fitted on a sample; the other points by its ``approximate_predict``."""
+    """As ``_hdbscan`` with the ``hdbscan`` package: the points outside the sample by its ``approximate_predict``."""
     try:
         import hdbscan
     except ImportError:
         raise ImportError("cluster_method 'hdbscan-package' needs the hdbscan package: "
                           "pip install 'pcseg[hdbscan]' (or use cluster_method=hdbscan, scikit-learn's)") from None
 
-    n = f.shape[0]
-    pick = np.arange(n) if n <= max_fit_points else \
-        np.sort(np.random.default_rng(seed).choice(n, max_fit_points, replace=False))
-    mcs = max(2, math.ceil(min_cluster_size * pick.size / n))
-    model = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=max(1, min(min_samples, mcs)),
-                            allow_single_cluster=True, prediction_data=pick.size < n, core_dist_n_jobs=1).fit(f[pick])
-    labels = np.full(n, -1, np.int64)
-    labels[pick] = model.labels_
-    if pick.size < n and model.labels_.max() >= 0:
-        rest = np.setdiff1d(np.arange(n), pick, assume_unique=True)
-        labels[rest] = hdbscan.approximate_predict(model, f[rest])[0]
-    return labels
+    def fit(sample, rate):
+        mcs = max(2, math.ceil(min_cluster_size * rate))
+        model = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=max(1, min(min_samples, mcs)),
+                                allow_single_cluster=True, prediction_data=rate < 1, core_dist_n_jobs=1).fit(sample)
+        labels = model.labels_.astype(np.int64)
+        return labels, labels >= 0, lambda rows: hdbscan.approximate_predict(model, rows)[0]
+
+    return _fit_and_assign(f, max_fit_points, seed, fit, None)
 
 
 def _dbscan(f: np.ndarray, eps: float, min_samples: int, max_fit_points: int, seed: int) -> np.ndarray:
@@ -113,7 +111,7 @@ def _dbscan(f: np.ndarray, eps: float, min_samples: int, max_fit_points: int, se
         model = DBSCAN(eps=eps, min_samples=max(1, round(min_samples * rate))).fit(sample)
         core = np.zeros(sample.shape[0], bool)
         core[model.core_sample_indices_] = True
-        return model.labels_.astype(np.int64), core
+        return model.labels_.astype(np.int64), core, None
 
     return _fit_and_assign(f, max_fit_points, seed, fit, eps)
 

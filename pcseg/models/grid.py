@@ -130,9 +130,8 @@ class GridHead(nn.Module):
         # relative position j = (position_j - shift_j) * scale_j (xy: in cell edges; z: above the floor / 3 m)
         scale = torch.cat([1.0 / cell, cell.new_full((p, 1), 1.0 / 3.0)], 1)                  # [P, 3]
         shift = torch.cat([cell_xy, cell_xy.new_full((p, 1), float(floor))], 1)                 # [P, 3]
-        w_pos = w1[:, m:, :] * scale[:, :, None]                                                # [P, 3, h]
-        if not self.coord_features:  # the ablation: the MLP sees no position
-            w_pos = torch.zeros_like(w_pos)
+        # (the ablation without coordinate features: the MLP sees no position)
+        w_pos = w1[:, m:, :] * scale[:, :, None] if self.coord_features else w1.new_zeros(p, 3, h)  # [P, 3, h]
         bias = b1 - (shift[:, :, None] * w_pos).sum(1)                                          # [P, h]
         # the bias as the weight of a constant input 1: one product writes the pre-activations
         weights = torch.cat([w1[:, :m, :], w_pos, bias[:, None, :]], 1).transpose(1, 2).reshape(p * h, d + 1)
