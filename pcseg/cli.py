@@ -90,8 +90,9 @@ def _cmd_eval(args) -> None:
 
 def _cmd_viz(args) -> None:
     from .io import read_scene
-    from .viz import save_png, show_window, side_by_side_geometries
+    from .viz import save_png
     from .viz.view import frame_panels, read_prediction_files, render_panels, scene_panels, semantic_shown
+    from .viz.window import SceneViewer, ViewerItem
 
     if args.color in ("errors", "embedding") and not args.pred and args.frame is None:
         raise PcsegError(f"viz: --color {args.color} needs --pred PRED_DIR (a `pcseg predict` folder"
@@ -104,19 +105,24 @@ def _cmd_viz(args) -> None:
         print(f"wrote {save_png(frame_panels(frames_dir, args.frame), out)}")
         return
     scene = read_scene(args.scene, labels_tsv=args.labels)
+    window = args.out is None
     pred = None
-    if args.pred:
-        pred = read_prediction_files(args.pred, scene, embeddings=args.color == "embedding",
-                                     semantic=args.color == "semantic")
+    if args.pred:  # the window reads what the folder has, for C to cycle through
+        has = {kind: (Path(args.pred) / kind / f"{scene.name}.{ext}").is_file()
+               for kind, ext in (("embeddings", "npy"), ("semantic", "txt"))}
+        pred = read_prediction_files(args.pred, scene,
+                                     embeddings=args.color == "embedding" or (window and has["embeddings"]),
+                                     semantic=args.color == "semantic" or (window and has["semantic"]))
     try:
         panels = scene_panels(scene, args.color, pred, side_by_side=args.side_by_side)
     except ValueError as e:  # e.g. a scene without the labels this colour mode needs
         raise PcsegError(f"{args.scene}: {e}") from None
     out = args.out
-    if out is None:
-        geoms = side_by_side_geometries(scene, [colors for _, colors in panels])
-        title = f"pcseg: {scene.name} ({' | '.join(t for t, _ in panels)})"
-        if show_window(geoms, title):
+    if window:
+        viewer = SceneViewer(lambda i: ViewerItem(scene, pred), 1, mode=args.color,
+                             side_by_side=args.side_by_side, view=args.view,
+                             size=(args.width, args.height), title=f"pcseg viz: {scene.name}")
+        if viewer.run():
             return
         out = f"{scene.name}_{args.color}.png"
         print(f"no usable display (DISPLAY={os.environ.get('DISPLAY', '')!r}): "

@@ -8,9 +8,10 @@ PYTHON=${PYTHON:-python3}
 
 # Open3D needs libusb/libGL/libgomp; headless rendering (OffscreenRenderer) needs Mesa's software Vulkan.
 SYSTEM_PACKAGES="libusb-1.0-0 libgl1 libgomp1 libvulkan1 mesa-vulkan-drivers"
-# PCSEG_TEST_TOOLS=1 (make test) adds what only the tests need: headless Chromium opens the HTML report.
+# PCSEG_TEST_TOOLS=1 (make test) adds what only the tests need: headless Chromium opens the HTML report;
+# a virtual X display (Xvfb), xdotool and ImageMagick's `import` open, drive and photograph the Open3D window.
 if [ "${PCSEG_TEST_TOOLS:-0}" = 1 ]; then
-    SYSTEM_PACKAGES="$SYSTEM_PACKAGES chromium"
+    SYSTEM_PACKAGES="$SYSTEM_PACKAGES chromium xvfb xdotool imagemagick"
 fi
 missing=""
 for pkg in $SYSTEM_PACKAGES; do

@@ -70,7 +70,7 @@ def camera_for(points: np.ndarray, view: str = "oblique", size: tuple[int, int] 
         return center, center + direction * extent, np.array([0.0, 0.0, 1.0])
     if view == "fitted":
         up = np.array([0.0, 0.0, 1.0])
-        forward, right, true_up = _camera_basis(center, center + direction, up)
+        forward, right, true_up = camera_basis(center, center + direction, up)
         sample = points[:: max(1, len(points) // 20_000)].astype(np.float64)
         # the upper parts of walls on the camera's side face away and are culled in mesh renders:
         # they must not push the camera back
@@ -93,7 +93,7 @@ def camera_for(points: np.ndarray, view: str = "oblique", size: tuple[int, int] 
     raise ValueError(f"unknown view {view!r}; choose one of {VIEWS}")
 
 
-def _camera_basis(center, eye, up) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def camera_basis(center, eye, up) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unit (forward, right, up) vectors of a camera at ``eye`` looking at ``center``."""
     forward = (center - eye) / np.linalg.norm(center - eye)
     right = np.cross(forward, up)
@@ -106,7 +106,7 @@ def camera_rays(center: np.ndarray, eye: np.ndarray, up: np.ndarray, size: tuple
     """FloatArray[H, W, 6]: (origin, unit direction) of a pinhole camera at ``eye`` looking at
     ``center``; row 0 is the top of the image, ``fov_deg`` the vertical field of view."""
     width, height = size
-    forward, right, true_up = _camera_basis(center, eye, up)
+    forward, right, true_up = camera_basis(center, eye, up)
     half = np.tan(np.radians(fov_deg) / 2)
     x = ((np.arange(width) + 0.5) / width * 2 - 1) * half * width / height
     y = (1 - (np.arange(height) + 0.5) / height * 2) * half
@@ -144,7 +144,7 @@ def _render_mesh(points, faces, colors, rays, eye, lit) -> tuple[np.ndarray, np.
 def _render_points(points, colors, center, eye, up, size, fov_deg, point_size) -> tuple[np.ndarray, np.ndarray]:
     """Z-buffer splatting of points as squares of ``point_size`` pixels."""
     width, height = size
-    forward, right, true_up = _camera_basis(center, eye, up)
+    forward, right, true_up = camera_basis(center, eye, up)
     rel = points.astype(np.float64) - eye
     depth = rel @ forward
     front = depth > 1e-3
