@@ -108,6 +108,7 @@ def test_show_scenes_goes_through_the_dataset_and_quits(display, rooms, tmp_path
                     "pcseg scenes", str(tmp_path))
     try:
         window.wait_for_line(f"{names[0]} (1/2) [instance] instances (prediction)")
+        window.wait_for_line("keys:")
         first = window.settled_screenshot()
         line = window.press("n")
         window.wait_for_line(f"{names[1]} (2/2) [instance]", after=line)
@@ -130,6 +131,7 @@ def test_side_by_side_window_shows_two_panels(display, rooms, tmp_path):
                               "--side-by-side", *SIZE], "pcseg viz", str(tmp_path))
     try:
         window.wait_for_line("ground truth (instances) | prediction (instances)")
+        window.wait_for_line("keys:")
         shot = window.settled_screenshot()
         columns = drawn(shot).any(0)
         # two rooms in a row: two runs of drawn columns with an empty gap between them
@@ -140,3 +142,22 @@ def test_side_by_side_window_shows_two_panels(display, rooms, tmp_path):
         assert window.wait(timeout=10) == 0
     finally:
         window.kill()
+
+
+def test_window_camera_projects_points_where_the_headless_rays_go():
+    # no display needed: the pinhole parameters handed to Open3D against render.camera_rays
+    from pcseg.viz.render import camera_for, camera_rays
+    from pcseg.viz.window import pinhole_parameters
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform([0, 0, 0], [6, 5, 2.6], (2000, 3))
+    size = (320, 240)
+    params = pinhole_parameters(points, size, "oblique")
+    center, eye, up = camera_for(points, "oblique", size)
+    rays = camera_rays(center, eye, up, size)
+    k, extrinsic = params.intrinsic.intrinsic_matrix, params.extrinsic
+    for row, col in [(0, 0), (120, 160), (239, 319), (30, 250)]:
+        point = eye + 4.0 * rays[row, col, 3:]  # a point on the ray through that pixel's centre
+        cam = extrinsic[:3, :3] @ point + extrinsic[:3, 3]
+        u, v = (k @ cam)[:2] / cam[2]
+        assert cam[2] > 0 and abs(u - col) < 1e-3 and abs(v - row) < 1e-3
