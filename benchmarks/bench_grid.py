@@ -7,7 +7,8 @@
 * Accuracy: both checkpoints through ``pcseg predict`` on the 20 validation rooms (seed 1) and the 40
   rooms of seed 4 (generated under out/data on first use), scored with the official-equivalent
   evaluator: AP / AP50 / AP25 and AP50 per class side by side. Ablation at prediction time on the
-  validation rooms: Matrix-NMS (the recipe) vs plain greedy mask NMS (``nms=mask``, IoU 0.5).
+  validation rooms: Matrix-NMS (the recipe) vs plain greedy mask NMS (``nms=mask``, IoU 0.5); and any
+  ``--variant`` of the grid model's prediction settings (e.g. ``--variant peak_window=1``) on both sets.
 * Speed: one 100k-point room, both pipelines in this process, interleaved, best of ``--repeats``:
   network (voxelize + U-Net + head), grouping (clustering, or the grid's masks + NMS), snapping; the
   ratio grid / bottom-up end to end. The machine's 1-thread fp32 matmul rate is printed beside them.
@@ -47,11 +48,12 @@ def evaluate(checkpoint: Path, data: Path, gt: Path, work: Path, overrides=()) -
             "classes": {c: v["AP50"] for c, v in r["classes"].items()}}
 
 
-def speed(checkpoints: dict[str, Path], room, repeats: int) -> dict:
+def speed(checkpoints: dict[str, tuple[Path, list[str]]], room, repeats: int) -> dict:
+    """Best-of-``repeats`` stage timings of each (checkpoint, prediction overrides), interleaved."""
     from pcseg.engine.snapping import snap_to_scene
     from pcseg.pipelines import load_predictor
 
-    predictors = {name: load_predictor(path) for name, path in checkpoints.items()}
+    predictors = {name: load_predictor(path, overrides=o) for name, (path, o) in checkpoints.items()}
     best: dict[str, dict] = {}
     for _ in range(repeats + 1):  # the first round warms up
         for name, p in predictors.items():
@@ -84,6 +86,8 @@ def main() -> None:
     ap.add_argument("--bottomup", type=Path, default=ROOT / "pcseg/resources/bottomup_synthetic.pt")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="also the grid model with these prediction overrides (rows and speed), e.g. peak_window=1")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -95,6 +99,7 @@ def main() -> None:
     from pcseg.synth.dataset import ensure_synthetic_dataset
 
     models = {"bottom-up": args.bottomup, "grid": args.grid}
+    variants = {f"grid, {v}": v.split(",") for v in args.variant}
     report: dict = {"checkpoints": {k: str(v) for k, v in models.items()},
                     "fp32_gflops_1thread_before": round(matmul_rate(), 1), "sets": {}}
     work = Path(tempfile.mkdtemp(prefix="bench_grid_"))
@@ -107,11 +112,13 @@ def main() -> None:
             rows = {m: evaluate(path, data, gt, work) for m, path in models.items()}
             if name == "validation":
                 rows["grid, plain mask NMS"] = evaluate(args.grid, data, gt, work, ["nms=mask", "nms_iou=0.5"])
+            for v, overrides in variants.items():
+                rows[v] = evaluate(args.grid, data, gt, work, overrides)
             report["sets"][name] = rows
             print(f"\n{name} ({scenes} rooms of seed {seed})")
-            print(f"{'model':24}{'AP':>8}{'AP50':>8}{'AP25':>8}")
+            print(f"{'model':30}{'AP':>8}{'AP50':>8}{'AP25':>8}")
             for m, r in rows.items():
-                print(f"{m:24}{r['AP']:8.3f}{r['AP50']:8.3f}{r['AP25']:8.3f}")
+                print(f"{m:30}{r['AP']:8.3f}{r['AP50']:8.3f}{r['AP25']:8.3f}")
             print(f"{'AP50 per class':24}{'bottom-up':>10}{'grid':>8}")
             for c in rows["grid"]["classes"]:
                 a, b = rows["bottom-up"]["classes"][c], rows["grid"]["classes"][c]
@@ -123,15 +130,17 @@ def main() -> None:
         full = read_scannet_scene(folder)
         keep = np.sort(np.random.default_rng(0).choice(len(full), min(100_000, len(full)), replace=False))
         room = Scene(full.points[keep], full.colors[keep], segments=full.segments[keep], name=full.name)
-        timings = speed(models, room, args.repeats)
+        timed = {m: (path, []) for m, path in models.items()}
+        timed.update({v: (args.grid, o) for v, o in variants.items()})
+        timings = speed(timed, room, args.repeats)
         report["speed"] = {"points": len(room), **timings,
                            "grid / bottom-up end to end": timings["grid"]["end to end"]
                            / timings["bottom-up"]["end to end"]}
         print(f"\none room of {len(room)} points, best of {args.repeats} (seconds)")
-        print(f"{'model':12}{'network':>10}{'grouping':>10}{'snap':>8}{'end to end':>12}")
-        for m in models:
-            t = timings[m]
-            print(f"{m:12}{t['network']:10.3f}{t['grouping']:10.3f}{t['snap']:8.3f}{t['end to end']:12.3f}")
+        print(f"{'model':30}{'network':>10}{'grouping':>10}{'snap':>8}{'end to end':>12}{'instances':>11}")
+        for m, t in timings.items():
+            print(f"{m:30}{t['network']:10.3f}{t['grouping']:10.3f}{t['snap']:8.3f}{t['end to end']:12.3f}"
+                  f"{t['instances']:11d}")
         print(f"grid / bottom-up end to end: {report['speed']['grid / bottom-up end to end']:.2f}")
 
         if not args.skip_memory:

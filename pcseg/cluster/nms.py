@@ -28,6 +28,17 @@ def mask_iou(masks: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1e-12), torch.zeros_like(inter))
 
 
+def class_iou(masks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """FloatTensor[K, K]: ``mask_iou`` between masks of the same label, 0 between labels (what both
+    NMS variants use): one product per label, K_c^2 x N work instead of K^2 x N."""
+    k = masks.shape[0]
+    iou = torch.zeros(k, k, device=masks.device)
+    for label in torch.unique(labels).tolist():
+        rows = torch.nonzero(labels == label).flatten()
+        iou[rows[:, None], rows[None, :]] = mask_iou(masks.index_select(0, rows))
+    return iou
+
+
 def matrix_nms(masks: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, kernel: str = "gaussian",
                sigma: float = 2.0) -> torch.Tensor:
     """Matrix-NMS (Wang et al., SOLOv2, 2020) on point masks: the decayed scores FloatTensor[K], in
@@ -47,7 +58,7 @@ def matrix_nms(masks: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, 
     if k == 0:
         return scores.float().clone()
     order = torch.argsort(scores, descending=True, stable=True)
-    iou = mask_iou(masks[order])
+    iou = class_iou(masks, labels)[order][:, order]  # sorting the K x K IoUs, not the K x N masks
     same = labels[order][:, None] == labels[order][None, :]
     above = torch.triu(torch.ones(k, k, dtype=torch.bool, device=masks.device), diagonal=1)  # row i above column j
     iou = torch.where(same & above, iou, torch.zeros_like(iou))
@@ -69,7 +80,7 @@ def mask_nms(masks: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, io
     if not 0 <= iou_threshold <= 1:
         raise ValueError(f"mask_nms: iou_threshold must be in [0, 1], got {iou_threshold}")
     order = torch.argsort(scores, descending=True, stable=True)
-    iou = mask_iou(masks[order]).cpu()
+    iou = class_iou(masks, labels)[order][:, order].cpu()
     same = (labels[order][:, None] == labels[order][None, :]).cpu()
     kept: list[int] = []
     for j in range(len(order)):

@@ -115,8 +115,13 @@ class GridHead(nn.Module):
         kernels = self.kernel(trunk).permute(0, 2, 3, 1).reshape(cells, self.kernel_size)
         return logits, kernels
 
+    def mask_probabilities(self, kernels: torch.Tensor, mask_feats: torch.Tensor, centres: torch.Tensor,
+                           cell_xy: torch.Tensor, cell: torch.Tensor, floor: float) -> torch.Tensor:
+        """sigmoid(``mask_logits``), for prediction: computed in the same cache-sized blocks."""
+        return self.mask_logits(kernels, mask_feats, centres, cell_xy, cell, floor, _sigmoid=True)
+
     def mask_logits(self, kernels: torch.Tensor, mask_feats: torch.Tensor, centres: torch.Tensor,
-                    cell_xy: torch.Tensor, cell: torch.Tensor, floor: float) -> torch.Tensor:
+                    cell_xy: torch.Tensor, cell: torch.Tensor, floor: float, _sigmoid: bool = False) -> torch.Tensor:
         """Dynamic MLP: kernels FloatTensor[P, K] of cells p (centres cell_xy, edges cell [P, 2]) on one
         scene's voxels (mask_feats [V, mask_dim], centres [V, 3]) -> mask logits FloatTensor[P, V]. Each
         cell's MLP sees [mask features, ``relative_positions``]. The positions enter the first layer
@@ -137,11 +142,12 @@ class GridHead(nn.Module):
         weights = torch.cat([w1[:, :m, :], w_pos, bias[:, None, :]], 1).transpose(1, 2).reshape(p * h, d + 1)
         x = torch.cat([mask_feats, centres.to(mask_feats.dtype), mask_feats.new_ones(len(mask_feats), 1)], 1)
         if torch.is_grad_enabled() and (kernels.requires_grad or mask_feats.requires_grad):
-            return _dynamic_mlp(weights, x, w2, b2)
+            out = _dynamic_mlp(weights, x, w2, b2)
+            return torch.sigmoid(out) if _sigmoid else out
         # prediction: blocks of voxels small enough for the cache, on pcseg's CPU workers
         out = x.new_empty(p, x.shape[0])
         step = max(256, MASK_BLOCK_FLOATS // (p * h))
-        run_tasks(_mask_block, [(weights, x, w2, b2, out, lo, min(lo + step, x.shape[0]))
+        run_tasks(_mask_block, [(weights, x, w2, b2, out, lo, min(lo + step, x.shape[0]), _sigmoid)
                                 for lo in range(0, x.shape[0], step)])
         return out
 
@@ -158,8 +164,9 @@ def _dynamic_mlp(weights: torch.Tensor, x: torch.Tensor, w2: torch.Tensor, b2: t
 
 
 def _mask_block(task) -> None:
-    weights, x, w2, b2, out, lo, hi = task
-    out[:, lo:hi] = _dynamic_mlp(weights, x[lo:hi], w2, b2)
+    weights, x, w2, b2, out, lo, hi, sigmoid = task
+    block = _dynamic_mlp(weights, x[lo:hi], w2, b2)
+    out[:, lo:hi] = block.sigmoid_() if sigmoid else block
 
 
 def relative_positions(centres: torch.Tensor, cell_xy: torch.Tensor, cell: torch.Tensor, floor: float) -> torch.Tensor:

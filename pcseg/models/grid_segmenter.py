@@ -49,13 +49,17 @@ class GridSegmenter(nn.Module):
     """backbone (SparseTensor -> SparseTensor, ``out_channels``) + GridHead, on voxels of ``voxel_size``."""
 
     def __init__(self, backbone: nn.Module, head: GridHead, voxel_size: float = 0.05, mask_weight: float = 3.0,
-                 score_threshold: float = 0.1, max_masks: int = 64, max_candidates: int = 100) -> None:
+                 score_threshold: float = 0.1, max_masks: int = 64, max_candidates: int = 100,
+                 peak_window: int = 1) -> None:
         super().__init__()
         if not 0 < float(voxel_size) < float("inf"):
             raise ValueError(f"GridSegmenter: voxel_size must be a positive finite number, got {voxel_size}")
         self.backbone, self.head, self.voxel_size = backbone, head, float(voxel_size)
         self.mask_weight, self.score_threshold, self.max_masks = float(mask_weight), float(score_threshold), max_masks
         self.max_candidates = max_candidates  # per scene at eval: masks are computed for the best ones only
+        if peak_window < 1 or peak_window % 2 == 0:
+            raise ValueError(f"GridSegmenter: peak_window must be an odd size >= 1, got {peak_window}")
+        self.peak_window = int(peak_window)  # at eval: a cell is a candidate only where its class peaks
 
     def _run(self, batch: Batch):
         """Voxelize, the backbone, the grids and the head's per-cell outputs (logits, kernels) per grid."""
@@ -93,10 +97,12 @@ class GridSegmenter(nn.Module):
         scene = torch.cat([torch.arange(batch_size, device=xy.device).repeat_interleave(g.size * g.size) for g in grids])
         return xy, edge, scene
 
-    def _masks(self, kernels, mask_feats, centres, voxels: Voxels, cell_xy, cell_edge, scene: int) -> torch.Tensor:
+    def _masks(self, kernels, mask_feats, centres, voxels: Voxels, cell_xy, cell_edge, scene: int,
+               probabilities: bool = False) -> torch.Tensor:
         lo, hi = _rows(voxels, scene)
         floor = float(centres[lo:hi, 2].min()) if hi > lo else 0.0
-        return self.head.mask_logits(kernels, mask_feats[lo:hi], centres[lo:hi], cell_xy, cell_edge, floor)
+        masks = self.head.mask_probabilities if probabilities else self.head.mask_logits
+        return masks(kernels, mask_feats[lo:hi], centres[lo:hi], cell_xy, cell_edge, floor)
 
     # --- training -----------------------------------------------------------------------------------
     def targets(self, batch: Batch, voxels: Voxels, centres: torch.Tensor, grids: list[Grid]) -> Targets:
@@ -169,7 +175,7 @@ class GridSegmenter(nn.Module):
     def candidates(self, logits, kernels, mask_feats, centres, voxels: Voxels, grids) -> list[Candidates]:
         b = int(voxels.offset.numel())
         cell_xy, cell_edge, cell_scene = self._cells(grids, b)
-        probs = torch.sigmoid(logits)
+        probs = peak_cells(torch.sigmoid(logits), grids, b, self.peak_window)
         out = []
         for scene in range(b):
             cell, cls = torch.nonzero((probs > self.score_threshold) & (cell_scene == scene)[:, None], as_tuple=True)
@@ -180,7 +186,28 @@ class GridSegmenter(nn.Module):
             if cell.numel() == 0 or hi == lo:
                 out.append(Candidates(centres.new_zeros(0, hi - lo), cls + FIRST_INSTANCE_CLASS, probs.new_zeros(0)))
                 continue
-            masks = torch.sigmoid(self._masks(kernels[cell], mask_feats, centres, voxels, cell_xy[cell], cell_edge[cell],
-                                              scene))
+            # a cell above the threshold for several classes has one kernel: its mask is computed once
+            cells, which = torch.unique(cell, return_inverse=True)
+            masks = self._masks(kernels[cells], mask_feats, centres, voxels, cell_xy[cells], cell_edge[cells], scene,
+                                probabilities=True)
+            if cells.numel() < cell.numel():
+                masks = masks.index_select(0, which)
             out.append(Candidates(masks, cls + FIRST_INSTANCE_CLASS, probs[cell, cls]))
         return out
+
+
+def peak_cells(probs: torch.Tensor, grids: list[Grid], batch_size: int, window: int) -> torch.Tensor:
+    """``probs`` FloatTensor[cells, C] (grids concatenated) with every (cell, class) zeroed that is
+    not the maximum of its class over the ``window`` x ``window`` cells around it in its grid (SOLOv2's
+    "point NMS"): neighbouring cells that centre sampling made responsible for the same object
+    would otherwise each cost a mask and a place in Matrix-NMS. ``window`` 1: unchanged."""
+    if window <= 1:
+        return probs
+    parts, start = [], 0
+    for g in grids:
+        n = batch_size * g.size * g.size
+        heat = probs[start:start + n].reshape(batch_size, g.size, g.size, -1).permute(0, 3, 1, 2)
+        peak = torch.nn.functional.max_pool2d(heat, window, stride=1, padding=window // 2)
+        parts.append((heat * (heat == peak)).permute(0, 2, 3, 1).reshape(n, -1))
+        start += n
+    return torch.cat(parts)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pcseg.cluster.nms import mask_iou, mask_nms, matrix_nms
+from pcseg.cluster.nms import class_iou, mask_iou, mask_nms, matrix_nms
 
 
 def random_masks(seed, k=12, n=300, classes=3):
@@ -97,3 +97,12 @@ def test_iou_empty_and_bad_input():
         matrix_nms(masks, torch.zeros(3, dtype=torch.long), torch.ones(2))
     with pytest.raises(ValueError, match="iou_threshold"):
         mask_nms(masks, torch.zeros(2, dtype=torch.long), torch.ones(2), 1.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_class_iou_is_the_pairwise_iou_within_each_class(seed):
+    masks, labels, _ = random_masks(seed, k=16, classes=4)
+    full = mask_iou(masks)
+    same = labels[:, None] == labels[None, :]
+    assert torch.allclose(class_iou(masks, labels), torch.where(same, full, torch.zeros_like(full)), atol=1e-6)
+    assert torch.allclose(class_iou(masks.float(), labels), class_iou(masks, labels), atol=1e-6)

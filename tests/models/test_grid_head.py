@@ -8,7 +8,7 @@ import torch
 from pcseg.data import collate
 from pcseg.models.backbone import SparseUNet
 from pcseg.models.grid import GridHead, dice_loss, focal_loss, make_grid, relative_positions
-from pcseg.models.grid_segmenter import FIRST_INSTANCE_CLASS, GridSegmenter
+from pcseg.models.grid_segmenter import FIRST_INSTANCE_CLASS, GridSegmenter, peak_cells
 from pcseg.structures import Batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -185,3 +185,32 @@ def test_bad_head_settings_name_the_setting():
         GridHead(8, 18, grids=(8,), size_ranges=((1.0, 0.5),))
     with pytest.raises(ValueError, match="centre_radius"):
         GridHead(8, 18, centre_radius=2.0)
+
+
+def test_peak_cells_keep_each_class_maximum_of_its_window_per_grid_and_scene():
+    # two scenes, grids 3 and 4, two classes; the loop reference: a (cell, class) survives when no
+    # cell of its grid and scene within the window has a higher score of that class
+    torch.manual_seed(0)
+    xy = torch.rand(40, 2) * 4
+    batch_index = torch.tensor([0] * 20 + [1] * 20)
+    grids = [make_grid(xy, batch_index, 2, s) for s in (3, 4)]
+    probs = torch.rand(2 * 9 + 2 * 16, 2)
+    assert torch.equal(peak_cells(probs, grids, 2, 1), probs)
+    for window in (3, 5):
+        kept = peak_cells(probs, grids, 2, window)
+        start = 0
+        for g in grids:
+            s, r = g.size, window // 2
+            for b in range(2):
+                for iy in range(s):
+                    for ix in range(s):
+                        row = start + b * s * s + iy * s + ix
+                        for c in range(2):
+                            near = [probs[start + b * s * s + y * s + x, c] for y in range(max(0, iy - r), min(s, iy + r + 1))
+                                    for x in range(max(0, ix - r), min(s, ix + r + 1))]
+                            expect = probs[row, c] if probs[row, c] >= max(near) else 0.0
+                            assert float(kept[row, c]) == float(expect)
+            start += 2 * s * s
+    assert 0 < int((peak_cells(probs, grids, 2, 3) > 0).sum()) < probs.numel()
+    with pytest.raises(ValueError, match="peak_window"):
+        GridSegmenter(SparseUNet(3, (8, 16), 1), GridHead(8, 18, grids=(2,), size_ranges=((0, 9),)), peak_window=2)

@@ -69,7 +69,8 @@ def test_empty_and_one_point_scenes_predict_nothing(trained):
 @pytest.mark.parametrize("bad, key", [("grids=[8,4]", "grids"), ("grids=[0]", "grids"),
                                       ("size_ranges=[[1.0,0.5],[0,1]]", "size_ranges"), ("nms_kernel=box", "nms_kernel"),
                                       ("score_threshold=1.5", "score_threshold"), ("centre_radius=-1", "centre_radius"),
-                                      ("nms=soft", "nms"), ("nms_iou=2", "nms")])
+                                      ("nms=soft", "nms"), ("nms_iou=2", "nms"), ("peak_window=2", "peak_window"),
+                                      ("peak_window=0", "peak_window")])
 def test_bad_grid_recipe_values_name_the_key(bad, key):
     with pytest.raises(ConfigError, match=key):
         load_recipe(None, ["pipeline=grid", bad])

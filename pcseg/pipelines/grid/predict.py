@@ -52,7 +52,8 @@ def to_instances(out: GridOutput, recipe: GridRecipe) -> Prediction:
     ``final_threshold``, back to points; semantic: each point takes its best instance's class."""
     start = time.perf_counter()
     c, n = out.candidates, out.inverse.shape[0]
-    masks = c.mask_probs > recipe.mask_threshold
+    # 0/1 floats once: sums and the IoU product are fast on floats (a bool sum converts to int64: 7x slower)
+    masks = (c.mask_probs > recipe.mask_threshold).float()
     area = masks.sum(1)
     # maskness: the mean probability inside the mask (threshold() zeroes what is outside, in one pass)
     inside = torch.nn.functional.threshold(c.mask_probs, recipe.mask_threshold, 0.0).sum(1)
@@ -68,8 +69,9 @@ def to_instances(out: GridOutput, recipe: GridRecipe) -> Prediction:
         decayed[kept] = scores[kept].float()
     order = torch.argsort(decayed, descending=True, stable=True)
     order = order[decayed[order] > recipe.final_threshold][: recipe.max_instances]
-    point_masks = masks.index_select(0, order).index_select(1, out.inverse).cpu().numpy()
-    big = point_masks.sum(1) >= recipe.min_size
+    # voxels -> points: numpy's take along the points is ~4x faster than torch's index_select of bools
+    point_masks = np.take(masks.index_select(0, order).bool().cpu().numpy(), out.inverse.cpu().numpy(), axis=1)
+    big = np.count_nonzero(point_masks, axis=1) >= recipe.min_size
     instances = InstanceSet(point_masks[big], semantic20_to_nyu40(classes[order].cpu().numpy())[big],
                             decayed[order].cpu().numpy().astype(np.float32)[big]) if n else InstanceSet.empty(0)
     return Prediction(instances, instances.labels_per_point(),

@@ -14,7 +14,7 @@ NMS_METHODS = ("matrix", "mask")
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "height_feature", "grids", "size_ranges", "mask_dim",
                      "head_hidden", "dynamic_hidden", "coord_features")
 # the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
-PREDICT_KEYS = ("score_threshold", "mask_threshold", "nms", "nms_iou", "nms_kernel", "nms_sigma", "final_threshold",
+PREDICT_KEYS = ("score_threshold", "peak_window", "mask_threshold", "nms", "nms_iou", "nms_kernel", "nms_sigma", "final_threshold",
                 "max_instances",
                 "min_size", "segment_snap", "backend", "threads")
 
@@ -37,6 +37,8 @@ class GridRecipe(SceneSettings):
     max_masks: int = 64                  # responsible cells whose masks are trained per step (a random subset)
     # prediction
     score_threshold: float = 0.1         # cells (per class) below this category score yield no mask
+    peak_window: int = 1                 # > 1 (odd): only cells whose class score peaks in this window of
+                                         # cells yield a mask (SOLOv2's point NMS); 1: every cell
     mask_threshold: float = 0.5          # mask probability -> voxel in the mask
     nms: str = "matrix"                  # duplicate removal: Matrix-NMS (soft, one parallel step) | mask (greedy NMS)
     nms_iou: float = 0.5                 # nms: mask drops a mask over this IoU with a better one of its class
@@ -61,6 +63,7 @@ class GridRecipe(SceneSettings):
         need(self.mask_weight >= 0 and self.max_masks >= 1, "mask_weight", "mask_weight >= 0 and max_masks >= 1")
         need(0 < self.score_threshold < 1 and 0 < self.mask_threshold < 1, "score_threshold",
              "score_threshold and mask_threshold must be in (0, 1)")
+        need(self.peak_window >= 1 and self.peak_window % 2 == 1, "peak_window", "must be an odd number >= 1")
         need(self.nms_kernel in NMS_KERNELS, "nms_kernel", f"must be one of {NMS_KERNELS}")
         need(self.nms in NMS_METHODS and 0 <= self.nms_iou <= 1, "nms", f"nms must be one of {NMS_METHODS}, nms_iou in [0, 1]")
         need(self.nms_sigma > 0 and 0 <= self.final_threshold < 1, "nms_sigma",
