@@ -189,9 +189,40 @@ class MissingColors(UserWarning):
     """A point cloud without colours: pcseg paints it grey, and models trained on colour lose accuracy."""
 
 
+class UnitsRescaled(UserWarning):
+    """A point cloud in centimetres or millimetres: pcseg rescaled it to metres."""
+
+
+# An indoor scan is at most a building floor: wider than this it is not in metres. 200-2000 units are
+# taken for centimetres (a 2-20 m room), 2000-200000 for millimetres (2-200 m, the usual export of CAD
+# and photogrammetry tools); anything wider is refused.
+MAX_METRES = 200.0
+UNITS = (("centimetres", 0.01, 2000.0), ("millimetres", 0.001, MAX_METRES / 0.001))
+
+
+def to_metres(scene: Scene, path: Path) -> Scene:
+    """``scene`` with its points in metres: a cloud whose extent no indoor scene in metres has is
+    rescaled from centimetres or millimetres (an ``UnitsRescaled`` warning says which), or refused."""
+    if len(scene) < 2:
+        return scene
+    extent = float(np.ptp(scene.points, axis=0).max())
+    if extent <= MAX_METRES:
+        return scene
+    for unit, factor, widest in UNITS:
+        if extent <= widest:
+            warnings.warn(f"{path}: the points span {extent:.0f} units, too wide for an indoor scene in metres "
+                          f"(pcseg's unit); read as {unit} (x {factor:g}): {extent * factor:.1f} m across",
+                          UnitsRescaled, stacklevel=3)
+            scene.points = (scene.points.astype(np.float64) * factor).astype(np.float32)
+            return scene
+    raise DataError(path, "points", f"the points span {extent:.3g} units: more than {MAX_METRES:g} km even as "
+                    "millimetres; pcseg reads coordinates in metres")
+
+
 def read_point_cloud(path: str | os.PathLike) -> Scene:
     """Read a user's ``.ply`` or ``.npz`` point cloud into a Scene named after the file stem. A cloud
-    without colours is read as grey, with a ``MissingColors`` warning that says so."""
+    without colours is read as grey, with a ``MissingColors`` warning that says so; one in
+    centimetres or millimetres is rescaled to metres (``to_metres``)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".ply":
@@ -206,7 +237,7 @@ def read_point_cloud(path: str | os.PathLike) -> Scene:
                       "fifth of the shipped models' training scenes were; without colour the shipped bottom-up "
                       "model's AP falls from 0.66 to 0.57 on the validation rooms, the grid model's from 0.80 "
                       "to 0.77", MissingColors, stacklevel=2)
-    return scene
+    return to_metres(scene, path)
 
 
 def _read_ply_cloud(path: Path) -> Scene:

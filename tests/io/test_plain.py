@@ -1,6 +1,7 @@
 """A user's own point clouds: .ply (plyfile-written, binary and ASCII) and .npz in and out."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +182,27 @@ def test_unsupported_output_suffix_writes_nothing(tmp_path):
     with pytest.raises(DataError, match="unsupported"):
         write_point_cloud(Scene(points=np.zeros((2, 3))), tmp_path / "out.xyz")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("unit, factor, width", [("centimetres", 100.0, 6.5), ("millimetres", 1000.0, 6.5),
+                                                 ("millimetres", 1000.0, 40.0)])
+def test_a_cloud_in_centimetres_or_millimetres_is_rescaled_to_metres_with_a_warning(tmp_path, unit, factor, width):
+    from pcseg.io.plain import UnitsRescaled
+
+    room = np.random.default_rng(1).uniform([0, 0, 0], [width, 5.0, 2.7], (500, 3)).astype(np.float32)
+    np.savez(tmp_path / "metres.npz", points=room, colors=np.full((500, 3), 0.3, np.float32))
+    np.savez(tmp_path / "other.npz", points=room * factor, colors=np.full((500, 3), 0.3, np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # metres: read as they are, no warning
+        np.testing.assert_array_equal(read_point_cloud(tmp_path / "metres.npz").points, room)
+    with pytest.warns(UnitsRescaled, match=rf"other.npz: the points span .* read as {unit} .* {width - 0.1:.0f}\.\d m across"):
+        scene = read_point_cloud(tmp_path / "other.npz")
+    np.testing.assert_allclose(scene.points, room, rtol=1e-5, atol=1e-5)
+
+
+def test_a_cloud_wider_than_any_unit_allows_is_refused_naming_the_file():
+    from pcseg.io.plain import to_metres
+
+    scene = Scene(np.array([[0, 0, 0], [5e8, 1, 1]], np.float32))
+    with pytest.raises(DataError, match="huge.ply.*points.*even as millimetres"):
+        to_metres(scene, Path("huge.ply"))
