@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DataError
+from ..io.plain import CLOUD_SUFFIXES
 from ..structures import Prediction, Scene
 from .pipeline import Predictor
 from .snapping import snap_to_scene
@@ -27,7 +28,7 @@ def _inputs(path: Path) -> list[Path]:
         return [path]
     if not path.exists():
         raise DataError(path, None, "no such file or folder")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".ply", ".npz"))
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in CLOUD_SUFFIXES)
     try:
         folders = list_scenes(path)
     except DataError:
@@ -35,7 +36,7 @@ def _inputs(path: Path) -> list[Path]:
     if any(f.resolve() == path.resolve() for f in folders):
         return folders  # a scene folder: its own .ply is the scene, not a second input
     if not folders and not files:
-        raise DataError(path, None, "no ScanNet scene folders, .ply or .npz files found")
+        raise DataError(path, None, "no ScanNet scene folders, .ply, .npz or .pcd files found")
     return folders + files
 
 

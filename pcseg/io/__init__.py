@@ -10,17 +10,19 @@ from ..structures import Scene
 
 
 def read_scene(path: str | os.PathLike, labels_tsv: str | os.PathLike | None = None, labels: bool = True) -> Scene:
-    """Read a ScanNet scene folder, or a plain ``.ply`` / ``.npz`` point cloud (a user's own data).
+    """Read a ScanNet scene folder, or a plain ``.ply`` / ``.npz`` / ``.pcd`` point cloud (a user's own data).
     labels=False: a scene folder's annotation is not read (prediction needs none)."""
     path = Path(path)
     if path.is_dir():
         from .scannet import read_scannet_scene
 
         return read_scannet_scene(path, labels_tsv, labels)
-    if path.suffix.lower() in (".ply", ".npz"):
+    from .plain import CLOUD_SUFFIXES
+
+    if path.suffix.lower() in CLOUD_SUFFIXES:
         from .plain import read_point_cloud
 
         return read_point_cloud(path)
     if not path.exists():
         raise DataError(path, None, "no such file or folder")
-    raise DataError(path, None, "expected a ScanNet scene folder, a .ply or a .npz file")
+    raise DataError(path, None, "expected a ScanNet scene folder, a .ply, .npz or .pcd file")

@@ -1,5 +1,5 @@
-"""A user's own point clouds: ``.ply`` and ``.npz`` files in and out, plus the low-level PLY
-reading/writing that the ScanNet reader shares.
+"""A user's own point clouds: ``.ply``, ``.npz`` (in and out) and ``.pcd`` (in) files, plus the
+low-level PLY reading/writing that the ScanNet reader shares.
 
 PLY vertex properties understood (any order, extra properties ignored):
     x y z                      coordinates (required)
@@ -16,6 +16,8 @@ NPZ keys understood:
     semantic | label           IntArray[N]
     instance                   IntArray[N]
     faces                      IntArray[F, 3]
+
+PCD (Point Cloud Library) files are read by Open3D: x y z, rgb / rgba colours, normals; no labels.
 
 Labels are kept as stored (no remapping): pcseg's convention is NYU40 ids for ``semantic`` and
 instance ids >= 1 with -1 for "none" (see ``pcseg.structures``).
@@ -184,7 +186,28 @@ def _first(names, candidates):
     return next((c for c in candidates if c in names), None)
 
 
+def _read_pcd_cloud(path: Path) -> tuple[Scene, bool]:
+    import open3d as o3d
+
+    if not path.is_file():
+        raise DataError(path, None, "file not found")
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if b"DATA" not in head or not any(line.startswith(b"FIELDS") for line in head.splitlines()):
+        raise DataError(path, None, "not a PCD file: no FIELDS / DATA header")
+    cloud = o3d.io.read_point_cloud(str(path), format="pcd")
+    if not cloud.has_points():
+        raise DataError(path, "points", "no points read (an empty or unreadable PCD file)")
+    points = check_points(np.asarray(cloud.points), path, "points")
+    colors = np.asarray(cloud.colors, np.float32) if cloud.has_colors() else None
+    normals = np.asarray(cloud.normals, np.float32) if cloud.has_normals() else None
+    return Scene(points, colors, normals=normals, name=path.stem), colors is not None
+
+
 # --- public API ---------------------------------------------------------------------------------
+CLOUD_SUFFIXES = (".ply", ".npz", ".pcd")  # what read_point_cloud reads
+
+
 class MissingColors(UserWarning):
     """A point cloud without colours: pcseg paints it grey, and models trained on colour lose accuracy."""
 
@@ -220,7 +243,7 @@ def to_metres(scene: Scene, path: Path) -> Scene:
 
 
 def read_point_cloud(path: str | os.PathLike) -> Scene:
-    """Read a user's ``.ply`` or ``.npz`` point cloud into a Scene named after the file stem. A cloud
+    """Read a user's ``.ply``, ``.npz`` or ``.pcd`` point cloud into a Scene named after the file stem. A cloud
     without colours is read as grey, with a ``MissingColors`` warning that says so; one in
     centimetres or millimetres is rescaled to metres (``to_metres``)."""
     path = Path(path)
@@ -229,8 +252,10 @@ def read_point_cloud(path: str | os.PathLike) -> Scene:
         scene, has_colors = _read_ply_cloud(path)
     elif suffix == ".npz":
         scene, has_colors = _read_npz_cloud(path)
+    elif suffix == ".pcd":
+        scene, has_colors = _read_pcd_cloud(path)
     else:
-        raise DataError(path, None, "unsupported point-cloud format (expected .ply or .npz)")
+        raise DataError(path, None, "unsupported point-cloud format (expected .ply, .npz or .pcd)")
     if not has_colors and len(scene):
         # the cost measured by benchmarks/bench_inputs.py (the validation rooms as .ply clouds)
         warnings.warn(f"{path}: no colours (no red/green/blue or colors): the points are read as grey, as a "

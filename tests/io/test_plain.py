@@ -206,3 +206,32 @@ def test_a_cloud_wider_than_any_unit_allows_is_refused_naming_the_file():
     scene = Scene(np.array([[0, 0, 0], [5e8, 1, 1]], np.float32))
     with pytest.raises(DataError, match="huge.ply.*points.*even as millimetres"):
         to_metres(scene, Path("huge.ply"))
+
+
+def test_pcd_clouds_read_through_read_scene_with_colours_normals_and_clear_errors(tmp_path):
+    import open3d as o3d
+
+    from pcseg.io import read_scene
+    from pcseg.io.plain import MissingColors
+
+    c = cloud()
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(c["points"].astype(np.float64)))
+    pcd.colors = o3d.utility.Vector3dVector(c["rgb"] / 255.0)
+    pcd.normals = o3d.utility.Vector3dVector(c["normals"].astype(np.float64))
+    assert o3d.io.write_point_cloud(str(tmp_path / "room.pcd"), pcd, write_ascii=False)
+    scene = read_scene(tmp_path / "room.pcd")
+    assert scene.name == "room" and len(scene) == N
+    np.testing.assert_allclose(scene.points, c["points"], atol=1e-6)
+    np.testing.assert_allclose(scene.colors, c["rgb"] / 255.0, atol=1 / 255)
+    np.testing.assert_allclose(scene.normals, c["normals"], atol=1e-6)
+    plain = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(c["points"].astype(np.float64)))
+    assert o3d.io.write_point_cloud(str(tmp_path / "xyz.pcd"), plain, write_ascii=True)
+    with pytest.warns(MissingColors, match="xyz.pcd: no colours"):
+        assert np.all(read_scene(tmp_path / "xyz.pcd").colors == 0.5)
+    (tmp_path / "junk.pcd").write_bytes(b"this is not a point cloud")
+    with pytest.raises(DataError, match="junk.pcd.*not a PCD file"):
+        read_scene(tmp_path / "junk.pcd")
+    (tmp_path / "empty.pcd").write_text("VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\n"
+                                        "WIDTH 0\nHEIGHT 1\nPOINTS 0\nDATA ascii\n")
+    with pytest.raises(DataError, match="empty.pcd.*no points"):
+        read_scene(tmp_path / "empty.pcd")
