@@ -155,8 +155,20 @@ def _cmd_predict(args) -> None:
              if "wall" in totals else ""))
     if totals.get("frames"):  # the 2D pipeline: the network runs once per frame
         print(f"network per frame: {totals['network'] / totals['frames']:.3f} s over {totals['frames']} frames")
-    print(f"score it: pcseg data export-gt --scannet {args.input} --out GT_DIR (the official GT files), then "
-          f"pcseg eval --gt GT_DIR --pred {args.out}")
+    if Path(args.input).is_dir() and _has_scannet_scenes(args.input):
+        print(f"score it: pcseg data export-gt --scannet {args.input} --out GT_DIR (the official GT files), then "
+              f"pcseg eval --gt GT_DIR --pred {args.out}")
+    else:  # a user's own clouds: no annotation to score against
+        print(f"look at it: pcseg viz CLOUD --pred {args.out}")
+
+
+def _has_scannet_scenes(path) -> bool:
+    from .io.scannet import list_scenes
+
+    try:
+        return bool(list_scenes(path))
+    except PcsegError:
+        return False
 
 
 def _cmd_demo(args) -> None:

@@ -68,12 +68,14 @@ def test_one_scene_folder_is_one_scene(setup, tmp_path):
     assert sorted(p.name for p in (out / "instance_ids").iterdir()) == [f"{folder.name}.txt"]
 
 
-def test_predict_plain_files_and_empty_scene(setup, tmp_path):
+def test_predict_plain_files_and_empty_scene(setup, tmp_path, capsys):
     data, ckpt = setup
     scene = read_scannet_scene(list_scenes(data)[0])
     path = tmp_path / "cloud.npz"
     np.savez(path, points=scene.points, colors=scene.colors)
     assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(path), "--out", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out  # a user's cloud has no annotation: no advice to score it
+    assert "look at it: pcseg viz CLOUD" in out and "score it" not in out
     model, recipe = load_model(ckpt)
     empty = predict_scene(model, Scene(np.zeros((0, 3))), recipe)
     assert len(empty.instances) == 0 and empty.semantic.shape == (0,)
