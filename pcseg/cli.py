@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .errors import PcsegError
 
+UP_AXES = ("z", "y", "x", "-z", "-y", "-x")  # pcseg.io.plain.UP_ROTATIONS' keys (that module stays lazy)
+
 
 def _cmd_data_synth(args) -> None:
     from .synth import write_synthetic_dataset
@@ -104,7 +106,7 @@ def _cmd_viz(args) -> None:
         out = args.out or f"{Path(args.scene).name}_frame{args.frame}.png"
         print(f"wrote {save_png(frame_panels(frames_dir, args.frame), out)}")
         return
-    scene = read_scene(args.scene, labels_tsv=args.labels)
+    scene = read_scene(args.scene, labels_tsv=args.labels, up=args.up)
     window = args.out is None
     pred = None
     if args.pred:  # the window reads what the folder has, for C to cycle through
@@ -146,7 +148,7 @@ def _cmd_predict(args) -> None:
 
     totals = predict_to_folder(args.input, args.out, checkpoint=args.checkpoint, device=args.device,
                                overrides=args.overrides, progress=not args.quiet,
-                               save_embeddings=args.save_embeddings, skip_bad=args.skip_bad)
+                               save_embeddings=args.save_embeddings, skip_bad=args.skip_bad, up=args.up)
     n = max(totals["scenes"], 1)
     print(f"predicted {totals['scenes']} scene(s) into {args.out}")
     stages = [k for k in ("read", "network", "cluster", "lift_fuse", "snap", "write") if k in totals]
@@ -271,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame", type=_non_negative_int, default=None, metavar="N",
                    help="instead: RGB-D frame N of the scene folder's frames/ with its masks overlaid (PNG)")
     p.add_argument("--labels", default=None, help="labels tsv for a ScanNet folder")
+    p.add_argument("--up", choices=UP_AXES, default="z",
+                   help="a plain cloud's up axis (phone and photogrammetry exports are often y-up)")
     p.add_argument("--width", type=_positive_int, default=1280)
     p.add_argument("--height", type=_positive_int, default=960)
     p.set_defaults(func=_cmd_viz)
@@ -290,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default=None, help=argparse.SUPPRESS)
     p.add_argument("--save-embeddings", action="store_true",
                    help="also write embeddings/<scene>.npy (float16 [N, D]) for `pcseg viz --color embedding`")
+    p.add_argument("--up", choices=UP_AXES, default="z",
+                   help="the plain clouds' up axis, turned to +z for the network (phone and photogrammetry "
+                        "exports are often y-up); the files written are per point")
     p.add_argument("--skip-bad", action="store_true",
                    help="predict the readable inputs and name the others (default: stop before any network run)")
     p.add_argument("overrides", nargs="*", help="clustering overrides, e.g. cluster_method=hdbscan bandwidth=0.5")

@@ -9,20 +9,24 @@ from ..errors import DataError
 from ..structures import Scene
 
 
-def read_scene(path: str | os.PathLike, labels_tsv: str | os.PathLike | None = None, labels: bool = True) -> Scene:
+def read_scene(path: str | os.PathLike, labels_tsv: str | os.PathLike | None = None, labels: bool = True,
+               up: str = "z") -> Scene:
     """Read a ScanNet scene folder, or a plain ``.ply`` / ``.npz`` / ``.pcd`` point cloud (a user's own data).
-    labels=False: a scene folder's annotation is not read (prediction needs none)."""
+    labels=False: a scene folder's annotation is not read (prediction needs none). ``up``: a plain
+    cloud's up axis (z, y, x, -z, -y, -x), turned to +z; ScanNet folders are z-up by definition."""
     path = Path(path)
     if path.is_dir():
         from .scannet import read_scannet_scene
 
+        if up != "z":
+            raise DataError(path, None, f"up={up!r} applies to plain point clouds; a ScanNet scene folder is z-up")
         return read_scannet_scene(path, labels_tsv, labels)
     from .plain import CLOUD_SUFFIXES
 
     if path.suffix.lower() in CLOUD_SUFFIXES:
         from .plain import read_point_cloud
 
-        return read_point_cloud(path)
+        return read_point_cloud(path, up)
     if not path.exists():
         raise DataError(path, None, "no such file or folder")
     raise DataError(path, None, "expected a ScanNet scene folder, a .ply, .npz or .pcd file")

@@ -242,10 +242,38 @@ def to_metres(scene: Scene, path: Path) -> Scene:
                     "millimetres; pcseg reads coordinates in metres")
 
 
-def read_point_cloud(path: str | os.PathLike) -> Scene:
+# Rotations (det +1) that take each axis a cloud may have as "up" to +z, pcseg's up: faces keep
+# their orientation and the scene its handedness.
+UP_ROTATIONS = {
+    "z": np.eye(3),
+    "-z": np.array([[1, 0, 0], [0, -1, 0], [0, 0, -1]]),
+    "y": np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]]),
+    "-y": np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]]),
+    "x": np.array([[0, 0, -1], [0, 1, 0], [1, 0, 0]]),
+    "-x": np.array([[0, 0, 1], [0, 1, 0], [-1, 0, 0]]),
+}
+
+
+def make_upright(scene: Scene, up: str) -> Scene:
+    """``scene`` rotated so that its axis ``up`` (one of UP_ROTATIONS: phone and photogrammetry
+    exports are often y-up) points along +z; points and normals turn, per-point data stays."""
+    if up not in UP_ROTATIONS:
+        raise ValueError(f"up: expected one of {', '.join(UP_ROTATIONS)}, got {up!r}")
+    if up != "z":
+        rotation = UP_ROTATIONS[up].astype(np.float64)
+        scene.points = (scene.points.astype(np.float64) @ rotation.T).astype(np.float32)
+        if scene.normals is not None:
+            scene.normals = (scene.normals.astype(np.float64) @ rotation.T).astype(np.float32)
+    return scene
+
+
+def read_point_cloud(path: str | os.PathLike, up: str = "z") -> Scene:
     """Read a user's ``.ply``, ``.npz`` or ``.pcd`` point cloud into a Scene named after the file stem. A cloud
     without colours is read as grey, with a ``MissingColors`` warning that says so; one in
-    centimetres or millimetres is rescaled to metres (``to_metres``)."""
+    centimetres or millimetres is rescaled to metres (``to_metres``). ``up``: the file's up axis
+    (``make_upright`` turns it to +z)."""
+    if up not in UP_ROTATIONS:
+        raise ValueError(f"up: expected one of {', '.join(UP_ROTATIONS)}, got {up!r}")
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".ply":
@@ -262,7 +290,7 @@ def read_point_cloud(path: str | os.PathLike) -> Scene:
                       "fifth of the shipped models' training scenes were; without colour the shipped bottom-up "
                       "model's AP falls from 0.66 to 0.57 on the validation rooms, the grid model's from 0.80 "
                       "to 0.77", MissingColors, stacklevel=2)
-    return to_metres(scene, path)
+    return make_upright(to_metres(scene, path), up)
 
 
 def _read_ply_cloud(path: Path) -> Scene:

@@ -91,10 +91,10 @@ def load_predictor(checkpoint: str | os.PathLike | None = None, device: str = "c
 
 def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, checkpoint=None, device: str = "cpu",
                       overrides: Sequence[str] = (), progress: bool = True, save_embeddings: bool = False,
-                      skip_bad: bool = False) -> dict:
+                      skip_bad: bool = False, up: str = "z") -> dict:
     """``pcseg predict``: ``engine.predict.predict_to_folder`` with the checkpoint's predictor (see there)."""
     from ..engine import predict
 
     predict.check_out_dir(out_dir)  # before the model loads
     return predict.predict_to_folder(inputs, out_dir, load_predictor(checkpoint, device, overrides), progress,
-                                     save_embeddings, skip_bad)
+                                     save_embeddings, skip_bad, up)

@@ -235,3 +235,34 @@ def test_pcd_clouds_read_through_read_scene_with_colours_normals_and_clear_error
                                         "WIDTH 0\nHEIGHT 1\nPOINTS 0\nDATA ascii\n")
     with pytest.raises(DataError, match="empty.pcd.*no points"):
         read_scene(tmp_path / "empty.pcd")
+
+
+@pytest.mark.parametrize("up, axis", [("z", [0, 0, 1]), ("-z", [0, 0, -1]), ("y", [0, 1, 0]), ("-y", [0, -1, 0]),
+                                      ("x", [1, 0, 0]), ("-x", [-1, 0, 0])])
+def test_each_up_axis_is_turned_to_plus_z_by_a_proper_rotation(up, axis):
+    from pcseg.cli import UP_AXES
+    from pcseg.io.plain import UP_ROTATIONS
+
+    assert set(UP_AXES) == set(UP_ROTATIONS)
+    rotation = UP_ROTATIONS[up]
+    np.testing.assert_allclose(rotation @ np.array(axis), [0, 0, 1])
+    assert np.isclose(np.linalg.det(rotation), 1.0) and np.allclose(rotation @ rotation.T, np.eye(3))
+
+
+def test_a_y_up_cloud_read_with_up_y_is_the_z_up_cloud(tmp_path):
+    from pcseg.io import read_scene
+
+    c = cloud()
+    z_up = c["points"]
+    y_up = np.stack([z_up[:, 0], z_up[:, 2], -z_up[:, 1]], 1)  # how a y-up export stores the same room
+    np.savez(tmp_path / "y.npz", points=y_up, colors=c["rgb"], normals=np.stack(
+        [c["normals"][:, 0], c["normals"][:, 2], -c["normals"][:, 1]], 1))
+    scene = read_scene(tmp_path / "y.npz", up="y")
+    np.testing.assert_allclose(scene.points, z_up, atol=1e-6)
+    np.testing.assert_allclose(scene.normals, c["normals"], atol=1e-6)
+    with pytest.raises(ValueError, match="up: expected one of"):
+        read_scene(tmp_path / "y.npz", up="w")
+    folder = tmp_path / "scans" / "scene0000_00"
+    folder.mkdir(parents=True)
+    with pytest.raises(DataError, match="applies to plain point clouds"):
+        read_scene(folder, up="y")

@@ -76,6 +76,14 @@ def test_predict_plain_files_and_empty_scene(setup, tmp_path, capsys):
     assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(path), "--out", str(tmp_path / "p")]) == 0
     out = capsys.readouterr().out  # a user's cloud has no annotation: no advice to score it
     assert "look at it: pcseg viz CLOUD" in out and "score it" not in out
+    # the same room exported y-up, predicted with --up y: the same instances, point for point
+    y_up = np.stack([scene.points[:, 0], scene.points[:, 2], -scene.points[:, 1]], 1)
+    (tmp_path / "y").mkdir()
+    np.savez(tmp_path / "y" / "cloud.npz", points=y_up, colors=scene.colors)
+    assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(tmp_path / "y" / "cloud.npz"),
+                 "--up", "y", "--out", str(tmp_path / "py")]) == 0
+    for folder in ("instance_ids", "semantic"):
+        assert (tmp_path / "p" / folder / "cloud.txt").read_text() == (tmp_path / "py" / folder / "cloud.txt").read_text()
     model, recipe = load_model(ckpt)
     empty = predict_scene(model, Scene(np.zeros((0, 3))), recipe)
     assert len(empty.instances) == 0 and empty.semantic.shape == (0,)
