@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_eval)
 
     p = command(sub, "viz", help="look at a scene (window, or PNG when headless or with --out)")
-    p.add_argument("scene", help="ScanNet scene folder, .ply, .npz or .pcd")
+    p.add_argument("scene", help="ScanNet scene folder, .ply, .npz, .pcd, .las or .laz")
     p.add_argument("--pred", default=None, help="prediction folder (`pcseg predict`) to show instead of GT")
     p.add_argument("--color", choices=("rgb", "semantic", "instance", "embedding", "errors"), default="instance",
                    help="errors and embedding need --pred (embedding: predicted with --save-embeddings)")
@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = command(sub, "predict", help="predict instances; writes the official submission format")
-    p.add_argument("--input", required=True, help="ScanNet scene folder, a folder of them, or a .ply/.npz/.pcd (or a folder of those)")
+    p.add_argument("--input", required=True, help="ScanNet scene folder, a folder of them, or a .ply/.npz/.pcd/.las/.laz (or a folder of those)")
     p.add_argument("--out", required=True, help="prediction folder to create")
     p.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped synthetic model)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")

@@ -36,7 +36,7 @@ def _inputs(path: Path) -> list[Path]:
     if any(f.resolve() == path.resolve() for f in folders):
         return folders  # a scene folder: its own .ply is the scene, not a second input
     if not folders and not files:
-        raise DataError(path, None, "no ScanNet scene folders, .ply, .npz or .pcd files found")
+        raise DataError(path, None, "no ScanNet scene folders or .ply, .npz, .pcd, .las, .laz files found")
     return folders + files
 
 

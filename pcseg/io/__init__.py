@@ -29,4 +29,4 @@ def read_scene(path: str | os.PathLike, labels_tsv: str | os.PathLike | None = N
         return read_point_cloud(path, up)
     if not path.exists():
         raise DataError(path, None, "no such file or folder")
-    raise DataError(path, None, "expected a ScanNet scene folder, a .ply, .npz or .pcd file")
+    raise DataError(path, None, "expected a ScanNet scene folder or a .ply, .npz, .pcd, .las or .laz file")

@@ -1,4 +1,4 @@
-"""A user's own point clouds: ``.ply``, ``.npz`` (in and out) and ``.pcd`` (in) files, plus the
+"""A user's own point clouds: ``.ply``, ``.npz`` (in and out), ``.pcd`` and ``.las`` / ``.laz`` (in) files, plus the
 low-level PLY reading/writing that the ScanNet reader shares.
 
 PLY vertex properties understood (any order, extra properties ignored):
@@ -18,6 +18,8 @@ NPZ keys understood:
     faces                      IntArray[F, 3]
 
 PCD (Point Cloud Library) files are read by Open3D: x y z, rgb / rgba colours, normals; no labels.
+LAS / LAZ (lidar) files by laspy (``pip install 'pcseg[las]'``): x y z moved to the cloud's minimum
+corner (georeferenced coordinates would lose precision in float32), red green blue (8 or 16 bit).
 
 Labels are kept as stored (no remapping): pcseg's convention is NYU40 ids for ``semantic`` and
 instance ids >= 1 with -1 for "none" (see ``pcseg.structures``).
@@ -204,8 +206,34 @@ def _read_pcd_cloud(path: Path) -> tuple[Scene, bool]:
     return Scene(points, colors, normals=normals, name=path.stem), colors is not None
 
 
+def _read_las_cloud(path: Path) -> tuple[Scene, bool]:
+    try:
+        import laspy
+    except ImportError:
+        raise DataError(path, None, "reading LAS / LAZ needs laspy: pip install 'pcseg[las]'") from None
+    if not path.is_file():
+        raise DataError(path, None, "file not found")
+    try:
+        las = laspy.read(path)
+    except Exception as e:  # laspy's errors: bad header, no LAZ backend, truncated data
+        raise DataError(path, None, f"not a readable LAS / LAZ file ({type(e).__name__}: {e})") from None
+    xyz = np.stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)], 1)
+    if len(xyz) == 0:
+        raise DataError(path, "points", "no points")
+    # lidar coordinates are often georeferenced (e.g. UTM, millions of metres): float32 keeps ~0.25 m
+    # there, so the cloud is moved to its own minimum corner first (outputs are per point: nothing moves back)
+    points = check_points((xyz - xyz.min(0)).astype(np.float32), path, "x y z")
+    colors = None
+    names = set(las.point_format.dimension_names)
+    if {"red", "green", "blue"} <= names:
+        rgb = np.stack([np.asarray(las.red), np.asarray(las.green), np.asarray(las.blue)], 1).astype(np.float64)
+        if rgb.max(initial=0) > 0:  # formats with colour fields that hold none store zeros
+            colors = (rgb / (255.0 if rgb.max() <= 255 else 65535.0)).astype(np.float32)
+    return Scene(points, colors, name=path.stem), colors is not None
+
+
 # --- public API ---------------------------------------------------------------------------------
-CLOUD_SUFFIXES = (".ply", ".npz", ".pcd")  # what read_point_cloud reads
+CLOUD_SUFFIXES = (".ply", ".npz", ".pcd", ".las", ".laz")  # what read_point_cloud reads
 
 
 class MissingColors(UserWarning):
@@ -268,7 +296,7 @@ def make_upright(scene: Scene, up: str) -> Scene:
 
 
 def read_point_cloud(path: str | os.PathLike, up: str = "z") -> Scene:
-    """Read a user's ``.ply``, ``.npz`` or ``.pcd`` point cloud into a Scene named after the file stem. A cloud
+    """Read a user's ``.ply``, ``.npz``, ``.pcd``, ``.las`` or ``.laz`` point cloud into a Scene named after the file stem. A cloud
     without colours is read as grey, with a ``MissingColors`` warning that says so; one in
     centimetres or millimetres is rescaled to metres (``to_metres``). ``up``: the file's up axis
     (``make_upright`` turns it to +z)."""
@@ -282,8 +310,10 @@ def read_point_cloud(path: str | os.PathLike, up: str = "z") -> Scene:
         scene, has_colors = _read_npz_cloud(path)
     elif suffix == ".pcd":
         scene, has_colors = _read_pcd_cloud(path)
+    elif suffix in (".las", ".laz"):
+        scene, has_colors = _read_las_cloud(path)
     else:
-        raise DataError(path, None, "unsupported point-cloud format (expected .ply, .npz or .pcd)")
+        raise DataError(path, None, "unsupported point-cloud format (expected .ply, .npz, .pcd, .las or .laz)")
     if not has_colors and len(scene):
         # the cost measured by benchmarks/bench_inputs.py (the validation rooms as .ply clouds)
         warnings.warn(f"{path}: no colours (no red/green/blue or colors): the points are read as grey, as a "

@@ -266,3 +266,26 @@ def test_a_y_up_cloud_read_with_up_y_is_the_z_up_cloud(tmp_path):
     folder.mkdir(parents=True)
     with pytest.raises(DataError, match="applies to plain point clouds"):
         read_scene(folder, up="y")
+
+
+@pytest.mark.parametrize("suffix", [".las", ".laz"])
+def test_las_and_laz_clouds_are_read_moved_to_their_corner_with_16_bit_colours(tmp_path, suffix):
+    laspy = pytest.importorskip("laspy")
+    from pcseg.io import read_scene
+
+    c = cloud()
+    las = laspy.LasData(laspy.LasHeader(point_format=3, version="1.2"))
+    las.header.offsets = [500000.0, 4000000.0, 100.0]  # georeferenced, as lidar is (UTM metres)
+    las.header.scales = [0.001, 0.001, 0.001]
+    corner = np.array([500012.0, 4000034.0, 101.0])
+    xyz = corner + (c["points"] - c["points"].min(0))
+    las.x, las.y, las.z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    las.red, las.green, las.blue = (c["rgb"][:, i].astype(np.uint16) * 257 for i in range(3))
+    las.write(tmp_path / f"scan{suffix}")
+    scene = read_scene(tmp_path / f"scan{suffix}")
+    assert scene.name == "scan" and len(scene) == N
+    np.testing.assert_allclose(scene.points, c["points"] - c["points"].min(0), atol=2e-3)
+    np.testing.assert_allclose(scene.colors, c["rgb"] / 255.0, atol=1e-6)
+    (tmp_path / f"bad{suffix}").write_bytes(b"LASF but not really")
+    with pytest.raises(DataError, match=f"bad{suffix}: not a readable LAS"):
+        read_scene(tmp_path / f"bad{suffix}")
