@@ -93,28 +93,20 @@ def main() -> None:
                 write_scannet_scene(scene, folders[-1])
             # as a user sees it: `pcseg viz` from the command's start to its first frame on screen
             start = time.perf_counter()
-            window = Window(display, ["-m", "pcseg", "viz", folders[0], "--width", str(width), "--height",
-                                      str(height)], "pcseg viz", tmp, timeout=120)
-            try:
+            with Window(display, ["-m", "pcseg", "viz", folders[0], "--width", str(width), "--height",
+                                  str(height)], "pcseg viz", tmp, timeout=120) as window:
                 window.wait_for_line("keys:", timeout=120)
                 command_first_frame = time.perf_counter() - start
-                window.press("q", closes=True)
-                window.wait(timeout=30)
-            finally:
-                window.kill()
+                window.quit("q", timeout=30)
             timings_path = Path(tmp) / "timings.json"
-            window = Window(display, [__file__, "--serve", *folders, "--timings", str(timings_path),
-                                      "--size", args.size], "pcseg bench viewer", tmp, timeout=120)
-            try:
+            with Window(display, [__file__, "--serve", *folders, "--timings", str(timings_path),
+                                  "--size", args.size], "pcseg bench viewer", tmp, timeout=120) as window:
                 window.wait_for_line("keys:", timeout=120)  # printed once the first frame is drawn
                 for key in ["c"] * args.presses + ["n"] + ["c"] * args.presses + ["p"]:
                     window.wait_for_line(" [", after=window.press(key), timeout=60)
                     time.sleep(1.0)  # let the frame be drawn: the viewer times it itself
-                window.press("q", closes=True)
-                if window.wait(timeout=30):
+                if window.quit("q", timeout=30):
                     sys.exit(f"bench_viewer: the viewer failed:\n{window.output}")
-            finally:
-                window.kill()
             result = json.loads(timings_path.read_text())
     finally:
         display.close()

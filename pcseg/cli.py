@@ -93,7 +93,8 @@ def _cmd_eval(args) -> None:
 def _cmd_viz(args) -> None:
     from .io import read_scene
     from .viz import save_png
-    from .viz.view import frame_panels, read_prediction_files, render_panels, scene_panels, semantic_shown
+    from .viz.view import (frame_panels, read_prediction_files, render_panels, saved_extras, scene_panels,
+                           semantic_shown)
     from .viz.window import SceneViewer, ViewerItem
 
     if args.color in ("errors", "embedding") and not args.pred and args.frame is None:
@@ -110,8 +111,7 @@ def _cmd_viz(args) -> None:
     window = args.out is None
     pred = None
     if args.pred:  # the window reads what the folder has, for C to cycle through
-        has = {kind: (Path(args.pred) / kind / f"{scene.name}.{ext}").is_file()
-               for kind, ext in (("embeddings", "npy"), ("semantic", "txt"))}
+        has = saved_extras(args.pred, scene.name)
         pred = read_prediction_files(args.pred, scene,
                                      embeddings=args.color == "embedding" or (window and has["embeddings"]),
                                      semantic=args.color == "semantic" or (window and has["semantic"]))

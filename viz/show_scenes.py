@@ -16,7 +16,7 @@ from pcseg.errors import DataError
 from pcseg.io.scannet import list_scenes, read_scannet_scene
 from pcseg.viz import COLOR_MODES, render_image, save_png
 from pcseg.viz.legend import draw_legend, legend_for
-from pcseg.viz.view import read_prediction_files
+from pcseg.viz.view import read_prediction_files, saved_extras
 from pcseg.viz.window import SceneViewer, ViewerItem
 
 
@@ -27,8 +27,7 @@ def load_scene(folder: Path, pred: str | None) -> ViewerItem:
     files = None
     if pred:
         try:
-            emb = (Path(pred) / "embeddings" / f"{scene.name}.npy").is_file()
-            files = read_prediction_files(pred, scene, embeddings=emb)
+            files = read_prediction_files(pred, scene, embeddings=saved_extras(pred, scene.name)["embeddings"])
         except DataError as e:
             print(f"{scene.name}: no prediction shown ({e})")
     return ViewerItem(scene, files)

@@ -32,14 +32,10 @@ def main() -> None:
     display = VirtualDisplay((2000, 1400))
     try:
         with tempfile.TemporaryDirectory() as runtime_dir:
-            window = Window(display, ["-m", "pcseg", "viz", *viz_args], "pcseg viz", runtime_dir)
-            try:
+            with Window(display, ["-m", "pcseg", "viz", *viz_args], "pcseg viz", runtime_dir) as window:
                 window.wait_for_line(" [")
                 shot = window.settled_screenshot()
-                window.press("q", closes=True)
-                window.wait(timeout=30)
-            finally:
-                window.kill()
+                window.quit("q", timeout=30)
     finally:
         display.close()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ def _inputs(path: Path) -> list[Path]:
     if any(f.resolve() == path.resolve() for f in folders):
         return folders  # a scene folder: its own .ply is the scene, not a second input
     if not folders and not files:
-        raise DataError(path, None, "no ScanNet scene folders or .ply, .npz, .pcd, .las, .laz files found")
+        raise DataError(path, None, f"no ScanNet scene folders or {', '.join(CLOUD_SUFFIXES)} files found")
     return folders + files
 
 
@@ -89,7 +89,7 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
 def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, predictor: Predictor,
                       progress: bool = True, save_embeddings: bool = False, skip_bad: bool = False,
                       up: str = "z") -> dict:
-    """Predict every scene under ``inputs`` (a scene folder, a folder of them, a .ply/.npz or a folder
+    """Predict every scene under ``inputs`` (a scene folder, a folder of them, a point cloud or a folder
     of those) with ``predictor`` into ``out_dir``: the official submission format (``<scene>.txt`` +
     ``predicted_masks/``), ``semantic/<scene>.txt`` (NYU40 per vertex) and ``instance_ids/<scene>.txt``
     (instance per vertex, 0 = none), and with ``save_embeddings`` ``embeddings/<scene>.npy`` (float16

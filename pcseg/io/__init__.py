@@ -11,7 +11,7 @@ from ..structures import Scene
 
 def read_scene(path: str | os.PathLike, labels_tsv: str | os.PathLike | None = None, labels: bool = True,
                up: str = "z") -> Scene:
-    """Read a ScanNet scene folder, or a plain ``.ply`` / ``.npz`` / ``.pcd`` point cloud (a user's own data).
+    """Read a ScanNet scene folder, or a plain point cloud (``io.plain.CLOUD_SUFFIXES``: a user's own data).
     labels=False: a scene folder's annotation is not read (prediction needs none). ``up``: a plain
     cloud's up axis (z, y, x, -z, -y, -x), turned to +z; ScanNet folders are z-up by definition."""
     path = Path(path)
@@ -21,12 +21,10 @@ def read_scene(path: str | os.PathLike, labels_tsv: str | os.PathLike | None = N
         if up != "z":
             raise DataError(path, None, f"up={up!r} applies to plain point clouds; a ScanNet scene folder is z-up")
         return read_scannet_scene(path, labels_tsv, labels)
-    from .plain import CLOUD_SUFFIXES
+    from .plain import CLOUD_SUFFIXES, read_point_cloud
 
     if path.suffix.lower() in CLOUD_SUFFIXES:
-        from .plain import read_point_cloud
-
         return read_point_cloud(path, up)
     if not path.exists():
         raise DataError(path, None, "no such file or folder")
-    raise DataError(path, None, "expected a ScanNet scene folder or a .ply, .npz, .pcd, .las or .laz file")
+    raise DataError(path, None, f"expected a ScanNet scene folder or a {', '.join(CLOUD_SUFFIXES)} file")

@@ -233,9 +233,6 @@ def _read_las_cloud(path: Path) -> tuple[Scene, bool]:
 
 
 # --- public API ---------------------------------------------------------------------------------
-CLOUD_SUFFIXES = (".ply", ".npz", ".pcd", ".las", ".laz")  # what read_point_cloud reads
-
-
 class MissingColors(UserWarning):
     """A point cloud without colours: pcseg paints it grey, and models trained on colour lose accuracy."""
 
@@ -300,20 +297,11 @@ def read_point_cloud(path: str | os.PathLike, up: str = "z") -> Scene:
     without colours is read as grey, with a ``MissingColors`` warning that says so; one in
     centimetres or millimetres is rescaled to metres (``to_metres``). ``up``: the file's up axis
     (``make_upright`` turns it to +z)."""
-    if up not in UP_ROTATIONS:
-        raise ValueError(f"up: expected one of {', '.join(UP_ROTATIONS)}, got {up!r}")
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".ply":
-        scene, has_colors = _read_ply_cloud(path)
-    elif suffix == ".npz":
-        scene, has_colors = _read_npz_cloud(path)
-    elif suffix == ".pcd":
-        scene, has_colors = _read_pcd_cloud(path)
-    elif suffix in (".las", ".laz"):
-        scene, has_colors = _read_las_cloud(path)
-    else:
-        raise DataError(path, None, "unsupported point-cloud format (expected .ply, .npz, .pcd, .las or .laz)")
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise DataError(path, None, f"unsupported point-cloud format (expected {', '.join(CLOUD_SUFFIXES)})")
+    scene, has_colors = reader(path)
     if not has_colors and len(scene):
         # the cost measured by benchmarks/bench_inputs.py (the validation rooms as .ply clouds)
         warnings.warn(f"{path}: no colours (no red/green/blue or colors): the points are read as grey, as a "
@@ -323,7 +311,7 @@ def read_point_cloud(path: str | os.PathLike, up: str = "z") -> Scene:
     return make_upright(to_metres(scene, path), up)
 
 
-def _read_ply_cloud(path: Path) -> Scene:
+def _read_ply_cloud(path: Path) -> tuple[Scene, bool]:
     vertex, faces = load_ply(path)
     names = vertex.dtype.names
     missing = [c for c in "xyz" if c not in names]
@@ -344,7 +332,7 @@ def _read_ply_cloud(path: Path) -> Scene:
                  normals=normals, faces=faces), colors is not None
 
 
-def _read_npz_cloud(path: Path) -> Scene:
+def _read_npz_cloud(path: Path) -> tuple[Scene, bool]:
     if not path.is_file():
         raise DataError(path, None, "file not found")
     try:
@@ -415,3 +403,9 @@ def write_point_cloud(scene: Scene, path: str | os.PathLike) -> Path:
                     vertex[name] = getattr(scene, name)
             save_ply(tmp, vertex, scene.faces, write_faces=False)
     return path
+
+
+# the readers by suffix: (Scene, has_colors)
+_READERS = {".ply": _read_ply_cloud, ".npz": _read_npz_cloud, ".pcd": _read_pcd_cloud,
+            ".las": _read_las_cloud, ".laz": _read_las_cloud}
+CLOUD_SUFFIXES = tuple(_READERS)  # what read_point_cloud reads

@@ -39,6 +39,13 @@ def read_embeddings(pred_dir: str | os.PathLike, scene_name: str, num_points: in
     return emb.astype(np.float32)
 
 
+def saved_extras(pred_dir: str | os.PathLike, scene_name: str) -> dict[str, bool]:
+    """Which optional files a prediction folder holds for a scene: ``semantic`` (semantic/<scene>.txt)
+    and ``embeddings`` (embeddings/<scene>.npy, from ``pcseg predict --save-embeddings``)."""
+    return {"semantic": (Path(pred_dir) / "semantic" / f"{scene_name}.txt").is_file(),
+            "embeddings": (Path(pred_dir) / "embeddings" / f"{scene_name}.npy").is_file()}
+
+
 def read_prediction_files(pred_dir: str | os.PathLike, scene: Scene, semantic: bool = False,
                           embeddings: bool = False) -> PredictionFiles:
     """The scene's predicted instances, and on request its per-point semantic classes and

@@ -44,6 +44,11 @@ def drawn(image: np.ndarray) -> np.ndarray:
     return (image < BACKGROUND - 3).any(-1)
 
 
+def changed_share(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the pixels whose colour differs clearly between two screenshots."""
+    return float((np.abs(a.astype(int) - b).sum(-1) > 30).mean())
+
+
 def palette_share(image: np.ndarray, palette: np.ndarray) -> float:
     """Share of the drawn pixels whose colour is one of ``palette`` (FloatArray[K, 3] in 0..1)
     lit by Open3D's shading: a brightness factor 0.4-1.2 times the colour, within 8%."""
@@ -65,9 +70,8 @@ def saturated_colours(colors: np.ndarray) -> np.ndarray:
 def test_viz_window_shows_the_scene_in_the_pictures_framing_and_cycles_colours(display, rooms, tmp_path):
     _, folders = rooms
     scene = read_scannet_scene(folders[0])
-    window = Window(display, ["-m", "pcseg", "viz", str(folders[0]), *SIZE], f"pcseg viz: {scene.name}",
-                    str(tmp_path))
-    try:
+    with Window(display, ["-m", "pcseg", "viz", str(folders[0]), *SIZE], f"pcseg viz: {scene.name}",
+                str(tmp_path)) as window:
         assert "N next scene" in window.wait_for_line("keys:") and "C next colour mode" in window.output
         assert "one colour per instance" in window.wait_for_line(f"{scene.name} [instance]")
         first = window.settled_screenshot()
@@ -84,7 +88,7 @@ def test_viz_window_shows_the_scene_in_the_pictures_framing_and_cycles_colours(d
         line = window.press("c")  # instance -> rgb (the modes a scene without prediction has: rgb, semantic, instance)
         assert "the scan's own colours" in window.wait_for_line(f"{scene.name} [rgb]", after=line)
         rgb = window.settled_screenshot(different_from=first)
-        assert (np.abs(rgb.astype(int) - first).sum(-1) > 30).mean() > 0.1
+        assert changed_share(rgb, first) > 0.1
         assert palette_share(rgb, instance_palette) < in_instance_mode / 2
 
         line = window.press("c")  # -> semantic: the legend names the classes in the terminal
@@ -95,41 +99,33 @@ def test_viz_window_shows_the_scene_in_the_pictures_framing_and_cycles_colours(d
 
         window.press("n")  # one scene: nothing to go to, said so
         window.wait_for_line("one scene only")
-        window.press("q", closes=True)
-        assert window.wait(timeout=10) == 0
-    finally:
-        window.kill()
+        assert window.quit("q") == 0
 
 
 def test_show_scenes_goes_through_the_dataset_and_quits(display, rooms, tmp_path):
     root, folders = rooms
     names = [read_scannet_scene(f).name for f in folders]
-    window = Window(display, ["viz/show_scenes.py", str(root / "synth"), "--pred", str(root / "pred")],
-                    "pcseg scenes", str(tmp_path))
-    try:
+    with Window(display, ["viz/show_scenes.py", str(root / "synth"), "--pred", str(root / "pred")],
+                "pcseg scenes", str(tmp_path)) as window:
         window.wait_for_line(f"{names[0]} (1/2) [instance] instances (prediction)")
         window.wait_for_line("keys:")
         first = window.settled_screenshot()
         line = window.press("n")
         window.wait_for_line(f"{names[1]} (2/2) [instance]", after=line)
         second = window.settled_screenshot(different_from=first)
-        assert (np.abs(second.astype(int) - first).sum(-1) > 30).mean() > 0.1
+        assert changed_share(second, first) > 0.1
         line = window.press("c")  # instance -> errors (a prediction but no embeddings): all matched
         assert "matched" in window.wait_for_line(f"{names[1]} (2/2) [errors]", after=line)
         line = window.press("p")
         window.wait_for_line(f"{names[0]} (1/2) [errors]", after=line)
-        window.press("Escape", closes=True)
-        assert window.wait(timeout=10) == 0
-    finally:
-        window.kill()
+        assert window.quit("Escape") == 0
 
 
 def test_side_by_side_window_shows_two_panels(display, rooms, tmp_path):
     root, folders = rooms
     scene = read_scannet_scene(folders[0])
-    window = Window(display, ["-m", "pcseg", "viz", str(folders[0]), "--pred", str(root / "pred"),
-                              "--side-by-side", *SIZE], "pcseg viz", str(tmp_path))
-    try:
+    with Window(display, ["-m", "pcseg", "viz", str(folders[0]), "--pred", str(root / "pred"),
+                          "--side-by-side", *SIZE], "pcseg viz", str(tmp_path)) as window:
         window.wait_for_line("ground truth (instances) | prediction (instances)")
         window.wait_for_line("keys:")
         shot = window.settled_screenshot()
@@ -138,10 +134,7 @@ def test_side_by_side_window_shows_two_panels(display, rooms, tmp_path):
         starts = np.flatnonzero(np.diff(np.r_[0, columns.astype(int)]) == 1)
         assert len(starts) == 2, f"expected two separate panels, drawn columns start at {starts}"
         assert palette_share(shot, saturated_colours(colorize(scene, "instance"))) > 0.10
-        window.press("q", closes=True)
-        assert window.wait(timeout=10) == 0
-    finally:
-        window.kill()
+        assert window.quit("q") == 0
 
 
 def test_window_camera_projects_points_where_the_headless_rays_go():

@@ -129,7 +129,18 @@ class Window:
     def wait(self, timeout: float) -> int:
         return self.process.wait(timeout=timeout)
 
+    def quit(self, key: str = "q", timeout: float = 10.0) -> int:
+        """Press a key that closes the window; the command's exit status."""
+        self.press(key, closes=True)
+        return self.wait(timeout)
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+    def __enter__(self) -> "Window":
+        return self
+
+    def __exit__(self, *exc) -> None:  # a failed check never leaves the command running
+        self.kill()
