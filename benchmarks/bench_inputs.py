@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """What the form of a user's input costs (#15): the same rooms given to `pcseg predict` as ScanNet
 scene folders (mesh + segs.json), as plain .ply point clouds with colours (no segments), and as
-xyz-only .ply clouds (no colours, no segments), scored with the official-equivalent evaluator.
+xyz-only .ply clouds (no colours, no segments; both snapped to superpoints pcseg computes, `cluster.superpoints`), scored with
+the official-equivalent evaluator.
 
     python benchmarks/bench_inputs.py [--checkpoint PATH ...] [--json benchmarks/results/inputs.json]
 

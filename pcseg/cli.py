@@ -42,6 +42,28 @@ def _synth_summary_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _cmd_data_segment(args) -> None:
+    import time
+
+    import numpy as np
+
+    from .cluster.superpoints import DEFAULTS, scene_superpoints
+    from .io import read_scene
+    from .io.scannet import write_segments
+
+    scene = read_scene(args.input, labels=False)
+    settings = {**DEFAULTS, **{k: v for k, v in (("threshold", args.threshold), ("min_size", args.min_size),
+                                                  ("color_weight", args.color_weight)) if v is not None}}
+    start = time.perf_counter()
+    segments = scene_superpoints(scene, **settings)
+    seconds = time.perf_counter() - start
+    graph = "mesh edges" if scene.faces is not None and len(scene.faces) else f"{settings['neighbours']} nearest neighbours"
+    write_segments(args.out, scene.name, segments, {"method": "pcseg felzenszwalb", "graph": graph, **settings})
+    sizes = np.bincount(segments) if len(segments) else np.zeros(1, np.int64)
+    print(f"{scene.name}: {len(sizes)} superpoints over {graph} of {len(scene)} points (median {np.median(sizes):.0f} "
+          f"points) in {seconds:.2f} s; wrote {args.out}")
+
+
 def _cmd_data_export_gt(args) -> None:
     from .io.export import export_gt
 
@@ -200,6 +222,16 @@ def _int_at_least(minimum: int):
 _positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _common_options(parser: argparse.ArgumentParser, default) -> None:
     """Options every command takes, before or after the command's name."""
     parser.add_argument("-q", "--quiet", action="store_true", default=default(False), help="no progress bars")
@@ -232,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shifted: colour casts, noise, holes and unannotated clutter that training never sees "
                         "(a test of what a model memorised)")
     p.set_defaults(func=_cmd_data_synth)
+    p = command(data, "segment", help="compute superpoints of a scan and write them as a ScanNet segs.json")
+    p.add_argument("input", help="a scene folder or a point cloud (.ply, .npz, .pcd, .las, .laz)")
+    p.add_argument("--out", required=True, help="segs.json to write (for a scene folder: <scene>_vh_clean_2.0.010000.segs.json "
+                   "inside it makes pcseg use it)")
+    p.add_argument("--threshold", type=_non_negative_float, default=None,
+                   help="Felzenszwalb-Huttenlocher k: larger, larger superpoints (default 0.05)")
+    p.add_argument("--min-size", type=_positive_int, default=None, help="smallest superpoint in points (default 20)")
+    p.add_argument("--color-weight", type=_non_negative_float, default=None,
+                   help="weight of colour differences beside normal differences (default 1.5; 0: geometry only)")
+    p.set_defaults(func=_cmd_data_segment)
     p = command(data, "export-gt", help="write the official instance GT .txt of every scene")
     p.add_argument("--scannet", required=True, help="ScanNet root (with scans/) or a folder of scene folders")
     p.add_argument("--out", required=True, help="folder for <scene>.txt files")

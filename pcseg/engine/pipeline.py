@@ -52,6 +52,7 @@ class Predictor(Protocol):
     train_seconds: float | None       # how long the checkpoint trained (None when it does not say)
     segment_snap: float               # the engine snaps masks and classes to the scan's segments (0: off)
     min_size: int                     # masks left smaller than this after snapping are dropped
+    superpoints: bool                 # a scan without segments snaps to superpoints computed for it
 
     def check(self, sources: Sequence[Path]) -> None:
         """A DataError naming what the pipeline cannot predict from (e.g. a folder without frames)."""

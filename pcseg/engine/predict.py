@@ -115,7 +115,8 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, pre
     # the predictor reports its own stages in each Prediction's timings (the network's included)
 
     def finish(tmp: Path, scene: Scene, output) -> None:
-        pred = snap_to_scene(predictor.finish(scene, output), scene, predictor.segment_snap, predictor.min_size)
+        pred = snap_to_scene(predictor.finish(scene, output), scene, predictor.segment_snap, predictor.min_size,
+                             predictor.superpoints)
         for key, seconds in pred.timings.items():  # network, cluster / lift_fuse, snap, ...
             totals[key] = totals.get(key, 0.0) + seconds
         begin = time.perf_counter()

@@ -88,6 +88,14 @@ def read_segments(path: str | os.PathLike, num_vertices: int, mesh_name: str = "
     return seg
 
 
+def write_segments(path: str | os.PathLike, scene_id: str, segments: np.ndarray, params: dict | None = None) -> Path:
+    """Write per-vertex segment ids as a ScanNet segs.json (``segIndices``), atomically."""
+    from .atomic import write_text
+
+    return write_text(path, json.dumps({"params": {k: str(v) for k, v in (params or SEGS_PARAMS).items()},
+                                        "sceneId": scene_id, "segIndices": np.asarray(segments).tolist()}))
+
+
 def read_seg_groups(path: str | os.PathLike) -> tuple[SegGroup, ...]:
     """The ``segGroups`` of an aggregation.json, in file order (a missing ``id`` defaults to the position)."""
     path = Path(path)
@@ -313,8 +321,7 @@ def write_scannet_scene(scene: Scene, folder: str | os.PathLike) -> Path:
         save_ply(out["ply"], vertex, scene.faces)
         out["meta"].write_text(_meta_text(scene, folder), encoding="utf-8")
         if segments is not None:
-            out["segs"].write_text(json.dumps({"params": SEGS_PARAMS, "sceneId": name,
-                                               "segIndices": np.asarray(segments).tolist()}), encoding="utf-8")
+            write_segments(out["segs"], name, segments)
         if groups is not None:
             agg = {"sceneId": f"scannet.{name}", "appId": APP_ID,
                    "segGroups": [{"id": g.id, "objectId": g.object_id, "segments": list(g.segments),

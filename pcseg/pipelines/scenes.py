@@ -71,6 +71,8 @@ class SceneSettings(TrainingSettings):
     # prediction
     segment_snap: float = 0.0            # > 0: a mask keeps the scan's segments (segs.json) it covers by at
                                          # least this fraction and loses the rest; 0 = off
+    superpoints: bool = True             # a scan without segs.json snaps to superpoints computed for it
+                                         # (cluster.superpoints); false: such scans are not snapped
     # engine
     val_scenes: int = 0                  # validate on the first N scenes; 0 = all
 
@@ -301,6 +303,7 @@ class ScenePredictor(ABC):
         self.device, self.train_seconds = device, ckpt.get("train_seconds")
         self.model, self.recipe = self.load(path, device, overrides, ckpt)
         self.segment_snap, self.min_size = self.recipe.segment_snap, self.recipe.min_size
+        self.superpoints = self.recipe.superpoints
 
     @abstractmethod
     def load(self, path: Path, device: str, overrides: Sequence[str], ckpt: dict) -> tuple[torch.nn.Module, Any]:

@@ -8,6 +8,7 @@ import torch
 
 from pcseg.cli import main
 from pcseg.cluster import snap_labels_to_segments, snap_to_segments
+from pcseg.cluster.superpoints import scene_superpoints
 from pcseg.pipelines.bottomup.build import build_model
 from pcseg.engine.checkpoint import save_checkpoint
 from pcseg.engine.config import load_config
@@ -202,9 +203,19 @@ def test_segment_snap_applies_to_scenes_with_segments_only(setup):
     np.testing.assert_array_equal(snapped.instances.masks, expect.masks)
     assert not np.array_equal(snapped.instances.masks, plain.instances.masks)
     np.testing.assert_array_equal(snapped.semantic, snap_labels_to_segments(plain.semantic, scene.segments))
-    without = dataclasses.replace(scene, segments=None)  # a plain point cloud: nothing to snap to
-    np.testing.assert_array_equal(predict_scene(model, without, dataclasses.replace(recipe, segment_snap=0.5))
-                                  .instances.masks, plain.instances.masks)
+    # a plain point cloud: snapped to superpoints computed for it, or not at all with superpoints off
+    without = dataclasses.replace(scene, segments=None)
+    computed = predict_scene(model, without, dataclasses.replace(recipe, segment_snap=0.5))
+    expect = snap_to_segments(plain.instances, scene_superpoints(without), 0.5, recipe.min_size)
+    np.testing.assert_array_equal(computed.instances.masks, expect.masks)
+    assert computed.timings["superpoints"] > 0
+    off = predict_scene(model, without, dataclasses.replace(recipe, segment_snap=0.5, superpoints=False))
+    np.testing.assert_array_equal(off.instances.masks, plain.instances.masks)
+    assert "superpoints" not in off.timings
+    # a bare cloud without colours (all one grey) is not snapped: normals alone join objects to the floor
+    grey = dataclasses.replace(without, colors=np.full_like(without.colors, 0.5), faces=None)
+    np.testing.assert_array_equal(predict_scene(model, grey, dataclasses.replace(recipe, segment_snap=0.5)).instances.masks,
+                                  predict_scene(model, grey, recipe).instances.masks)
 
 
 def test_bad_inputs_are_found_before_the_network_runs(setup, tmp_path, capsys, monkeypatch):

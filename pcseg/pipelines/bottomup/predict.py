@@ -76,7 +76,7 @@ def predict_scene(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
         return Prediction(InstanceSet.empty(0), np.zeros(0, np.int64), {"network": 0.0, "cluster": 0.0},
                           np.zeros((0, recipe.embed_dim), np.float32))
     pred = group_instances(run_network(model, scene, recipe, device), recipe)
-    return snap_to_scene(pred, scene, recipe.segment_snap, recipe.min_size)
+    return snap_to_scene(pred, scene, recipe.segment_snap, recipe.min_size, recipe.superpoints)
 
 
 class BottomUpPredictor(ScenePredictor):

@@ -83,7 +83,7 @@ def predict_scene(model: torch.nn.Module, scene: Scene, recipe: GridRecipe, devi
     if len(scene) == 0:
         return Prediction(InstanceSet.empty(0), np.zeros(0, np.int64), {"network": 0.0, "cluster": 0.0})
     return snap_to_scene(to_instances(run_network(model, scene, recipe, device), recipe), scene,
-                         recipe.segment_snap, recipe.min_size)
+                         recipe.segment_snap, recipe.min_size, recipe.superpoints)
 
 
 class GridPredictor(ScenePredictor):

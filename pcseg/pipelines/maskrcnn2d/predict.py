@@ -122,6 +122,7 @@ class MaskRCNNPredictor:
     """The engine's ``Predictor`` for a 2D checkpoint: scene folders with RGB-D frames."""
 
     segment_snap = 0.0  # fusion keeps the segments its masks mostly cover (FusionConfig.segment_vote)
+    superpoints = False
 
     def __init__(self, ckpt: dict, path: Path, device: str, overrides: Sequence[str] = ()):
         self.device, self.train_seconds = device, ckpt.get("train_seconds")
