@@ -173,7 +173,7 @@ def _cmd_predict(args) -> None:
                                save_embeddings=args.save_embeddings, skip_bad=args.skip_bad, up=args.up)
     n = max(totals["scenes"], 1)
     print(f"predicted {totals['scenes']} scene(s) into {args.out}")
-    stages = [k for k in ("read", "network", "cluster", "lift_fuse", "snap", "write") if k in totals]
+    stages = [k for k in ("read", "network", "cluster", "lift_fuse", "superpoints", "snap", "write") if k in totals]
     print("seconds per scene: " + ", ".join(f"{k} {totals[k] / n:.3f}" for k in stages)
           + (f"; {totals['wall'] / n:.3f} wall (grouping and writing overlap the next scene's network)"
              if "wall" in totals else ""))

@@ -69,40 +69,43 @@ def scene_panels(scene: Scene, mode: str, pred: PredictionFiles | None = None,
                  side_by_side: bool = False) -> list[tuple[str, np.ndarray]]:
     """(title, colours FloatArray[N, 3]) of each panel to show.
 
-    One panel: ``mode`` of the prediction when there is one (instance, errors, embedding), else of
-    the GT. Side by side: the GT next to the prediction (instance, semantic), GT | prediction |
-    errors, GT | prediction | embedding, or RGB | GT (| prediction) for ``rgb``.
+    One panel: ``mode`` of the prediction when there is one (instance, semantic, errors, embedding),
+    else of the GT. Side by side: the GT next to the prediction (instance, semantic), GT | prediction |
+    errors, GT | prediction | embedding, or RGB | GT (| prediction) for ``rgb``; a scan without
+    labels shows RGB where the GT would be (RGB | prediction).
     """
     instances = None if pred is None else pred.instances
     emb = None if pred is None else pred.embeddings
+    pred_semantic = None if pred is None else pred.semantic
     if mode == "errors" and instances is None:
         raise ValueError("colour mode 'errors' needs a prediction folder (--pred)")
     if mode == "embedding" and emb is None:
         raise ValueError("colour mode 'embedding' needs a prediction folder with embeddings (--pred)")
     main_title = {"rgb": "RGB", "semantic": "semantic classes", "instance": "instances",
                   "embedding": "embeddings (PCA)", "errors": "errors"}[mode]
-    single = colorize(scene, mode, instances, emb)
     if not side_by_side:
-        who = " (prediction)" if instances is not None and mode in ("instance", "semantic") else ""
-        if mode == "semantic" and pred is not None and pred.semantic is not None:
-            single = semantic_colors(pred.semantic)
-        return [(main_title + who, single)]
-    panels = []
-    if mode == "rgb":
-        panels.append(("RGB", scene.colors))
+        if mode == "semantic" and pred_semantic is not None:
+            return [(main_title + " (prediction)", semantic_colors(pred_semantic))]
+        who = " (prediction)" if instances is not None and mode == "instance" else ""
+        return [(main_title + who, colorize(scene, mode, instances, emb))]
     gt_mode = "semantic" if mode == "semantic" else "instance"
-    panels.append((f"ground truth ({'semantic' if gt_mode == 'semantic' else 'instances'})",
-                   colorize(scene, gt_mode)))
+    labelled = (scene.semantic if gt_mode == "semantic" else scene.instance) is not None
+    panels = []
+    if mode == "rgb" or not labelled:
+        panels.append(("RGB", scene.colors))
+    if labelled:
+        panels.append((f"ground truth ({'semantic' if gt_mode == 'semantic' else 'instances'})",
+                       colorize(scene, gt_mode)))
     if mode == "semantic":
         if pred is not None:
-            if pred.semantic is None:
+            if pred_semantic is None:
                 raise ValueError("side by side semantic view needs the prediction's semantic/<scene>.txt")
-            panels.append(("prediction (semantic)", semantic_colors(pred.semantic)))
+            panels.append(("prediction (semantic)", semantic_colors(pred_semantic)))
         return panels
     if instances is not None:
         panels.append(("prediction (instances)", colorize(scene, "instance", instances)))
     if mode in ("errors", "embedding"):
-        panels.append((main_title, single))
+        panels.append((main_title, colorize(scene, mode, instances, emb)))
     return panels
 
 

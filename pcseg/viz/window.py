@@ -169,9 +169,8 @@ class SceneViewer:
             "embedding": pred is not None and pred.embeddings is not None,
             "errors": has_pred and scene.instance is not None,
         }
-        if self.side_by_side:  # GT beside the prediction: the GT's labels are needed
-            available["rgb"] &= scene.instance is not None
-            available["instance"] = scene.instance is not None
+        if self.side_by_side:  # GT (or, without labels, RGB) beside the prediction
+            available["instance"] = scene.instance is not None or has_pred
         return [m for m in COLOR_MODES if available[m]]
 
     def panels(self) -> list[tuple[str, np.ndarray]]:

@@ -116,3 +116,39 @@ def test_display_available_connects_to_the_server(tmp_path, monkeypatch):
     assert not display_available()  # the socket file is left, nobody listens
     monkeypatch.delenv("DISPLAY")
     assert not display_available()
+
+
+def test_a_scan_without_labels_shows_rgb_and_the_predicted_classes(data, tmp_path, capsys):
+    """A user's own cloud has no GT: side by side is RGB | prediction, and the semantic view colours
+    the predicted classes with a legend of those classes."""
+    from pcseg.io.official import write_semantic_txt
+    from pcseg.io.plain import write_point_cloud
+    from pcseg.structures import Scene
+    from pcseg.viz.legend import legend_for
+    from pcseg.viz.view import read_prediction_files, scene_panels, semantic_shown
+
+    import shutil
+
+    folder, scene, shared = data
+    pred_dir = shutil.copytree(shared, tmp_path / "pred")  # the module's folder stays as it was
+    cloud = tmp_path / f"{scene.name}.ply"
+    write_point_cloud(Scene(scene.points, scene.colors, name=scene.name), cloud)  # no labels
+    predicted = np.where(scene.semantic == 1, 5, 1)  # walls predicted as chairs, the rest as wall
+    write_semantic_txt(pred_dir / "semantic" / f"{scene.name}.txt", predicted)
+    bare = Scene(scene.points, scene.colors, name=scene.name)
+    pred = read_prediction_files(pred_dir, bare, semantic=True)
+    panels = scene_panels(bare, "instance", pred, side_by_side=True)
+    assert [t for t, _ in panels] == ["RGB", "prediction (instances)"]
+    np.testing.assert_array_equal(panels[0][1], bare.colors)
+    assert [t for t, _ in scene_panels(bare, "semantic", pred, side_by_side=True)] == ["RGB", "prediction (semantic)"]
+    (title, colours), = scene_panels(bare, "semantic", pred)
+    assert title == "semantic classes (prediction)"
+    assert [name for name, _ in legend_for(bare, "semantic", semantic_shown(bare, pred, False))] == ["wall", "chair"]
+    for extra in (["--side-by-side"], ["--color", "semantic"], ["--color", "semantic", "--side-by-side"]):
+        out = tmp_path / "view.png"
+        assert main(["-q", "viz", str(cloud), "--pred", str(pred_dir), *extra, "--out", str(out), *SMALL]) == 0
+        image = np.asarray(Image.open(out))
+        assert (image.shape[1] > 2 * 320) if "--side-by-side" in extra else (image.shape[:2] == (240, 320))
+        assert (image != 255).any(-1).mean() > 0.1  # something drawn
+    assert main(["-q", "viz", str(cloud), "--pred", str(pred_dir), "--color", "errors", "--out", str(out)]) != 0
+    assert "needs GT semantic and instance labels" in capsys.readouterr().err
