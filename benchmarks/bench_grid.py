@@ -34,13 +34,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 SETS = {"validation": ("out/data/synth_val", 20, 1), "seed 4": ("out/data/synth_seed4_40", 40, 4)}
 
 
-def evaluate(checkpoint: Path, data: Path, gt: Path, work: Path, overrides=()) -> dict:
+def evaluate(checkpoint: Path, data: Path, gt: Path, work: Path, overrides=(), up: str = "z") -> dict:
     from pcseg.evaluation.folders import evaluate_folders
     from pcseg.pipelines import predict_to_folder
 
     pred = work / "pred"
     shutil.rmtree(pred, ignore_errors=True)
-    predict_to_folder(data, pred, checkpoint=checkpoint, overrides=list(overrides), progress=False)
+    predict_to_folder(data, pred, checkpoint=checkpoint, overrides=list(overrides), progress=False, up=up)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = evaluate_folders(gt, pred, progress=False)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """What the form of a user's input costs (#15): the same rooms given to `pcseg predict` as ScanNet
-scene folders (mesh + segs.json), as plain .ply point clouds with colours (no segments), and as
-xyz-only .ply clouds (no colours, no segments; both snapped to superpoints pcseg computes, `cluster.superpoints`), scored with
-the official-equivalent evaluator.
+scene folders (mesh + segs.json), as plain .ply point clouds with colours (no segments: snapped to
+superpoints pcseg computes, `cluster.superpoints`), as xyz-only .ply clouds (no colours, not
+snapped), and as coloured .ply clouds stored y-up in millimetres or turned to a random orientation,
+predicted with `--up auto` (the up axis estimated, `io.upright`), scored with the official-equivalent
+evaluator.
 
     python benchmarks/bench_inputs.py [--checkpoint PATH ...] [--json benchmarks/results/inputs.json]
 
@@ -27,22 +29,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def write_inputs(data: Path, work: Path) -> dict[str, Path]:
-    """The rooms of ``data`` as the three kinds of input: name -> folder to predict."""
-    from pcseg.io.plain import save_ply, write_point_cloud
+def write_inputs(data: Path, work: Path) -> dict[str, tuple[Path, str]]:
+    """The rooms of ``data`` as each kind of input: name -> (folder to predict, its --up)."""
+    from scipy.spatial.transform import Rotation
+
+    from pcseg.io.plain import UP_ROTATIONS, save_ply, write_point_cloud
     from pcseg.io.scannet import list_scenes, read_scannet_scene
 
-    coloured, xyz = work / "ply_rgb", work / "ply_xyz"
-    coloured.mkdir()
-    xyz.mkdir()
+    forms = {"scene folders (mesh, segs.json)": (data, "z"), ".ply with colours": (work / "ply_rgb", "z"),
+             ".ply, xyz only": (work / "ply_xyz", "z"), ".ply, y-up in millimetres, --up auto": (work / "ply_y_mm", "auto"),
+             ".ply, random orientation, --up auto": (work / "ply_turned", "auto")}
+    for folder, _ in list(forms.values())[1:]:
+        folder.mkdir()
+    rng = np.random.default_rng(0)
     for folder in list_scenes(data):
         scene = read_scannet_scene(folder)
-        write_point_cloud(scene[np.arange(len(scene))], coloured / f"{scene.name}.ply")  # no faces, no segments
+        cloud = scene[np.arange(len(scene))]  # no faces, no segments
+        write_point_cloud(cloud, work / "ply_rgb" / f"{scene.name}.ply")
         vertex = np.empty(len(scene), [("x", "f4"), ("y", "f4"), ("z", "f4")])
         for i, c in enumerate("xyz"):
             vertex[c] = scene.points[:, i]
-        save_ply(xyz / f"{scene.name}.ply", vertex, None)
-    return {"scene folders (mesh, segs.json)": data, ".ply with colours": coloured, ".ply, xyz only": xyz}
+        save_ply(work / "ply_xyz" / f"{scene.name}.ply", vertex, None)
+        for name, turn, scale in (("ply_y_mm", UP_ROTATIONS["y"].T, 1000.0),
+                                  ("ply_turned", Rotation.random(random_state=rng).as_matrix(), 1.0)):
+            cloud.points = (scene.points.astype(np.float64) @ turn.T * scale).astype(np.float32)
+            cloud.normals = None
+            write_point_cloud(cloud, work / name / f"{scene.name}.ply")
+    return forms
 
 
 def main() -> None:
@@ -71,11 +84,11 @@ def main() -> None:
         print(f"{report['rooms']}, AP / AP50 / AP25 by input form")
         for ckpt in checkpoints:
             rows = report["results"][ckpt.name] = {}
-            for form, folder_in in inputs.items():
+            for form, (folder_in, up) in inputs.items():
                 start = time.perf_counter()
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # the xyz-only warning, once per room
-                    r = evaluate(ckpt, folder_in, gt, work)
+                    warnings.simplefilter("ignore")  # the xyz-only, units and up notes, once per room
+                    r = evaluate(ckpt, folder_in, gt, work, up=up)
                 rows[form] = {k: r[k] for k in ("AP", "AP50", "AP25")}
                 print(f"{ckpt.name:24} {form:34} {r['AP']:.3f} / {r['AP50']:.3f} / {r['AP25']:.3f}"
                       f"  ({time.perf_counter() - start:.0f} s)")

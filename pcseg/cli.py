@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import PcsegError
 
-UP_AXES = ("z", "y", "x", "-z", "-y", "-x")  # pcseg.io.plain.UP_ROTATIONS' keys (that module stays lazy)
+UP_AXES = ("z", "y", "x", "-z", "-y", "-x", "auto")  # pcseg.io.plain.UP_CHOICES (that module stays lazy)
 
 
 def _cmd_data_synth(args) -> None:
@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: RGB-D frame N of the scene folder's frames/ with its masks overlaid (PNG)")
     p.add_argument("--labels", default=None, help="labels tsv for a ScanNet folder")
     p.add_argument("--up", choices=UP_AXES, default="z",
-                   help="a plain cloud's up axis (phone and photogrammetry exports are often y-up)")
+                   help="a plain cloud's up axis (phone and photogrammetry exports are often y-up); auto: estimated "
+                        "from the floor and walls")
     p.add_argument("--width", type=_positive_int, default=1280)
     p.add_argument("--height", type=_positive_int, default=960)
     p.set_defaults(func=_cmd_viz)
@@ -338,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write embeddings/<scene>.npy (float16 [N, D]) for `pcseg viz --color embedding`")
     p.add_argument("--up", choices=UP_AXES, default="z",
                    help="the plain clouds' up axis, turned to +z for the network (phone and photogrammetry "
-                        "exports are often y-up); the files written are per point")
+                        "exports are often y-up; auto: estimated from the floor and walls, with a note saying what "
+                        "was found); the files written are per point")
     p.add_argument("--skip-bad", action="store_true",
                    help="predict the readable inputs and name the others (default: stop before any network run)")
     p.add_argument("overrides", nargs="*", help="clustering overrides, e.g. cluster_method=hdbscan bandwidth=0.5")

@@ -13,7 +13,8 @@ def read_scene(path: str | os.PathLike, labels_tsv: str | os.PathLike | None = N
                up: str = "z") -> Scene:
     """Read a ScanNet scene folder, or a plain point cloud (``io.plain.CLOUD_SUFFIXES``: a user's own data).
     labels=False: a scene folder's annotation is not read (prediction needs none). ``up``: a plain
-    cloud's up axis (z, y, x, -z, -y, -x), turned to +z; ScanNet folders are z-up by definition."""
+    cloud's up axis (z, y, x, -z, -y, -x, or auto: estimated, ``io.upright``), turned to +z; ScanNet
+    folders are z-up by definition."""
     path = Path(path)
     if path.is_dir():
         from .scannet import read_scannet_scene

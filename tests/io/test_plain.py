@@ -241,9 +241,9 @@ def test_pcd_clouds_read_through_read_scene_with_colours_normals_and_clear_error
                                       ("x", [1, 0, 0]), ("-x", [-1, 0, 0])])
 def test_each_up_axis_is_turned_to_plus_z_by_a_proper_rotation(up, axis):
     from pcseg.cli import UP_AXES
-    from pcseg.io.plain import UP_ROTATIONS
+    from pcseg.io.plain import UP_CHOICES, UP_ROTATIONS
 
-    assert set(UP_AXES) == set(UP_ROTATIONS)
+    assert set(UP_AXES) == set(UP_CHOICES) == set(UP_ROTATIONS) | {"auto"}
     rotation = UP_ROTATIONS[up]
     np.testing.assert_allclose(rotation @ np.array(axis), [0, 0, 1])
     assert np.isclose(np.linalg.det(rotation), 1.0) and np.allclose(rotation @ rotation.T, np.eye(3))

@@ -1,0 +1,125 @@
+"""Which way is up in a point cloud that does not say: phone and photogrammetry exports are often
+y-up, and a scan may come in any orientation.
+
+Indoor scenes are built of three orthogonal directions (walls in two, floor, tabletops and seats in
+the third: a Manhattan frame). They are found as the two most common surface-normal directions (the
+third is orthogonal to both); up is the one of the six signed directions with a large plane at its
+lowest level (the floor) and little at its highest (scans rarely hold the ceiling, and the floor is
+what objects stand on), a wall scoring about as much at one end as its opposite wall at the other.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE = 40_000          # points the estimate looks at (a random subset; enough for the big planes)
+ALIGNED_DEG = 3.0        # an estimate within this of a file axis is taken to be that axis exactly
+PEAK_DEG = 10.0          # normals within this of a direction count for it
+PLANE_BAND = 0.05        # metres: points this close to a level belong to its plane
+
+
+@dataclass
+class UpEstimate:
+    """up: unit vector (in the file's coordinates) that points up; rotation: 3 x 3 (det +1) that
+    takes it to +z; axis: the file's axis name when up is one (z, -y, ...), else None; floor_share /
+    ceiling_share: the shares of the points in the planes found at the lowest and highest levels;
+    margin: the score of the chosen direction minus that of the next best."""
+
+    up: np.ndarray
+    rotation: np.ndarray
+    axis: str | None
+    floor_share: float
+    ceiling_share: float
+    margin: float
+
+    def describe(self) -> str:
+        where = f"+{self.axis}" if self.axis and not self.axis.startswith("-") else self.axis
+        if where is None:
+            where = "(" + ", ".join(f"{v:.2f}" for v in self.up) + ")"
+        return (f"up estimated as {where} (a floor plane holding {self.floor_share:.0%} of the points at its "
+                f"lowest level, {self.ceiling_share:.0%} at its highest)")
+
+
+def _normals(points: np.ndarray) -> np.ndarray:
+    import open3d as o3d
+
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(16))
+    return np.asarray(cloud.normals)
+
+
+def _peak(normals: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """The candidate direction that the most normals lie within PEAK_DEG of (sign ignored), refined
+    to the principal direction of those normals."""
+    cos = np.cos(np.radians(PEAK_DEG))
+    support = (np.abs(candidates @ normals.T) > cos).sum(1)
+    best = candidates[int(np.argmax(support))]
+    near = normals[np.abs(normals @ best) > cos]
+    refined = np.linalg.eigh(near.T @ near)[1][:, -1]
+    return refined / np.linalg.norm(refined)
+
+
+def manhattan_frame(normals: np.ndarray, seed: int = 0) -> np.ndarray:
+    """3 x 3, rows: three orthonormal directions, the most common surface normals first."""
+    rng = np.random.default_rng(seed)
+    candidates = normals[rng.choice(len(normals), min(300, len(normals)), replace=False)]
+    first = _peak(normals, candidates)
+    across = np.abs(normals @ first) < np.sin(np.radians(PEAK_DEG))
+    if across.sum() < 3:  # no second direction (one big plane): any orthogonal pair will do
+        second = np.cross(first, [1.0, 0, 0] if abs(first[0]) < 0.9 else [0, 1.0, 0])
+    else:
+        pool = normals[across]
+        second = _peak(pool, pool[rng.choice(len(pool), min(300, len(pool)), replace=False)])
+        second -= first * (second @ first)
+    second /= np.linalg.norm(second)
+    return np.stack([first, second, np.cross(first, second)])
+
+
+def _plane_share(height: np.ndarray, along: np.ndarray, level: float) -> float:
+    """Share of the points within PLANE_BAND of ``level`` whose normal lies along the direction."""
+    on = (np.abs(height - level) < PLANE_BAND) & (along > np.cos(np.radians(PEAK_DEG * 2)))
+    return float(on.mean())
+
+
+def _rotation_to_z(up: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking unit vector ``up`` to +z (Rodrigues)."""
+    z = np.array([0.0, 0.0, 1.0])
+    axis = np.cross(up, z)
+    s, c = np.linalg.norm(axis), float(up @ z)
+    if s < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    k = axis / s
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * kx + (1 - c) * kx @ kx
+
+
+def estimate_up(points: np.ndarray, seed: int = 0) -> UpEstimate:
+    """Estimate which way is up in ``points`` (FloatArray[N, 3], metres). Needs at least 100 points."""
+    from .plain import UP_ROTATIONS
+
+    points = np.asarray(points, np.float64)
+    if len(points) < 100:
+        raise ValueError(f"estimate_up: needs at least 100 points, got {len(points)}")
+    rng = np.random.default_rng(seed)
+    sample = points[rng.choice(len(points), SAMPLE, replace=False)] if len(points) > SAMPLE else points
+    normals = _normals(sample)
+    frame = manhattan_frame(normals, seed)
+    scores = []
+    for direction in np.concatenate([frame, -frame]):
+        height = sample @ direction
+        along = np.abs(normals @ direction)
+        low, high = np.percentile(height, [1, 99])
+        floor, ceiling = _plane_share(height, along, low), _plane_share(height, along, high)
+        scores.append((floor - ceiling, floor, ceiling, direction))
+    scores.sort(key=lambda s: -s[0])
+    best, runner_up = scores[0], scores[1]
+    up = best[3] / np.linalg.norm(best[3])
+    axis = None
+    for name, rotation in UP_ROTATIONS.items():  # a file axis: exactly that axis's rotation
+        file_up = rotation.T @ np.array([0.0, 0.0, 1.0])
+        if up @ file_up > np.cos(np.radians(ALIGNED_DEG)):
+            up, axis = file_up.astype(np.float64), name
+            break
+    rotation = UP_ROTATIONS[axis].astype(np.float64) if axis else _rotation_to_z(up)
+    return UpEstimate(up, rotation, axis, best[1], best[2], best[0] - runner_up[0])
