@@ -3,8 +3,9 @@
 scene folders (mesh + segs.json), as plain .ply point clouds with colours (no segments: snapped to
 superpoints pcseg computes, `cluster.superpoints`), as xyz-only .ply clouds (no colours, not
 snapped), and as coloured .ply clouds stored y-up in millimetres or turned to a random orientation,
-predicted with `--up auto` (the up axis estimated, `io.upright`), scored with the official-equivalent
-evaluator.
+predicted with `--up auto` (the up axis estimated, `io.upright`), and as coloured .ply clouds with
+a few stray points under the floor (as real scans have; the GT counts them unannotated), scored with
+the official-equivalent evaluator.
 
     python benchmarks/bench_inputs.py [--checkpoint PATH ...] [--json benchmarks/results/inputs.json]
 
@@ -29,16 +30,29 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
+STRAYS = 20  # points added under the floor of each room in the "stray points" form, after the room's own
+
+
+def gt_with_strays(gt: Path, out: Path) -> Path:
+    """The GT files with STRAYS unannotated points (id 0) appended, for the clouds that have them."""
+    out.mkdir()
+    for txt in gt.glob("*.txt"):
+        (out / txt.name).write_text(txt.read_text() + "0\n" * STRAYS)
+    return out
+
+
 def write_inputs(data: Path, work: Path) -> dict[str, tuple[Path, str]]:
     """The rooms of ``data`` as each kind of input: name -> (folder to predict, its --up)."""
     from scipy.spatial.transform import Rotation
 
     from pcseg.io.plain import UP_ROTATIONS, save_ply, write_point_cloud
     from pcseg.io.scannet import list_scenes, read_scannet_scene
+    from pcseg.structures import Scene
 
     forms = {"scene folders (mesh, segs.json)": (data, "z"), ".ply with colours": (work / "ply_rgb", "z"),
              ".ply, xyz only": (work / "ply_xyz", "z"), ".ply, y-up in millimetres, --up auto": (work / "ply_y_mm", "auto"),
-             ".ply, random orientation, --up auto": (work / "ply_turned", "auto")}
+             ".ply, random orientation, --up auto": (work / "ply_turned", "auto"),
+             f".ply with {STRAYS} stray points 0.1-1 m below the floor": (work / "ply_strays", "z")}
     for folder, _ in list(forms.values())[1:]:
         folder.mkdir()
     rng = np.random.default_rng(0)
@@ -55,6 +69,13 @@ def write_inputs(data: Path, work: Path) -> dict[str, tuple[Path, str]]:
             cloud.points = (scene.points.astype(np.float64) @ turn.T * scale).astype(np.float32)
             cloud.normals = None
             write_point_cloud(cloud, work / name / f"{scene.name}.ply")
+        # what real scans have under the floor (reflections, noise): a few points, scored as unannotated
+        stray = rng.choice(len(scene), STRAYS, replace=False)
+        below = scene.points[stray].copy()
+        below[:, 2] = scene.points[:, 2].min() - rng.uniform(0.1, 1.0, STRAYS)
+        with_strays = Scene(np.concatenate([scene.points, below]), np.concatenate([scene.colors, scene.colors[stray]]),
+                            name=scene.name)
+        write_point_cloud(with_strays, work / "ply_strays" / f"{scene.name}.ply")
     return forms
 
 
@@ -81,6 +102,7 @@ def main() -> None:
         gt = work / "gt"
         export_gt(data, gt, progress=False)
         inputs = write_inputs(data, work)
+        strays_gt = gt_with_strays(gt, work / "gt_strays")
         print(f"{report['rooms']}, AP / AP50 / AP25 by input form")
         for ckpt in checkpoints:
             rows = report["results"][ckpt.name] = {}
@@ -88,7 +110,7 @@ def main() -> None:
                 start = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the xyz-only, units and up notes, once per room
-                    r = evaluate(ckpt, folder_in, gt, work, up=up)
+                    r = evaluate(ckpt, folder_in, strays_gt if folder_in.name == "ply_strays" else gt, work, up=up)
                 rows[form] = {k: r[k] for k in ("AP", "AP50", "AP25")}
                 print(f"{ckpt.name:24} {form:34} {r['AP']:.3f} / {r['AP50']:.3f} / {r['AP25']:.3f}"
                       f"  ({time.perf_counter() - start:.0f} s)")

@@ -173,10 +173,13 @@ def _cmd_predict(args) -> None:
                                save_embeddings=args.save_embeddings, skip_bad=args.skip_bad, up=args.up)
     n = max(totals["scenes"], 1)
     print(f"predicted {totals['scenes']} scene(s) into {args.out}")
-    stages = [k for k in ("read", "network", "cluster", "lift_fuse", "superpoints", "snap", "write") if k in totals]
+    stages = [k for k in ("read", "network", "cluster", "lift_fuse", "superpoints", "snap", "merge", "write") if k in totals]
     print("seconds per scene: " + ", ".join(f"{k} {totals[k] / n:.3f}" for k in stages)
           + (f"; {totals['wall'] / n:.3f} wall (grouping and writing overlap the next scene's network)"
              if "wall" in totals else ""))
+    if totals.get("blocks"):  # scans wider than a block (engine.tiling)
+        print(f"scans wider than tile_size={totals['tile_size']:g} m were predicted in {totals['blocks']:.0f} "
+              f"overlapping blocks")
     if totals.get("frames"):  # the 2D pipeline: the network runs once per frame
         print(f"network per frame: {totals['network'] / totals['frames']:.3f} s over {totals['frames']} frames")
     if Path(args.input).is_dir() and _has_scannet_scenes(args.input):

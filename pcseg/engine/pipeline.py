@@ -53,6 +53,8 @@ class Predictor(Protocol):
     segment_snap: float               # the engine snaps masks and classes to the scan's segments (0: off)
     min_size: int                     # masks left smaller than this after snapping are dropped
     superpoints: bool                 # a scan without segments snaps to superpoints computed for it
+    tile_size: float                  # pcseg predict cuts scans wider than this into blocks (0: never)
+    tile_overlap: float               # ... overlapping by this many metres (engine.tiling)
 
     def check(self, sources: Sequence[Path]) -> None:
         """A DataError naming what the pipeline cannot predict from (e.g. a folder without frames)."""

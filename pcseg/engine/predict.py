@@ -16,6 +16,7 @@ from ..io.plain import CLOUD_SUFFIXES
 from ..structures import Prediction, Scene
 from .pipeline import Predictor
 from .snapping import snap_to_scene
+from .tiling import needs_tiles, predict_tiled
 
 MARKER = ".pcseg-predictions"
 
@@ -114,9 +115,10 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, pre
     totals: dict[str, float] = {"read": time.perf_counter() - start, "network": 0.0, "write": 0.0}
     # the predictor reports its own stages in each Prediction's timings (the network's included)
 
-    def finish(tmp: Path, scene: Scene, output) -> None:
-        pred = snap_to_scene(predictor.finish(scene, output), scene, predictor.segment_snap, predictor.min_size,
-                             predictor.superpoints)
+    def finish(tmp: Path, scene: Scene, output, ready: Prediction | None = None) -> None:
+        pred = ready if ready is not None else snap_to_scene(predictor.finish(scene, output), scene,
+                                                             predictor.segment_snap, predictor.min_size,
+                                                             predictor.superpoints)
         for key, seconds in pred.timings.items():  # network, cluster / lift_fuse, snap, ...
             totals[key] = totals.get(key, 0.0) + seconds
         begin = time.perf_counter()
@@ -134,14 +136,18 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, pre
                 t = time.perf_counter()
                 scene = read_scene(source, labels=False, up=up)
                 totals["read"] += time.perf_counter() - t
-            output = predictor.network(scene, source)
+            output = ready = None
+            if needs_tiles(scene, predictor.tile_size):  # wider than a block: block by block, in this thread
+                ready = predict_tiled(predictor, scene, predictor.tile_size, predictor.tile_overlap, progress)
+            else:
+                output = predictor.network(scene, source)
             if pending is not None:
                 pending.result()  # one scene in the second thread at a time (raises its error here)
-            pending = finisher.submit(finish, tmp, scene, output)
+            pending = finisher.submit(finish, tmp, scene, output, ready)
         if pending is not None:
             pending.result()
         totals["wall"] = time.perf_counter() - begin
-    return {"scenes": len(sources), **totals}
+    return {"scenes": len(sources), "tile_size": predictor.tile_size, **totals}
 
 
 def _write_prediction(tmp: Path, scene: Scene, pred: Prediction, save_embeddings: bool) -> None:

@@ -98,6 +98,9 @@ def int_lines_bytes(values: np.ndarray) -> bytes:
     return rows[np.arange(width + 1)[None, :] >= first[:, None]].tobytes()
 
 
+MASK_CHUNK_BYTES = 1 << 28
+
+
 def _mask_lines(masks: np.ndarray) -> np.ndarray:
     """BoolArray[K, N] -> UInt8Array[K, 2N], row k the bytes of mask file k: b'0\\n1\\n...'. Each
     line is one little-endian uint16 (digit, newline): one contiguous add for all masks."""
@@ -173,13 +176,16 @@ def write_instance_predictions(pred_dir: str | os.PathLike, scene_name: str, ins
     rel = Path(mask_subdir).as_posix()
     renames: list[tuple[str, Path]] = []
     lines = []
-    mask_lines = _mask_lines(instances.masks)
+    # the files' bytes are 2 per point and mask: formatted a chunk of masks at a time (~256 MB)
+    chunk = max(1, MASK_CHUNK_BYTES // max(2 * instances.num_points, 1))
     try:
         for k in range(len(instances)):
+            if k % chunk == 0:
+                mask_lines = _mask_lines(instances.masks[k:k + chunk])
             name = f"{scene_name}_{k:03d}.txt"
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=mask_dir)
             renames.append((tmp, mask_dir / name))
-            _write_new_file(fd, mask_lines[k])
+            _write_new_file(fd, mask_lines[k % chunk])
             lines.append(f"{rel}/{name} {int(instances.labels[k])} {float(instances.scores[k]):.6f}\n")
         scene_txt = pred_dir / f"{scene_name}.txt"
         fd, tmp = tempfile.mkstemp(prefix=f".{scene_txt.name}.", suffix=".tmp", dir=pred_dir)

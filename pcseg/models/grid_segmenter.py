@@ -65,7 +65,7 @@ class GridSegmenter(nn.Module):
         """Voxelize, the backbone, the grids and the head's per-cell outputs (logits, kernels) per grid."""
         if batch.points.shape[0] == 0:
             raise ValueError("GridSegmenter: Batch.points is empty (no points in the batch)")
-        voxels = voxelize(batch.points, batch.offset, self.voxel_size)
+        voxels = voxelize(batch.points, batch.offset, self.voxel_size, anchor_floor=True)
         features = self.backbone(SparseTensor(voxel_mean(batch.features, voxels), voxels.coords)).features
         centres = voxels.centers()
         b = int(batch.offset.numel())

@@ -111,7 +111,7 @@ class BottomUpSegmenter(nn.Module):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         self._check(batch)
-        voxels = voxelize(batch.points, batch.offset, self.voxel_size)
+        voxels = voxelize(batch.points, batch.offset, self.voxel_size, anchor_floor=True)
         x = SparseTensor(voxel_mean(batch.features, voxels), voxels.coords)
         features = self.backbone(x).features                                      # [V, c]
         # Heads run once per voxel; the inverse map copies each voxel's output to its points.

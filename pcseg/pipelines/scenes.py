@@ -73,6 +73,9 @@ class SceneSettings(TrainingSettings):
                                          # least this fraction and loses the rest; 0 = off
     superpoints: bool = True             # a scan without segs.json snaps to superpoints computed for it
                                          # (cluster.superpoints); false: such scans are not snapped
+    tile_size: float = 10.0              # pcseg predict cuts a scan wider than this (metres, in x or y) into
+                                         # overlapping square blocks of this size (engine.tiling); 0 = never
+    tile_overlap: float = 3.0            # metres the blocks overlap: objects up to this size stay whole in one
     # engine
     val_scenes: int = 0                  # validate on the first N scenes; 0 = all
 
@@ -92,6 +95,9 @@ class SceneSettings(TrainingSettings):
         need(0 <= self.gray_prob <= 1 and 0 <= self.color_drop_prob <= 1, "gray_prob",
              "gray_prob and color_drop_prob must be in [0, 1]")
         need(0 <= self.segment_snap <= 1, "segment_snap", "must be in [0, 1] (0 = off)")
+        need(self.tile_size >= 0, "tile_size", "must be >= 0 metres (0 = never tile)")
+        need(0 <= self.tile_overlap and (self.tile_size == 0 or self.tile_overlap < self.tile_size), "tile_overlap",
+             "must be >= 0 and smaller than tile_size")
 
 
 def select_backend(recipe: SceneSettings, device: torch.device) -> str:
@@ -304,6 +310,7 @@ class ScenePredictor(ABC):
         self.model, self.recipe = self.load(path, device, overrides, ckpt)
         self.segment_snap, self.min_size = self.recipe.segment_snap, self.recipe.min_size
         self.superpoints = self.recipe.superpoints
+        self.tile_size, self.tile_overlap = self.recipe.tile_size, self.recipe.tile_overlap
 
     @abstractmethod
     def load(self, path: Path, device: str, overrides: Sequence[str], ckpt: dict) -> tuple[torch.nn.Module, Any]:

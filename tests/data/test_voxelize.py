@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from pcseg.data.voxelize import Voxels, voxel_mean, voxelize
+from pcseg.data.voxelize import GRID_PERIOD, Voxels, voxel_mean, voxelize
 
 
 def packed(sizes, seed=0, scale=3.0, shift=None):
@@ -169,3 +169,32 @@ def test_cuda_matches_cpu():
     assert torch.equal(a.coords, b.coords.cpu()) and torch.equal(a.inverse, b.inverse.cpu())
     values = torch.randn(5000, 4)
     assert torch.allclose(voxel_mean(values, a), voxel_mean(values.cuda(), b).cpu(), atol=1e-5)
+
+
+def floor_scene(seed: int = 0) -> torch.Tensor:
+    """A 3 x 3 m floor at z = 0 (1 cm noise) with a 0.8 m box on it."""
+    g = torch.Generator().manual_seed(seed)
+    floor = torch.cat([torch.rand(4000, 2, generator=g) * 3, torch.randn(4000, 1, generator=g) * 0.01], 1)
+    box = torch.rand(1000, 3, generator=g) * torch.tensor([0.5, 0.5, 0.8]) + torch.tensor([1.0, 1.0, 0.0])
+    return torch.cat([floor, box])
+
+
+def test_anchor_floor_keeps_the_floor_layer_whatever_lies_below():
+    pts = floor_scene()
+    plain = voxelize(pts, torch.tensor([len(pts)]), 0.05)
+    anchored = voxelize(pts, torch.tensor([len(pts)]), 0.05, anchor_floor=True)
+    # no strays: the lowest point is the origin, as without anchoring (and as in training)
+    assert torch.equal(plain.coords, anchored.coords) and torch.equal(plain.origin, anchored.origin)
+    for depth in (0.06, 0.37, 2.0):  # one stray point that far below the lowest (STRAY_DEPTH below the floor)
+        stray = torch.cat([pts, torch.tensor([[0.1, 0.1, float(pts[:, 2].min()) - depth]])])
+        v = voxelize(stray, torch.tensor([len(stray)]), 0.05, anchor_floor=True)
+        z = v.coords[v.inverse[: len(pts)], 3].long()
+        # every original point's layer is the same modulo the grid period: the strided convs pair layers alike
+        want = anchored.coords[anchored.inverse, 3].long()
+        # (a point within float rounding of a voxel boundary may fall either side)
+        assert float(((z - want) % GRID_PERIOD == 0).float().mean()) > 0.999
+        assert int(v.coords[:, 3].min()) >= 0  # the stray point is on the grid too
+        unanchored = voxelize(stray, torch.tensor([len(stray)]), 0.05)
+        if depth in (0.06, 0.37):  # what anchoring prevents: the floor moved to another layer pairing
+            assert not torch.equal((unanchored.coords[unanchored.inverse[: len(pts)], 3].long() - want) % 2,
+                                   torch.zeros_like(z))

@@ -298,3 +298,25 @@ def test_the_recipes_embedding_weight_reaches_the_clustering(setup):
     np.testing.assert_array_equal(got.masks, want.masks)
     unweighted = group_instances(out, dataclasses.replace(recipe, embedding_weight=1.0)).instances
     assert unweighted.masks.shape != got.masks.shape or not np.array_equal(unweighted.masks, got.masks)
+
+
+def test_a_scan_wider_than_a_block_is_predicted_in_blocks(setup, tmp_path, capsys):
+    """Two rooms side by side as one plain cloud: predicted block by block (tile_size), written whole."""
+    from pcseg.io.plain import write_point_cloud
+    from pcseg.synth.floor import floor_of_rooms
+
+    data, ckpt = setup
+    rooms = [read_scannet_scene(f) for f in list_scenes(data)]
+    floor = floor_of_rooms(rooms, gap=1.0, name="floor")
+    write_point_cloud(Scene(floor.points, floor.colors, name="floor"), tmp_path / "floor.ply")
+    out = tmp_path / "pred"
+    assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(tmp_path / "floor.ply"), "--out", str(out),
+                 "tile_size=5", "tile_overlap=1.5", "min_size=5", "bandwidth=0.2"]) == 0
+    printed = capsys.readouterr().out
+    assert "predicted in" in printed and "overlapping blocks" in printed and "merge" in printed
+    inst = read_instance_predictions(out, "floor", num_points=len(floor))
+    assert len(inst) > 0 and read_semantic_txt(out / "semantic" / "floor.txt").shape == (len(floor),)
+    assert main(["-q", "predict", "--checkpoint", str(ckpt), "--input", str(tmp_path / "floor.ply"), "--out",
+                 str(tmp_path / "p2"), "tile_size=5", "tile_overlap=5"]) != 0
+    assert "tile_overlap: must be >= 0 and smaller than tile_size" in capsys.readouterr().err
+    assert not (tmp_path / "p2").exists()

@@ -14,7 +14,8 @@ CLUSTER_METHODS = ("meanshift", "hdbscan", "hdbscan-package", "dbscan")
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "embed_dim", "offsets", "head_hidden", "height_feature")
 # the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
 PREDICT_KEYS = ("cluster_method", "bandwidth", "min_size", "use_embeddings", "embedding_weight", "use_offsets", "coord_weight",
-                "class_bandwidth", "soft_threshold", "segment_snap", "superpoints", "backend", "threads")
+                "class_bandwidth", "soft_threshold", "segment_snap", "superpoints", "tile_size", "tile_overlap",
+                "backend", "threads")
 
 
 @dataclass

@@ -16,7 +16,8 @@ ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "height_feature", "grids"
 # the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
 PREDICT_KEYS = ("score_threshold", "peak_window", "mask_threshold", "nms", "nms_iou", "nms_kernel", "nms_sigma", "final_threshold",
                 "max_instances",
-                "min_size", "segment_snap", "superpoints", "backend", "threads")
+                "min_size", "segment_snap", "superpoints", "tile_size", "tile_overlap",
+                "backend", "threads")
 
 
 @dataclass

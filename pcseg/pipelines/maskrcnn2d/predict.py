@@ -123,6 +123,7 @@ class MaskRCNNPredictor:
 
     segment_snap = 0.0  # fusion keeps the segments its masks mostly cover (FusionConfig.segment_vote)
     superpoints = False
+    tile_size = tile_overlap = 0.0  # frames, not a floor plan
 
     def __init__(self, ckpt: dict, path: Path, device: str, overrides: Sequence[str] = ()):
         self.device, self.train_seconds = device, ckpt.get("train_seconds")

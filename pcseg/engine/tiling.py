@@ -1,0 +1,128 @@
+"""Scans larger than a room (a building floor: millions of points, tens of metres across) predicted in
+bounded memory: the floor plan is cut into square blocks of ``size`` metres that overlap by
+``overlap``; each block is predicted and snapped on its own, each point takes its classes from the
+block whose core (the block less half the overlap on each side) holds it, and each instance is kept
+from the block whose core holds its centre. An object smaller than the overlap is whole in that
+block; where two blocks both keep one object (their predictions differ a little), the copy with the
+lower score goes (mask IoU >= 0.5).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from ..structures import InstanceSet, Prediction, Scene
+from .snapping import snap_to_scene
+
+DUPLICATE_IOU = 0.5
+
+
+def needs_tiles(scene: Scene, size: float) -> bool:
+    """Whether ``scene`` is wider than one block in x or y (``size`` 0: never)."""
+    if size <= 0 or len(scene) == 0:
+        return False
+    return bool(np.ptp(scene.points[:, :2], axis=0).max() > size)
+
+
+@dataclass
+class TileGrid:
+    """The cores of the blocks: ``shape`` cells of ``stride`` metres from ``origin`` (the last row and
+    column reach to the scene's edge); a block is its core widened by half the ``overlap`` all round."""
+
+    origin: np.ndarray
+    stride: float
+    shape: tuple[int, int]
+    overlap: float
+
+    @classmethod
+    def over(cls, xy: np.ndarray, size: float, overlap: float) -> "TileGrid":
+        if not 0 <= overlap < size:
+            raise ValueError(f"tiling: needs 0 <= overlap < size, got size {size}, overlap {overlap}")
+        stride = size - overlap
+        origin = xy.min(0)
+        extent = xy.max(0) - origin
+        return cls(origin, stride, (max(1, math.ceil(extent[0] / stride)), max(1, math.ceil(extent[1] / stride))),
+                   overlap)
+
+    def cells(self, xy: np.ndarray) -> np.ndarray:
+        """Core cell index (row-major) of each xy position."""
+        ij = np.clip(np.floor((xy - self.origin) / self.stride).astype(np.int64), 0, np.array(self.shape) - 1)
+        return ij[:, 0] * self.shape[1] + ij[:, 1]
+
+    def blocks(self, xy: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """[(cell, indices of the points in its block)], blocks without points left out."""
+        cell = self.cells(xy)
+        out = []
+        for i in range(self.shape[0]):
+            for j in range(self.shape[1]):
+                lo = self.origin + np.array([i, j]) * self.stride - self.overlap / 2
+                hi = lo + self.stride + self.overlap
+                inside = np.flatnonzero(((xy >= lo) & (xy < hi)).all(1) | (cell == i * self.shape[1] + j))
+                if len(inside):
+                    out.append((i * self.shape[1] + j, inside))
+        return out
+
+
+def _drop_duplicates(members: list[np.ndarray], scores: np.ndarray, num_points: int) -> np.ndarray:
+    """Indices of the instances to keep: of two with mask IoU >= DUPLICATE_IOU, the higher score."""
+    from scipy.sparse import csr_matrix
+
+    if len(members) < 2:
+        return np.arange(len(members))
+    sizes = np.array([len(m) for m in members])
+    rows = np.repeat(np.arange(len(members)), sizes)
+    incidence = csr_matrix((np.ones(len(rows), np.float32), (rows, np.concatenate(members))),
+                           shape=(len(members), num_points))
+    shared = (incidence @ incidence.T).tocoo()
+    iou = shared.data / (sizes[shared.row] + sizes[shared.col] - shared.data)
+    clash = (shared.row != shared.col) & (iou >= DUPLICATE_IOU)
+    loser = np.where(scores[shared.row[clash]] >= scores[shared.col[clash]], shared.col[clash], shared.row[clash])
+    keep = np.ones(len(members), bool)
+    keep[loser] = False
+    return np.flatnonzero(keep)
+
+
+def predict_tiled(predictor, scene: Scene, size: float, overlap: float, progress: bool = True) -> Prediction:
+    """``predictor`` (the engine's Predictor) run block by block over ``scene`` and merged, snapped
+    to segments or superpoints within each block as ``snap_to_scene`` does. Timings: the stages summed
+    over the blocks, ``merge`` and ``blocks`` (their count)."""
+    xy = scene.points[:, :2]
+    grid = TileGrid.over(xy, size, overlap)
+    blocks, cell = grid.blocks(xy), grid.cells(xy)
+    semantic = np.zeros(len(scene), np.int64)
+    members, labels, scores = [], [], []
+    timings: dict[str, float] = {"blocks": float(len(blocks))}
+    merge = 0.0
+    for block_cell, index in tqdm(blocks, desc=f"{scene.name}: blocks", unit="block", disable=not progress, leave=False):
+        part = scene[index]
+        pred = snap_to_scene(predictor.finish(part, predictor.network(part, None)), part, predictor.segment_snap,
+                             predictor.min_size, predictor.superpoints)
+        for key, seconds in pred.timings.items():
+            timings[key] = timings.get(key, 0.0) + seconds
+        start = time.perf_counter()
+        core = cell[index] == block_cell
+        semantic[index[core]] = pred.semantic[core]
+        inst = pred.instances
+        if len(inst):
+            counts = inst.masks.sum(1)
+            centres = (inst.masks.astype(np.float32) @ part.points[:, :2]) / np.maximum(counts, 1)[:, None]
+            mine = np.flatnonzero((counts > 0) & (grid.cells(centres) == block_cell))
+            for k in mine:
+                members.append(index[inst.masks[k]])
+            labels.append(inst.labels[mine])
+            scores.append(inst.scores[mine])
+        merge += time.perf_counter() - start
+    start = time.perf_counter()
+    labels_all = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    scores_all = np.concatenate(scores) if scores else np.zeros(0, np.float32)
+    keep = _drop_duplicates(members, scores_all, len(scene))
+    masks = np.zeros((len(keep), len(scene)), bool)
+    for row, k in enumerate(keep):
+        masks[row, members[k]] = True
+    instances = InstanceSet(masks, labels_all[keep], scores_all[keep]) if len(keep) else InstanceSet.empty(len(scene))
+    timings["merge"] = merge + time.perf_counter() - start
+    return Prediction(instances, semantic, timings)
