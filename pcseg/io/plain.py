@@ -331,7 +331,23 @@ def read_point_cloud(path: str | os.PathLike, up: str = "z") -> Scene:
                       "fifth of the shipped models' training scenes were; without colour the shipped bottom-up "
                       "model's AP falls from 0.75 to 0.57 on the validation rooms, the grid model's from 0.84 "
                       "to 0.77", MissingColors, stacklevel=2)
-    return make_upright(to_metres(scene, path), up, path)
+    return make_upright(check_solid(to_metres(scene, path), path), up, path)
+
+
+FLAT_METRES = 0.01  # a scan thinner than this along an axis is a plane or a line, not a 3D scene
+
+
+def check_solid(scene: Scene, path: Path) -> Scene:
+    """``scene`` unchanged, or a DataError naming the file when its points (two or more) lie in a
+    plane or on a line along the file's axes (a floor plan or a profile saved as 3D, not a scan)."""
+    if len(scene) < 2:
+        return scene
+    extent = np.ptp(scene.points, axis=0)
+    flat = [axis for axis, e in zip("xyz", extent) if e < FLAT_METRES]
+    if flat:
+        raise DataError(path, "points", f"the points are flat: they span {', '.join(f'{extent[i]:.3g} m along {a}' for i, a in enumerate('xyz') if a in flat)} "
+                        "(less than 1 cm); pcseg needs a 3D scan")
+    return scene
 
 
 def _read_ply_cloud(path: Path) -> tuple[Scene, bool]:

@@ -289,3 +289,13 @@ def test_las_and_laz_clouds_are_read_moved_to_their_corner_with_16_bit_colours(t
     (tmp_path / f"bad{suffix}").write_bytes(b"LASF but not really")
     with pytest.raises(DataError, match=f"bad{suffix}: not a readable LAS"):
         read_scene(tmp_path / f"bad{suffix}")
+
+
+@pytest.mark.parametrize("spans, named", [((4.0, 3.0, 0.0), "0 m along z"), ((4.0, 0.0, 0.004), "0 m along y, 0.004 m along z")])
+def test_a_flat_cloud_is_refused_with_its_name(tmp_path, spans, named):
+    from pcseg.io import read_scene
+
+    points = (np.random.default_rng(0).random((500, 3)) * spans).astype(np.float32)
+    np.savez(tmp_path / "plan.npz", points=points, colors=np.full((500, 3), 0.5, np.float32))
+    with pytest.raises(DataError, match=f"plan.npz: points: the points are flat: they span {named}"):
+        read_scene(tmp_path / "plan.npz")
