@@ -70,10 +70,16 @@ def speed(checkpoints: dict[str, tuple[Path, list[str]]], room, repeats: int) ->
     return best
 
 
+# Runs ``pcseg`` and prints its own peak RSS. VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss
+# over exec, so a child would report its parent's peak (the benchmark's own) when that is higher.
+PEAK_RSS_CODE = ("import sys; from pcseg.cli import main; rc = main(sys.argv[1:]); "
+                 "print('PEAK_RSS_KIB', next(line.split()[1] for line in open('/proc/self/status') "
+                 "if line.startswith('VmHWM'))); sys.exit(rc)")
+
+
 def peak_rss_mib(args: list[str]) -> float:
     """Peak RSS of ``pcseg <args>`` run in its own process (MiB)."""
-    code = ("import resource, sys; from pcseg.cli import main; rc = main(sys.argv[1:]); "
-            "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    code = PEAK_RSS_CODE
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"pcseg {' '.join(args)} failed: {proc.stderr[-1500:]}")

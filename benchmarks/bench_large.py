@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 def run_predict(args: list[str]) -> tuple[float, float, dict]:
     """(wall seconds, peak RSS MiB, seconds per stage summed over the scenes) of ``pcseg predict <args>``
     in its own process."""
-    code = ("import resource, sys; from pcseg.cli import main; rc = main(sys.argv[1:]); "
-            "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    from bench_grid import PEAK_RSS_CODE as code
+
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, "-q", "predict", *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=3600)
