@@ -16,6 +16,10 @@ def read_scene(path: str | os.PathLike, labels_tsv: str | os.PathLike | None = N
     cloud's up axis (z, y, x, -z, -y, -x, or auto: estimated, ``io.upright``), turned to +z; ScanNet
     folders are z-up by definition."""
     path = Path(path)
+    from .plain import UP_CHOICES
+
+    if up not in UP_CHOICES:
+        raise DataError(path, "up", f"expected one of {', '.join(UP_CHOICES)}, got {up!r}")
     if path.is_dir():
         from .scannet import read_scannet_scene
 

@@ -260,7 +260,7 @@ def test_a_y_up_cloud_read_with_up_y_is_the_z_up_cloud(tmp_path):
     scene = read_scene(tmp_path / "y.npz", up="y")
     np.testing.assert_allclose(scene.points, z_up, atol=1e-6)
     np.testing.assert_allclose(scene.normals, c["normals"], atol=1e-6)
-    with pytest.raises(ValueError, match="up: expected one of"):
+    with pytest.raises(DataError, match="y.npz: up: expected one of z, -z, y, -y, x, -x, auto, got 'w'"):
         read_scene(tmp_path / "y.npz", up="w")
     folder = tmp_path / "scans" / "scene0000_00"
     folder.mkdir(parents=True)
