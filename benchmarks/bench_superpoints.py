@@ -75,15 +75,12 @@ def segment_stats(data: Path, settings: dict, faces: bool) -> dict:
 
 
 def evaluate(checkpoint: Path, data: Path, gt: Path, work: Path, overrides=()) -> dict:
-    from pcseg.evaluation.folders import evaluate_folders
-    from pcseg.pipelines import predict_to_folder
+    """AP / AP50 / AP25 of ``pcseg predict`` (``bench_grid.evaluate``), its notes silenced."""
+    from bench_grid import evaluate as predict_and_score
 
-    pred = work / "pred"
-    shutil.rmtree(pred, ignore_errors=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no colours" / "no segments" notes, once per room
-        predict_to_folder(data, pred, checkpoint=checkpoint, overrides=list(overrides), progress=False)
-        r = evaluate_folders(gt, pred, progress=False)
+        r = predict_and_score(checkpoint, data, gt, work, overrides)
     return {k: round(r[k], 4) for k in ("AP", "AP50", "AP25")}
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..io.upright import cloud_normals, unit_rows
+
 # The defaults, chosen on tuning rooms (seed 2) by benchmarks/bench_superpoints.py.
 THRESHOLD = 0.05
 MIN_SIZE = 20
@@ -63,22 +65,7 @@ def mesh_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     for corner in range(3):
         for axis in range(3):
             normals[:, axis] += np.bincount(faces[:, corner], face_normal[:, axis], len(p))
-    return _unit(normals)
-
-
-def cloud_normals(points: np.ndarray, neighbours: int = 16) -> np.ndarray:
-    """Per-point unit normals of a bare cloud (unoriented): the smallest principal axis of the
-    ``neighbours`` nearest points, by Open3D."""
-    import open3d as o3d
-
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
-    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(neighbours))
-    return _unit(np.asarray(cloud.normals))
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    length = np.linalg.norm(v, axis=1, keepdims=True)
-    return np.divide(v, length, out=np.zeros_like(v), where=length > 0)
+    return unit_rows(normals)
 
 
 def felzenszwalb(num_nodes: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray,
@@ -86,6 +73,9 @@ def felzenszwalb(num_nodes: int, a: np.ndarray, b: np.ndarray, weight: np.ndarra
     """Graph-based segmentation of ``num_nodes`` nodes joined by edges ``a[i] - b[i]`` of cost
     ``weight[i]``: IntArray[num_nodes] segment index 0..S-1 per node. ``threshold`` is F-H's k (larger:
     larger segments); segments under ``min_size`` nodes then join their cheapest neighbour."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     if threshold < 0 or min_size < 1:
         raise ValueError(f"felzenszwalb: threshold must be >= 0 and min_size >= 1, got {threshold}, {min_size}")
     order = np.argsort(np.asarray(weight, np.float32))
@@ -113,9 +103,6 @@ def felzenszwalb(num_nodes: int, a: np.ndarray, b: np.ndarray, weight: np.ndarra
             merge = predicate(segment, other, w)
             if not merge.any():
                 return
-            from scipy.sparse import coo_matrix
-            from scipy.sparse.csgraph import connected_components
-
             count = len(size)
             links = coo_matrix((np.ones(int(merge.sum())), (segment[merge], other[merge])), shape=(count, count))
             _, joined = connected_components(links, directed=False)
@@ -154,6 +141,14 @@ def superpoints(points: np.ndarray, colors: np.ndarray | None = None, faces: np.
         diff = colors[a] - colors[b]
         weight = weight + color_weight * np.sqrt(np.einsum("ij,ij->i", diff, diff) / 3.0)
     return felzenszwalb(n, a, b, np.maximum(weight, 0.0), threshold, min_size)
+
+
+def worth_computing(scene) -> bool:
+    """Whether snapping a ``structures.Scene`` to its superpoints can help: not for a bare cloud
+    without colours (read as one grey), whose superpoints lean on kNN normals alone and join objects
+    to what they stand on (on the tuning rooms that cost AP at every threshold tried)."""
+    has_faces = scene.faces is not None and len(scene.faces) > 0
+    return has_faces or bool((scene.colors.max(0) - scene.colors.min(0)).max() > 0)
 
 
 def scene_superpoints(scene, **settings) -> np.ndarray:

@@ -35,6 +35,7 @@ from ..io.scannet import find_labels_tsv, list_scenes, read_scannet_scene, read_
 from ..labels import IGNORE, INSTANCE_IDS, nyu40_to_semantic20
 from ..structures import Batch, Scene
 from .augment import Augmentation
+from .voxelize import FLOOR_PERCENTILE
 
 CACHE_VERSION = 2  # 2: segments kept
 CACHE_DIR_NAME = ".pcseg_cache"
@@ -259,7 +260,6 @@ def instance_sizes(dataset: "SceneDataset | PointCloudFiles", num_classes: int =
     return sizes
 
 
-FLOOR_PERCENTILE = 1.0
 
 
 def floor_level(z: np.ndarray) -> float:

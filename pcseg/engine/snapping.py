@@ -17,13 +17,15 @@ def snap_to_scene(pred: Prediction, scene: Scene, min_cover: float, min_size: in
     (timing ``superpoints``) and it has a mesh or colours, else left unchanged. Adds the ``snap`` timing."""
     from ..cluster import snap_prediction
 
-    if min_cover <= 0 or len(scene) == 0 or (scene.segments is None and not (superpoints and _worth_segmenting(scene))):
+    if min_cover <= 0 or len(scene) == 0 or (scene.segments is None and not superpoints):
         return pred
     timings = dict(pred.timings)
     segments = scene.segments
     if segments is None:
-        from ..cluster.superpoints import scene_superpoints
+        from ..cluster.superpoints import scene_superpoints, worth_computing
 
+        if not worth_computing(scene):
+            return pred
         start = time.perf_counter()
         segments = scene_superpoints(scene)
         timings["superpoints"] = time.perf_counter() - start
@@ -31,10 +33,3 @@ def snap_to_scene(pred: Prediction, scene: Scene, min_cover: float, min_size: in
     instances, semantic = snap_prediction(pred.instances, pred.semantic, segments, min_cover, min_size)
     return Prediction(instances, semantic, {**timings, "snap": time.perf_counter() - start}, pred.embeddings)
 
-
-def _worth_segmenting(scene: Scene) -> bool:
-    """Superpoints of a bare cloud without colours (read as one grey) lean on kNN normals alone, which
-    join objects to what they stand on: on the validation rooms that cost AP instead of gaining it
-    (benchmarks/bench_superpoints.py), so such clouds are not snapped."""
-    has_faces = scene.faces is not None and len(scene.faces) > 0
-    return has_faces or bool((scene.colors.max(0) - scene.colors.min(0)).max() > 0)

@@ -53,9 +53,9 @@ class TileGrid:
         ij = np.clip(np.floor((xy - self.origin) / self.stride).astype(np.int64), 0, np.array(self.shape) - 1)
         return ij[:, 0] * self.shape[1] + ij[:, 1]
 
-    def blocks(self, xy: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """[(cell, indices of the points in its block)], blocks without points left out."""
-        cell = self.cells(xy)
+    def blocks(self, xy: np.ndarray, cell: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """[(cell, indices of the points in its block)] for the points ``xy`` in core cells ``cell``,
+        blocks without points left out."""
         out = []
         for i in range(self.shape[0]):
             for j in range(self.shape[1]):
@@ -92,7 +92,8 @@ def predict_tiled(predictor, scene: Scene, size: float, overlap: float, progress
     over the blocks, ``merge`` and ``blocks`` (their count)."""
     xy = scene.points[:, :2]
     grid = TileGrid.over(xy, size, overlap)
-    blocks, cell = grid.blocks(xy), grid.cells(xy)
+    cell = grid.cells(xy)
+    blocks = grid.blocks(xy, cell)
     semantic = np.zeros(len(scene), np.int64)
     members, labels, scores = [], [], []
     timings: dict[str, float] = {"blocks": float(len(blocks))}

@@ -41,12 +41,20 @@ class UpEstimate:
                 f"lowest level, {self.ceiling_share:.0%} at its highest)")
 
 
-def _normals(points: np.ndarray) -> np.ndarray:
+def cloud_normals(points: np.ndarray, neighbours: int = 16) -> np.ndarray:
+    """Per-point unit normals of a bare cloud (unoriented): the smallest principal axis of the
+    ``neighbours`` nearest points, by Open3D."""
     import open3d as o3d
 
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
-    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(16))
-    return np.asarray(cloud.normals)
+    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(neighbours))
+    return unit_rows(np.asarray(cloud.normals))
+
+
+def unit_rows(v: np.ndarray) -> np.ndarray:
+    """Each row of ``v`` scaled to length 1 (zero rows stay zero)."""
+    length = np.linalg.norm(v, axis=1, keepdims=True)
+    return np.divide(v, length, out=np.zeros_like(v), where=length > 0)
 
 
 def _peak(normals: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -103,7 +111,7 @@ def estimate_up(points: np.ndarray, seed: int = 0) -> UpEstimate:
         raise ValueError(f"estimate_up: needs at least 100 points, got {len(points)}")
     rng = np.random.default_rng(seed)
     sample = points[rng.choice(len(points), SAMPLE, replace=False)] if len(points) > SAMPLE else points
-    normals = _normals(sample)
+    normals = cloud_normals(sample)
     frame = manhattan_frame(normals, seed)
     scores = []
     for direction in np.concatenate([frame, -frame]):

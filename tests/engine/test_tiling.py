@@ -13,7 +13,7 @@ def test_every_point_has_one_core_and_lies_in_that_block():
     grid = TileGrid.over(xy, size=6.0, overlap=2.0)
     assert grid.shape == (6, 3)
     cell = grid.cells(xy)
-    blocks = dict(grid.blocks(xy))
+    blocks = dict(grid.blocks(xy, cell))
     for c, index in blocks.items():
         assert set(np.flatnonzero(cell == c)) <= set(index.tolist())
         i, j = divmod(c, grid.shape[1])
