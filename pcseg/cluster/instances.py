@@ -125,12 +125,13 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                       offset_weight: float = 1.0, num_seeds: int = 256, iters: int = 20,
                       kernel: str = "flat", max_points: int = 10000, max_fit_points: int = 2000,
                       seed: int = 0, soft_threshold: float | None = None,
-                      class_bandwidth: Sequence[float] | None = None) -> InstanceSet:
+                      class_bandwidth: Sequence[float] | None = None, point_classes=None) -> InstanceSet:
     """Group points into instances: per predicted class, cluster that class's point features.
 
     embeddings:     FloatTensor[N, D] / FloatArray[N, D] per-point embeddings, or None when
                     clustering shifted coordinates only (``use_offsets=True``)
     semantic_probs: FloatTensor[N, C] softmax over the model's classes; a point's class is the argmax
+    point_classes:  LongTensor[N] that argmax, when the caller has it already
     points:         FloatTensor[N, 3] coordinates, needed for ``coord_weight > 0`` or ``use_offsets``
     offsets:        FloatTensor[N, 3] predicted point -> object-centre vectors (PointGroup-style)
 
@@ -211,15 +212,20 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
 
     if soft_threshold is not None and not 0 < soft_threshold <= 1:
         raise ValueError(f"cluster_instances: soft_threshold must be None or in (0, 1], got {soft_threshold}")
-    pred = probs.argmax(1) if n else torch.zeros(0, dtype=torch.long, device=probs.device)
-    class_probs = probs.T.contiguous()  # one copy: a class's column is then a row, not a strided gather
+    pred = probs.argmax(1) if point_classes is None else torch.as_tensor(point_classes, device=probs.device)
+    if pred.shape != (n,):
+        raise ValueError(f"cluster_instances: point_classes must have shape ({n},), got {tuple(pred.shape)}")
+    # Every (class, point) pair in one nonzero() rather than one scan of the scene per class: a point
+    # belongs to its argmax class and, with soft grouping, to every class it is likely enough to be.
+    member = probs >= soft_threshold if soft_threshold is not None else torch.zeros_like(probs, dtype=torch.bool)
+    member[torch.arange(n, device=probs.device), pred] = True
+    pairs = torch.nonzero(member.T)  # (class, point), sorted by class, then point
+    ends = torch.cumsum(torch.bincount(pairs[:, 0], minlength=num_classes), 0).tolist()
+    pairs = pairs[:, 1]
     members, labels, scores = [], [], []  # per class: (instance, point) pairs of its kept clusters
     count = 0
     for c, label in zip(classes, nyu):
-        member = pred == c
-        if soft_threshold is not None:
-            member |= class_probs[c] >= soft_threshold
-        idx = torch.nonzero(member).squeeze(1)
+        idx = pairs[(ends[c - 1] if c else 0):ends[c]]
         if idx.numel() < max(min_size, 1):
             continue
         f = feats[idx]
@@ -246,7 +252,7 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         mean = torch.zeros(k, f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, cid_v, f_v) / size.clamp_min(1)[:, None]
         spread = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(
             0, cid_v, (f_v - mean[cid_v]).norm(dim=1)) / size.clamp_min(1)
-        conf = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, cid_v, class_probs[c, idx[valid]]) / size.clamp_min(1)
+        conf = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, cid_v, probs[idx[valid], c]) / size.clamp_min(1)
         score = conf * torch.exp(-spread / bw)
         keep = (size >= max(min_size, 1)).cpu().numpy()
         new_id = np.cumsum(keep) - 1 + count  # kept clusters numbered on after the earlier classes'

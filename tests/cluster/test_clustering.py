@@ -246,6 +246,19 @@ def test_cluster_instances_numpy_and_torch_inputs_agree():
     assert np.allclose(a.scores, b.scores)
 
 
+def test_cluster_instances_takes_the_callers_argmax():
+    emb, gt, cls = scene()
+    probs = one_hot_probs(cls, confidence=0.6)
+    a = cluster_instances(emb, probs, soft_threshold=0.2)
+    b = cluster_instances(emb, probs, soft_threshold=0.2, point_classes=torch.from_numpy(cls))
+    assert len(a) > 0 and np.array_equal(a.masks, b.masks) and np.array_equal(a.labels, b.labels)
+    # the caller's classes decide: every point told it is class 9 is clustered as bookshelf (NYU40 10)
+    c = cluster_instances(emb, probs, point_classes=np.full(len(cls), 9))
+    assert set(c.labels.tolist()) == {10}
+    with pytest.raises(ValueError, match="point_classes"):
+        cluster_instances(emb, probs, point_classes=np.zeros(3, np.int64))
+
+
 def test_cluster_instances_edge_cases():
     empty = cluster_instances(np.zeros((0, 8), np.float32), np.zeros((0, 20), np.float32))
     assert len(empty) == 0 and empty.num_points == 0

@@ -60,8 +60,10 @@ def group_instances(out: NetworkOutput, recipe: BottomUpRecipe) -> Prediction:
     """Cluster the network's outputs per class into instances (not yet snapped to segments)."""
     start = time.perf_counter()
     embeddings = out.embeddings if recipe.use_embeddings else None
-    instances = cluster_instances(embeddings, out.probs, out.points, offsets=out.offsets, **cluster_settings(recipe))
-    classes = out.probs.argmax(1).cpu().numpy()
+    classes = out.probs.argmax(1)
+    instances = cluster_instances(embeddings, out.probs, out.points, offsets=out.offsets, point_classes=classes,
+                                  **cluster_settings(recipe))
+    classes = classes.cpu().numpy()
     cluster = time.perf_counter() - start
     return Prediction(instances, semantic20_to_nyu40(classes), {"network": out.seconds, "cluster": cluster},
                       out.embeddings.float().cpu().numpy())
