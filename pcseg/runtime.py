@@ -1,6 +1,6 @@
 """How many CPU threads pcseg uses, and how: one setting for every command and library entry point.
 
-pcseg runs torch's own operators on one thread and parallelises its sparse convolutions itself
+pcseg runs torch's own operators (and numpy's BLAS) on one thread and parallelises its sparse convolutions itself
 (``pcseg.sparse.workers``: one hand-off per conv to N worker threads). torch's intra-op threads use
 OpenMP, whose idle threads spin at the end of each of the thousands of small parallel regions a
 sparse U-Net runs; beside other CPU-bound processes those spinning threads take the cores from the
@@ -52,9 +52,18 @@ def set_threads(threads: int | None = None, explicit: bool = True) -> int:
 
     count = _check(threads) or usable_cores()
     torch.set_num_threads(1)
+    _single_threaded_blas()
     set_conv_threads(count)
     _threads, _explicit = count, explicit
     return count
+
+
+def _single_threaded_blas() -> None:
+    """numpy's BLAS (OpenBLAS) on one thread too: its idle threads spin like OpenMP's, and the products
+    pcseg hands it (mean-shift's seeds x points) run faster on one thread than split over two."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 def use_default_threads() -> int:

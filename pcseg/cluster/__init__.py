@@ -3,7 +3,7 @@
 Works on arrays/tensors and ``structures`` only, never on a model (clustering stays out of
 ``forward``).
 
-* ``mean_shift``: seeded, batched mean-shift in torch (CPU or CUDA);
+* ``mean_shift``: seeded, batched mean-shift (numpy on the CPU; tensors in and out on any device);
 * ``cluster_instances``: embeddings / offsets + semantic probabilities -> InstanceSet, per class,
   with mean-shift, HDBSCAN or DBSCAN, and a score for AP ranking;
 * ``dbscan_xyz``: the non-learned baseline (connected components of each class on xyz);

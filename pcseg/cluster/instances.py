@@ -64,11 +64,10 @@ def _fit_and_assign(f: np.ndarray, max_fit_points: int, seed: int, fit: Callable
     if predict is not None:
         labels[rest] = predict(f[rest])
         return labels
-    ref = torch.from_numpy(f[pick][core])
-    dist, idx = nearest(torch.from_numpy(f[rest]), ref)
-    got = sample_labels[core][idx.numpy()]
+    dist, idx = nearest(f[rest], f[pick][core])
+    got = sample_labels[core][idx]
     if assign_radius is not None:
-        got[dist.numpy() > assign_radius ** 2] = -1
+        got[dist > assign_radius ** 2] = -1
     labels[rest] = got
     return labels
 
@@ -145,7 +144,7 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     Joining the pull/push embeddings (scaled down by ``embedding_weight``) to the predicted centres
     keeps apart neighbouring objects of one class whose predicted centres run together.
 
-    method:    "meanshift" (``pcseg.cluster.mean_shift``, torch, on the embeddings' device; num_seeds,
+    method:    "meanshift" (``pcseg.cluster.mean_shift``, numpy on the CPU; num_seeds,
                iters, kernel, max_points and seed are passed on), "hdbscan" (sklearn.cluster.HDBSCAN,
                min_cluster_size default min_size, min_samples, allow_single_cluster so that a class
                holding one object yields it), "hdbscan-package" (the same with the optional ``hdbscan``
@@ -222,8 +221,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     pairs = torch.nonzero(member.T)  # (class, point), sorted by class, then point
     ends = torch.cumsum(torch.bincount(pairs[:, 0], minlength=num_classes), 0).tolist()
     pairs = pairs[:, 1]
-    members, labels, scores = [], [], []  # per class: (instance, point) pairs of its kept clusters
-    count = 0
+    cluster_of, point_of = [], []     # per class: the (cluster, point) pairs of its clusters
+    cluster_class, cluster_label = [], []  # per cluster, numbered on across the classes
     for c, label in zip(classes, nyu):
         idx = pairs[(ends[c - 1] if c else 0):ends[c]]
         if idx.numel() < max(min_size, 1):
@@ -247,26 +246,32 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         if k == 0:
             continue
         valid = cid >= 0
-        cid_v, f_v = cid[valid], f[valid]
-        size = torch.bincount(cid_v, minlength=k).to(f.dtype)
-        mean = torch.zeros(k, f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, cid_v, f_v) / size.clamp_min(1)[:, None]
-        spread = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(
-            0, cid_v, (f_v - mean[cid_v]).norm(dim=1)) / size.clamp_min(1)
-        conf = torch.zeros(k, dtype=f.dtype, device=f.device).index_add_(0, cid_v, probs[idx[valid], c]) / size.clamp_min(1)
-        score = conf * torch.exp(-spread / bw)
-        keep = (size >= max(min_size, 1)).cpu().numpy()
-        new_id = np.cumsum(keep) - 1 + count  # kept clusters numbered on after the earlier classes'
-        cluster_of, point = cid_v.cpu().numpy(), idx[valid].cpu().numpy()
-        kept_points = keep[cluster_of]
-        members.append((new_id[cluster_of[kept_points]], point[kept_points]))
-        count += int(keep.sum())
-        labels.append(np.full(int(keep.sum()), label, np.int64))
-        scores.append(score.double().cpu().numpy()[keep])
-    if count == 0:
+        cluster_of.append(cid[valid] + len(cluster_class))
+        point_of.append(idx[valid])
+        cluster_class += [c] * k
+        cluster_label += [label] * k
+    if not cluster_class:
         return InstanceSet.empty(n)
-    masks = np.zeros((count, n), bool)  # one allocation for all classes
-    for instance, point in members:
-        masks[instance, point] = True
+    # every class's clusters scored at once: a handful of calls per scene, not per class
+    count = len(cluster_class)
+    cid, point = torch.cat(cluster_of), torch.cat(point_of)
+    f = feats[point]
+    klass = torch.tensor(cluster_class, device=f.device)
+    points_in = torch.bincount(cid, minlength=count)
+    size = points_in.to(f.dtype).clamp_min_(1)
+    mean = torch.zeros(count, f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, cid, f) / size[:, None]
+    spread = torch.zeros(count, dtype=f.dtype, device=f.device).index_add_(0, cid, (f - mean[cid]).norm(dim=1)) / size
+    conf = torch.zeros(count, dtype=f.dtype, device=f.device).index_add_(0, cid, probs[point, klass[cid]]) / size
+    bandwidths = torch.tensor([radius[c] for c in cluster_class], dtype=f.dtype, device=f.device)
+    score = (conf * torch.exp(-spread / bandwidths)).double().cpu().numpy()
+    keep = (points_in >= max(min_size, 1)).cpu().numpy()
+    if not keep.any():
+        return InstanceSet.empty(n)
+    new_id = np.cumsum(keep) - 1
+    cid, point = cid.cpu().numpy(), point.cpu().numpy()
+    kept = keep[cid]
+    masks = np.zeros((int(keep.sum()), n), bool)  # one allocation for all classes
+    masks[new_id[cid[kept]], point[kept]] = True
     # clamp: a far-spread cluster's exp() may underflow float32, yet every score must stay > 0
-    score = np.clip(np.concatenate(scores), np.finfo(np.float32).tiny, 1.0)
-    return InstanceSet(masks, np.concatenate(labels), score.astype(np.float32))
+    score = np.clip(score[keep], np.finfo(np.float32).tiny, 1.0)
+    return InstanceSet(masks, np.asarray(cluster_label, np.int64)[keep], score.astype(np.float32))

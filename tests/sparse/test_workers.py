@@ -115,6 +115,9 @@ def test_a_forked_child_gets_its_own_workers():
 def test_set_threads_runs_torch_on_one_thread_and_convs_on_n_workers(restore_threads):
     assert runtime.set_threads(3) == 3
     assert torch.get_num_threads() == 1 and workers.conv_threads() == 3
+    from threadpoolctl import threadpool_info
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and set(blas) == {1}  # numpy's BLAS does not spin beside the conv workers either
     assert runtime.apply_recipe_threads(1) == 3  # explicit choice wins over a recipe
     runtime.set_threads(2, explicit=False)
     assert runtime.apply_recipe_threads(1) == 1 and workers.conv_threads() == 1
