@@ -2,9 +2,11 @@
 
 A synthetic room (floor and two walls of a 2.6 x 2.2 x 2.0 m room plus six furniture boxes, 2 cm
 voxels, ~67k sites) goes through a 15-conv U-Net (widths 32-64-96-128, submanifold + strided +
-inverse convs, BatchNorm + ReLU), forward + backward, with 1 and 2 threads. Prints seconds, the
-conv arithmetic (2 * pairs * C_in * C_out, x3 for forward + both backward products) as GFLOP/s,
-and that rate as a fraction of the dense matmul rate measured in the same process.
+inverse convs, BatchNorm + ReLU), forward + backward, with 1 and 2 threads as pcseg runs them
+(``pcseg.runtime.set_threads``: N conv worker threads, torch's own ops on one thread). Prints seconds,
+the conv arithmetic (2 * pairs * C_in * C_out, x3 for forward + both backward products) as GFLOP/s,
+and that rate as a fraction of the dense matmul rate measured in the same process on as many
+threads (torch's intra-op threads, for the matmul only).
 
     python benchmarks/bench_sparse.py [--repeats 3] [--threads 1 2]
 """
@@ -18,6 +20,7 @@ from torch import nn
 
 from pcseg.sparse import (BatchNorm, ReLU, SparseConv3d, SparseInverseConv3d, SparseTensor,
                           SubMConv3d)
+from pcseg.runtime import set_threads
 from pcseg.sparse import torch_backend as backend
 
 VOXEL = 0.02
@@ -155,6 +158,7 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         dense = matmul_rate()
+        set_threads(threads)  # what pcseg runs with: the convs on N workers, torch ops on one thread
         cached = SparseTensor(feats, coords)
         net(cached)
 
