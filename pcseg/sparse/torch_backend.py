@@ -183,16 +183,19 @@ def _submanifold_pairs(task) -> list:
 
 
 def submanifold_map(table: HashTable, kernel_size: int) -> KernelMap:
-    """Map of a submanifold conv (odd ``kernel_size``): output sites = input sites. The offsets are
-    searched in chunks on the conv workers."""
+    """Map of a submanifold conv (odd ``kernel_size``): output sites = input sites. Only the offsets
+    before the centre are searched (in chunks on the conv workers): the sites one offset joins are
+    those its mirror image joins the other way round, so offset ``K - 1 - n`` takes offset n's pairs
+    with input and output swapped."""
     m = table.keys.numel()
-    shifts = offset_keys(kernel_offsets(kernel_size, table.keys.device) - kernel_size // 2)
-    centre = kernel_size ** 3 // 2
+    volume, centre = kernel_size ** 3, kernel_size ** 3 // 2
+    shifts = offset_keys(kernel_offsets(kernel_size, table.keys.device) - kernel_size // 2)[:centre]
     chunks = _worker_count(table.keys) if m >= 4096 else 1
     cuts = [len(shifts) * k // chunks for k in range(chunks + 1)]
     tasks = [(table, list(range(lo, hi)), shifts[lo:hi], centre) for lo, hi in zip(cuts[:-1], cuts[1:])]
-    pairs = [p for part in run_tasks(_submanifold_pairs, tasks) for p in part]
-    return KernelMap(pairs, m, m, kernel_size ** 3, identity=centre)
+    half = [p for part in run_tasks(_submanifold_pairs, tasks) for p in part]
+    mirrored = [(volume - 1 - n, out_idx, in_idx) for n, in_idx, out_idx in reversed(half)]
+    return KernelMap(half + mirrored, m, m, volume, identity=centre)
 
 
 def _coarse_sites(coords: torch.Tensor, kernel_size: int, stride: int):
@@ -212,6 +215,13 @@ def downsample_map(coords: torch.Tensor, kernel_size: int, stride: int) -> Kerne
     """Map of a strided conv: output site q collects inputs ``q * stride + offset`` with offset in
     ``[0, kernel_size)^3``; the outputs are every q with at least one input, sorted by
     (batch, x, y, z). ``out_coords`` holds them."""
+    if kernel_size == stride:
+        return _tiling_downsample_map(coords, stride)
+    return _searched_downsample_map(coords, kernel_size, stride)
+
+
+def _searched_downsample_map(coords: torch.Tensor, kernel_size: int, stride: int) -> KernelMap:
+    """``downsample_map`` for any kernel: every offset tried for every fine site."""
     m = coords.shape[0]
     valid, qkeys = _coarse_sites(coords, kernel_size, stride)
     out_keys, inverse = torch.unique(qkeys[valid], sorted=True, return_inverse=True)
@@ -220,6 +230,26 @@ def downsample_map(coords: torch.Tensor, kernel_size: int, stride: int) -> Kerne
     in_rows = torch.arange(m, device=coords.device).expand_as(out_rows)
     pairs = _group_pairs(valid, in_rows, out_rows)
     return KernelMap(pairs, m, out_keys.numel(), kernel_size ** 3, out_coords=unhash_keys(out_keys))
+
+
+def _tiling_downsample_map(coords: torch.Tensor, stride: int) -> KernelMap:
+    """``downsample_map`` when the kernel equals the stride (the U-Net's 2 x 2 x 2, stride 2): the
+    kernels tile space, so each fine site has exactly one coarse site, ``floor(site / stride)``, and
+    one offset, ``site mod stride``; no search over the offsets. The same pairs, in the same order."""
+    c = coords.long()
+    q = torch.div(c[:, 1:], stride, rounding_mode="floor")
+    r = c[:, 1:] - q * stride
+    offset = (r[:, 0] * stride + r[:, 1]) * stride + r[:, 2]
+    out_keys, out_rows = torch.unique(hash_coords(torch.cat([c[:, :1], q], 1)), sorted=True, return_inverse=True)
+    order = torch.argsort(offset, stable=True)  # by offset, each offset's input rows ascending
+    counts = torch.bincount(offset, minlength=stride ** 3).tolist()
+    pairs, start = [], 0
+    for n, count in enumerate(counts):
+        if count:
+            rows = order[start:start + count]
+            pairs.append((n, rows, out_rows[rows]))
+        start += count
+    return KernelMap(pairs, c.shape[0], out_keys.numel(), stride ** 3, out_coords=unhash_keys(out_keys))
 
 
 def upsample_map(coarse: HashTable, fine_coords: torch.Tensor, kernel_size: int, stride: int) -> KernelMap:

@@ -294,3 +294,31 @@ def test_empty_tensor_passes_through_every_layer():
     assert y.features.shape == (0, 4) and z.features.shape == (0, 5) and u.features.shape == (0, 2)
     u.features.sum().backward()
     assert x.features.grad.shape == (0, 3)
+
+
+@pytest.mark.parametrize("shift", [0, -37])
+def test_tiling_downsample_map_gives_the_searched_maps_pairs_in_order(shift):
+    coords = random_sites(5, shift=shift)
+    fast = backend.downsample_map(coords, 2, 2)  # kernel = stride: one coarse site per fine site
+    searched = backend._searched_downsample_map(coords, 2, 2)
+    assert fast.n_out == searched.n_out and torch.equal(fast.out_coords, searched.out_coords)
+    assert [n for n, _, _ in fast.pairs] == [n for n, _, _ in searched.pairs]
+    for (_, i, o), (_, i_ref, o_ref) in zip(fast.pairs, searched.pairs):
+        assert torch.equal(i, i_ref) and torch.equal(o, o_ref)
+
+
+def test_submanifold_map_mirrors_the_offsets_it_does_not_search():
+    coords = random_sites(6, shift=-5)
+    table = backend.HashTable(coords)
+    kmap = backend.submanifold_map(table, 3)
+    shifts = backend.offset_keys(backend.kernel_offsets(3) - 1)
+    assert [n for n, _, _ in kmap.pairs] == sorted(n for n, _, _ in kmap.pairs) and kmap.identity == 13
+    found = {n: (i, o) for n, i, o in kmap.pairs}
+    for n in range(27):
+        if n == 13:
+            continue
+        source = table.lookup(table.keys + shifts[n])  # output row r reads input row source[r]
+        rows = torch.nonzero(source >= 0).squeeze(1)
+        want = sorted(zip(rows.tolist(), source[rows].tolist()))
+        i, o = found.get(n, (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)))
+        assert sorted(zip(o.tolist(), i.tolist())) == want, n
