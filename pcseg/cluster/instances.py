@@ -212,8 +212,9 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     if soft_threshold is not None and not 0 < soft_threshold <= 1:
         raise ValueError(f"cluster_instances: soft_threshold must be None or in (0, 1], got {soft_threshold}")
     pred = probs.argmax(1) if point_classes is None else torch.as_tensor(point_classes, device=probs.device)
-    if pred.shape != (n,):
-        raise ValueError(f"cluster_instances: point_classes must have shape ({n},), got {tuple(pred.shape)}")
+    if pred.shape != (n,) or (n and (int(pred.min()) < 0 or int(pred.max()) >= num_classes)):
+        raise ValueError(f"cluster_instances: point_classes must be {n} class indices in 0..{num_classes - 1}, "
+                         f"got shape {tuple(pred.shape)}")
     # Every (class, point) pair in one nonzero() rather than one scan of the scene per class: a point
     # belongs to its argmax class and, with soft grouping, to every class it is likely enough to be.
     member = probs >= soft_threshold if soft_threshold is not None else torch.zeros_like(probs, dtype=torch.bool)

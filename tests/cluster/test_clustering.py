@@ -257,6 +257,8 @@ def test_cluster_instances_takes_the_callers_argmax():
     assert set(c.labels.tolist()) == {10}
     with pytest.raises(ValueError, match="point_classes"):
         cluster_instances(emb, probs, point_classes=np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="point_classes"):
+        cluster_instances(emb, probs, point_classes=np.full(len(cls), 20))
 
 
 def test_cluster_instances_edge_cases():
