@@ -62,6 +62,8 @@ class SceneSettings(TrainingSettings):
     color_drop_prob: float = 0.0         # probability of a scene with all colours one grey (geometry only)
     holes: int = 0                       # cut up to this many holes (0.2-0.6 m) per scene, as real scans have
     point_noise: float = 0.0             # per-scene point noise, std uniform in [0, this] metres
+    crop_points: int = 0                 # train on the this-many points nearest a random point of each scene
+                                         # (a partial scan; bounds a step's memory on big scans); 0 = whole
     # optimisation
     init_weights: str | None = None      # start from this checkpoint's weights (same architecture), e.g. to
                                          # fine-tune the shipped model, or a checkpoint of
@@ -92,6 +94,8 @@ class SceneSettings(TrainingSettings):
         need(isinstance(self.holes, int) and not isinstance(self.holes, bool) and self.holes >= 0, "holes",
              "must be an integer >= 0")
         need(0 <= self.point_noise <= 0.1, "point_noise", "must be in [0, 0.1] metres")
+        need(isinstance(self.crop_points, int) and not isinstance(self.crop_points, bool) and self.crop_points >= 0,
+             "crop_points", "must be an integer >= 0 (0 = whole scenes)")
         need(0 <= self.gray_prob <= 1 and 0 <= self.color_drop_prob <= 1, "gray_prob",
              "gray_prob and color_drop_prob must be in [0, 1]")
         need(0 <= self.segment_snap <= 1, "segment_snap", "must be in [0, 1] (0 = off)")
@@ -116,7 +120,8 @@ def build_augmentation(recipe: SceneSettings) -> Augmentation | None:
     return Augmentation(rotate=recipe.rotate, flip=recipe.flip, scale=recipe.scale_min != recipe.scale_max,
                         scale_range=(recipe.scale_min, recipe.scale_max), elastic=recipe.elastic,
                         color=recipe.color_jitter, color_cast=recipe.color_cast, gray_prob=recipe.gray_prob,
-                        color_drop_prob=recipe.color_drop_prob, holes=recipe.holes, point_noise=recipe.point_noise)
+                        color_drop_prob=recipe.color_drop_prob, holes=recipe.holes, point_noise=recipe.point_noise,
+                        crop_points=recipe.crop_points or None)
 
 
 def val_root(recipe: SceneSettings) -> Path:
