@@ -129,7 +129,7 @@ def main() -> None:
     model, recipe = load_model()
     small, big = rooms()
     print(f"rooms: {len(small[0])} points; the large scene {len(big)} points")
-    train_batch = collate(small)
+    train_batch = collate(small, height=recipe.height_feature)  # the input channels the model was trained on
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
     def predict(scene):
