@@ -21,13 +21,11 @@ fp32 matmul rate measured at the start.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -174,9 +172,9 @@ def main() -> None:
     print("ratios: the busy time over the same threading's time alone; fair share 2x beside one 2-thread "
           "process, 2.5x beside 2 + 1 threads")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
-        print(f"wrote {args.json}")
+        from report import write_json
+
+        write_json(args.json, results)
 
 
 if __name__ == "__main__":

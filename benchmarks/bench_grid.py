@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -172,8 +171,9 @@ def main() -> None:
     print(f"1-thread fp32 matmul: {report['fp32_gflops_1thread_before']} GFLOP/s before, "
           f"{report['fp32_gflops_1thread_after']} after")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1, default=float) + "\n")
-        print(f"wrote {args.json}")
+        from report import write_json
+
+        write_json(args.json, report, default=float)
 
 
 if __name__ == "__main__":

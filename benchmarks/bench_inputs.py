@@ -17,7 +17,6 @@ shipped bottom-up and grid models unless given. An xyz-only cloud is read with e
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -134,8 +133,9 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
-        print(f"wrote {args.json}")
+        from report import write_json
+
+        write_json(args.json, report)
 
 
 if __name__ == "__main__":

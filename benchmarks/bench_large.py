@@ -15,7 +15,6 @@ each, so 12 rooms ~1M points and 35 ~3M). The machine's 1-thread fp32 matmul rat
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -124,8 +123,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"(fp32 matmul {report['fp32_gflops_1thread']} GFLOP/s on 1 thread)")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
-        print(f"wrote {args.json}")
+        from report import write_json
+
+        write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ validation), generated under out/data on first use.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -138,8 +137,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"(fp32 matmul {report['fp32_gflops_1thread']} GFLOP/s on 1 thread)")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
-        print(f"wrote {args.json}")
+        from report import write_json
+
+        write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -222,9 +222,10 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     pairs = torch.nonzero(member.T)  # (class, point), sorted by class, then point
     ends = torch.cumsum(torch.bincount(pairs[:, 0], minlength=num_classes), 0).tolist()
     pairs = pairs[:, 1]
-    cluster_of, point_of = [], []     # per class: the (cluster, point) pairs of its clusters
-    cluster_class, cluster_label = [], []  # per cluster, numbered on across the classes
-    for c, label in zip(classes, nyu):
+    cluster_of, point_of = [], []  # per class: the (cluster, point) pairs of its clusters
+    cluster_class = []             # per cluster (numbered on across the classes): its class
+    label_of = dict(zip(classes, nyu.tolist()))
+    for c in classes:
         idx = pairs[(ends[c - 1] if c else 0):ends[c]]
         if idx.numel() < max(min_size, 1):
             continue
@@ -250,7 +251,6 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         cluster_of.append(cid[valid] + len(cluster_class))
         point_of.append(idx[valid])
         cluster_class += [c] * k
-        cluster_label += [label] * k
     if not cluster_class:
         return InstanceSet.empty(n)
     # every class's clusters scored at once: a handful of calls per scene, not per class
@@ -263,7 +263,7 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     mean = torch.zeros(count, f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, cid, f) / size[:, None]
     spread = torch.zeros(count, dtype=f.dtype, device=f.device).index_add_(0, cid, (f - mean[cid]).norm(dim=1)) / size
     conf = torch.zeros(count, dtype=f.dtype, device=f.device).index_add_(0, cid, probs[point, klass[cid]]) / size
-    bandwidths = torch.tensor([radius[c] for c in cluster_class], dtype=f.dtype, device=f.device)
+    bandwidths = torch.tensor(radius, dtype=f.dtype, device=f.device)[klass]
     score = (conf * torch.exp(-spread / bandwidths)).double().cpu().numpy()
     keep = (points_in >= max(min_size, 1)).cpu().numpy()
     if not keep.any():
@@ -275,4 +275,5 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     masks[new_id[cid[kept]], point[kept]] = True
     # clamp: a far-spread cluster's exp() may underflow float32, yet every score must stay > 0
     score = np.clip(score[keep], np.finfo(np.float32).tiny, 1.0)
-    return InstanceSet(masks, np.asarray(cluster_label, np.int64)[keep], score.astype(np.float32))
+    labels = np.array([label_of[c] for c in cluster_class], np.int64)[keep]
+    return InstanceSet(masks, labels, score.astype(np.float32))

@@ -179,8 +179,10 @@ def mean_shift_modes(x, bandwidth: float, num_seeds: int = 256, iters: int = 20,
         current = modes[active]
         new, window = _shift(current, xs_t, xs_sq, xs_one, bandwidth, kernel, chunk_size)
         if kernel == "flat":  # a mode that stopped keeps the window it had: its mass is that of its last step
-            mass = window if mass is None else mass
-            mass[active] = window
+            if mass is None:
+                mass = window
+            else:
+                mass[active] = window
         moved = ((new - current) ** 2).sum(1) > (tol * bandwidth) ** 2
         modes[active] = new
         active = active[moved]

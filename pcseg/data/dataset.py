@@ -260,8 +260,6 @@ def instance_sizes(dataset: "SceneDataset | PointCloudFiles", num_classes: int =
     return sizes
 
 
-
-
 def floor_level(z: np.ndarray) -> float:
     """The floor's height in a scan: the 1st percentile of the points' z, not the minimum, which a real
     scan's few stray points below the floor (reflections, noise) would set."""

@@ -32,4 +32,3 @@ def snap_to_scene(pred: Prediction, scene: Scene, min_cover: float, min_size: in
     start = time.perf_counter()
     instances, semantic = snap_prediction(pred.instances, pred.semantic, segments, min_cover, min_size)
     return Prediction(instances, semantic, {**timings, "snap": time.perf_counter() - start}, pred.embeddings)
-
