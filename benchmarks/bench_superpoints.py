@@ -135,11 +135,9 @@ def main() -> None:
     finally:
         sp.DEFAULTS.update(default)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"(fp32 matmul {report['fp32_gflops_1thread']} GFLOP/s on 1 thread)")
-    if args.json:
-        from report import write_json
+    from report import finish
 
-        write_json(args.json, report)
+    finish(report, args.json)
 
 
 if __name__ == "__main__":
