@@ -47,13 +47,20 @@ class Grid:
         return (self.lo[:, None, :] + idx[None] * self.cell[:, None, :]).reshape(-1, 2)
 
 
-def make_grid(xy: torch.Tensor, batch_index: torch.Tensor, batch_size: int, size: int) -> Grid:
-    """The S x S grid over each scene's xy bounding box (xy FloatTensor[V, 2])."""
+def scene_bounds(xy: torch.Tensor, batch_index: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each scene's xy minimum and maximum FloatTensor[B, 2] (0 for a scene without voxels)."""
     inf = torch.full((batch_size, 2), float("inf"), dtype=xy.dtype, device=xy.device)
     lo = inf.scatter_reduce(0, batch_index[:, None].expand(-1, 2), xy, "amin")
     hi = (-inf).scatter_reduce(0, batch_index[:, None].expand(-1, 2), xy, "amax")
     lo = torch.where(torch.isfinite(lo), lo, torch.zeros_like(lo))
-    hi = torch.where(torch.isfinite(hi), hi, lo)
+    return lo, torch.where(torch.isfinite(hi), hi, lo)
+
+
+def make_grid(xy: torch.Tensor, batch_index: torch.Tensor, batch_size: int, size: int,
+              bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> Grid:
+    """The S x S grid over each scene's xy bounding box (xy FloatTensor[V, 2]; ``bounds``: the
+    scenes' ``scene_bounds``, when already known)."""
+    lo, hi = bounds if bounds is not None else scene_bounds(xy, batch_index, batch_size)
     cell = (hi - lo).clamp_min(MIN_EXTENT) / size
     ij = ((xy - lo[batch_index]) / cell[batch_index]).floor().long().clamp(0, size - 1)
     return Grid(size, batch_index * size * size + ij[:, 1] * size + ij[:, 0], lo, cell)
@@ -115,17 +122,11 @@ class GridHead(nn.Module):
         kernels = self.kernel(trunk).permute(0, 2, 3, 1).reshape(cells, self.kernel_size)
         return logits, kernels
 
-    def mask_probabilities(self, kernels: torch.Tensor, mask_feats: torch.Tensor, centres: torch.Tensor,
-                           cell_xy: torch.Tensor, cell: torch.Tensor, floor: float) -> torch.Tensor:
-        """sigmoid(``mask_logits``), for prediction: computed in the same cache-sized blocks."""
-        return self.mask_logits(kernels, mask_feats, centres, cell_xy, cell, floor, _sigmoid=True)
-
-    def mask_logits(self, kernels: torch.Tensor, mask_feats: torch.Tensor, centres: torch.Tensor,
-                    cell_xy: torch.Tensor, cell: torch.Tensor, floor: float, _sigmoid: bool = False) -> torch.Tensor:
-        """Dynamic MLP: kernels FloatTensor[P, K] of cells p (centres cell_xy, edges cell [P, 2]) on one
-        scene's voxels (mask_feats [V, mask_dim], centres [V, 3]) -> mask logits FloatTensor[P, V]. Each
-        cell's MLP sees [mask features, ``relative_positions``]. The positions enter the first layer
-        linearly, so each cell's offset and scale are folded into its weights and bias: one
+    def _folded_layers(self, kernels: torch.Tensor, cell_xy: torch.Tensor, cell: torch.Tensor, floor: float):
+        """The cells' dynamic MLPs with their relative positions folded in: (first layer weights
+        [P * hidden, d + 1] acting on [mask features, position, 1], second layer w2 [P, hidden], b2 [P]).
+        Each cell's MLP sees [mask features, ``relative_positions``]; the positions enter the first
+        layer linearly, so each cell's offset and scale become part of its weights and bias: one
         [P * hidden, d] x [d, V] product instead of a [P, V, d] input per cell."""
         d, h, m, p = self.mask_dim + 3, self.dynamic_hidden, self.mask_dim, kernels.shape[0]
         w1 = kernels[:, : d * h].reshape(p, d, h)
@@ -140,19 +141,70 @@ class GridHead(nn.Module):
         bias = b1 - (shift[:, :, None] * w_pos).sum(1)                                          # [P, h]
         # the bias as the weight of a constant input 1: one product writes the pre-activations
         weights = torch.cat([w1[:, :m, :], w_pos, bias[:, None, :]], 1).transpose(1, 2).reshape(p * h, d + 1)
-        x = torch.cat([mask_feats, centres.to(mask_feats.dtype), mask_feats.new_ones(len(mask_feats), 1)], 1)
-        if torch.is_grad_enabled() and (kernels.requires_grad or mask_feats.requires_grad):
-            out = _dynamic_mlp(weights, x, w2, b2)
-            return torch.sigmoid(out) if _sigmoid else out
-        # prediction: blocks of voxels small enough for the cache, on pcseg's CPU workers
-        out = x.new_empty(p, x.shape[0])
-        step = max(256, MASK_BLOCK_FLOATS // (p * h))
-        run_tasks(_mask_block, [(weights, x, w2, b2, out, lo, min(lo + step, x.shape[0]), _sigmoid)
-                                for lo in range(0, x.shape[0], step)])
-        return out
+        return weights, w2, b2
+
+    def mask_logits(self, kernels: torch.Tensor, mask_feats: torch.Tensor, centres: torch.Tensor,
+                    cell_xy: torch.Tensor, cell: torch.Tensor, floor: float) -> torch.Tensor:
+        """Dynamic MLP (see ``_folded_layers``): kernels FloatTensor[P, K] of cells p (centres cell_xy,
+        edges cell [P, 2]) on one scene's voxels (mask_feats [V, mask_dim], centres [V, 3]) -> mask
+        logits FloatTensor[P, V]; the training path (one product, gradients kept)."""
+        weights, w2, b2 = self._folded_layers(kernels, cell_xy, cell, floor)
+        return _dynamic_mlp(weights, _mlp_input(mask_feats, centres), w2, b2)
+
+    @torch.no_grad()
+    def candidate_masks(self, kernels: torch.Tensor, features: torch.Tensor, centres: torch.Tensor,
+                        cell_xy: torch.Tensor, cell: torch.Tensor, floor: float, threshold: float,
+                        reach: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prediction: the cells' masks over one scene's voxels (backbone ``features`` [V, C], centres
+        [V, 3]): (masks, inside, columns). masks: 0/1 floats FloatTensor[P, V], sigmoid(``mask_logits``)
+        > ``threshold``, on the squares of ``MASK_TILE`` metres within ``reach`` [P] metres (default:
+        anywhere) of the cell's centre in x and y, zero elsewhere; inside: each mask's probabilities summed inside it FloatTensor[P] (SOLO's
+        maskness, before dividing by the area); columns: LongTensor[V] the voxel of each mask column.
+
+        A cell of a fine grid answers for small objects only, so its mask is computed near it alone:
+        the voxels are sorted into squares (``columns``), and each square runs the MLPs of the cells
+        whose reach touches it. The MLP, the sigmoid and the threshold run together on blocks of a
+        square's voxels small enough for the cache, on pcseg's CPU workers: no [P, V] probabilities
+        are kept."""
+        weights, w2, b2 = self._folded_layers(kernels, cell_xy, cell, floor)
+        p, v, h = kernels.shape[0], features.shape[0], self.dynamic_hidden
+        xy = centres[:, :2]
+        lo_xy = xy.min(0).values if v else xy.new_zeros(2)
+        if reach is None:
+            reach = cell_xy.new_full((p,), float("inf"))
+        side = int(float((xy.max(0).values - lo_xy).max()) // MASK_TILE) + 1 if v else 1  # squares per row
+        square = ((xy - lo_xy) / MASK_TILE).floor().long().clamp(0, side - 1)
+        columns = torch.argsort(square[:, 1] * side + square[:, 0])
+        bounds = torch.searchsorted((square[:, 1] * side + square[:, 0])[columns],
+                                    torch.arange(side * side + 1, device=xy.device)).tolist()
+        x = features.new_empty(v, self.mask_dim + 4)  # the MLP's input
+        run_tasks(lambda part: x[part].copy_(_mlp_input(self.mask_features(features[part]), centres[part])),
+                  [slice(lo, lo + MASK_FEATURE_BLOCK) for lo in range(0, v, MASK_FEATURE_BLOCK)])
+        x = x[columns]
+        masks, inside = features.new_zeros(p, v), features.new_zeros(p)
+        # which cells' reach touches each square
+        tile_lo = lo_xy + MASK_TILE * torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="xy"),
+                                                  -1).reshape(-1, 2).to(xy)
+        near, far = cell_xy[None] - reach[None, :, None], cell_xy[None] + reach[None, :, None]   # [1, P, 2]
+        touches = ((near <= tile_lo[:, None] + MASK_TILE) & (far >= tile_lo[:, None])).all(2)  # [squares, P]
+        weights = weights.view(p, h, -1)
+        tasks = []
+        for t in range(side * side):
+            first, last = bounds[t], bounds[t + 1]
+            rows = torch.nonzero(touches[t])[:, 0]
+            if last == first or rows.numel() == 0:
+                continue
+            step = max(256, MASK_BLOCK_FLOATS // (rows.numel() * h))
+            group = (weights[rows].reshape(-1, weights.shape[2]), w2[rows], b2[rows], rows)
+            tasks += [(group, x, lo, min(lo + step, last), float(threshold), masks) for lo in range(first, last, step)]
+        for rows, sums in run_tasks(_candidate_block, tasks):
+            inside.index_add_(0, rows, sums)
+        return masks, inside, columns
 
 
 MASK_BLOCK_FLOATS = 1 << 19  # hidden activations per block of voxels at prediction (2 MiB)
+MASK_TILE = 1.5  # metres: candidate_masks computes a mask on the squares of this edge its cell reaches
+MASK_FEATURE_BLOCK = 8192  # voxels per block of the mask features at prediction
 
 
 def _dynamic_mlp(weights: torch.Tensor, x: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
@@ -163,10 +215,17 @@ def _dynamic_mlp(weights: torch.Tensor, x: torch.Tensor, w2: torch.Tensor, b2: t
     return torch.bmm(w2[:, None, :], hidden)[:, 0, :] + b2[:, None]
 
 
-def _mask_block(task) -> None:
-    weights, x, w2, b2, out, lo, hi, sigmoid = task
-    block = _dynamic_mlp(weights, x[lo:hi], w2, b2)
-    out[:, lo:hi] = block.sigmoid_() if sigmoid else block
+def _mlp_input(mask_feats: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """[mask features, position, 1] per voxel: the input the folded first layer acts on."""
+    return torch.cat([mask_feats, centres.to(mask_feats.dtype), mask_feats.new_ones(len(mask_feats), 1)], 1)
+
+
+def _candidate_block(task) -> tuple[torch.Tensor, torch.Tensor]:
+    (weights, w2, b2, rows), x, lo, hi, threshold, masks = task
+    prob = _dynamic_mlp(weights, x[lo:hi], w2, b2).sigmoid_()
+    inside = prob > threshold
+    masks[rows, lo:hi] = inside.to(masks.dtype)
+    return rows, prob.mul_(inside).sum(1)
 
 
 def relative_positions(centres: torch.Tensor, cell_xy: torch.Tensor, cell: torch.Tensor, floor: float) -> torch.Tensor:

@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from pcseg.data.voxelize import Voxels, voxel_mean, voxelize
-from pcseg.models.grid import Grid, GridHead, dice_loss, focal_loss, make_grid
+from pcseg.models.grid import Grid, GridHead, dice_loss, focal_loss, make_grid, scene_bounds
 from pcseg.sparse import SparseTensor
 from pcseg.structures import Batch
 
 FIRST_INSTANCE_CLASS = 2  # ScanNet20 indices 2..19 are the 18 instance classes (no wall, floor)
+MASK_REACH_CELLS = 1.0    # a predicted mask reaches one cell edge beyond half its grid's largest object
 
 
 def _rows(voxels: Voxels, scene: int) -> tuple[int, int]:
@@ -29,7 +30,9 @@ def _rows(voxels: Voxels, scene: int) -> tuple[int, int]:
 class Candidates:
     """One scene's candidate instances before duplicate removal."""
 
-    mask_probs: torch.Tensor   # FloatTensor[K, V] over the scene's voxels
+    masks: torch.Tensor        # FloatTensor[K, V] 0/1 over the scene's voxels: mask probability > mask_threshold
+    columns: torch.Tensor      # LongTensor[V] the voxel of each column of ``masks``
+    inside: torch.Tensor       # FloatTensor[K] the mask probabilities summed inside each mask
     classes: torch.Tensor      # LongTensor[K] ScanNet20 class index
     scores: torch.Tensor       # FloatTensor[K] category probability of the cell
 
@@ -50,7 +53,7 @@ class GridSegmenter(nn.Module):
 
     def __init__(self, backbone: nn.Module, head: GridHead, voxel_size: float = 0.05, mask_weight: float = 3.0,
                  score_threshold: float = 0.1, max_masks: int = 64, max_candidates: int = 100,
-                 peak_window: int = 1) -> None:
+                 peak_window: int = 1, mask_threshold: float = 0.5) -> None:
         super().__init__()
         if not 0 < float(voxel_size) < float("inf"):
             raise ValueError(f"GridSegmenter: voxel_size must be a positive finite number, got {voxel_size}")
@@ -60,6 +63,9 @@ class GridSegmenter(nn.Module):
         if peak_window < 1 or peak_window % 2 == 0:
             raise ValueError(f"GridSegmenter: peak_window must be an odd size >= 1, got {peak_window}")
         self.peak_window = int(peak_window)  # at eval: a cell is a candidate only where its class peaks
+        if not 0 < float(mask_threshold) < 1:
+            raise ValueError(f"GridSegmenter: mask_threshold must be in (0, 1), got {mask_threshold}")
+        self.mask_threshold = float(mask_threshold)  # at eval: mask probability -> voxel in the mask
 
     def _run(self, batch: Batch):
         """Voxelize, the backbone, the grids and the head's per-cell outputs (logits, kernels) per grid."""
@@ -69,7 +75,8 @@ class GridSegmenter(nn.Module):
         features = self.backbone(SparseTensor(voxel_mean(batch.features, voxels), voxels.coords)).features
         centres = voxels.centers()
         b = int(batch.offset.numel())
-        grids = [make_grid(centres[:, :2], voxels.batch_index, b, s) for s in self.head.grids]
+        bounds = scene_bounds(centres[:, :2], voxels.batch_index, b)
+        grids = [make_grid(centres[:, :2], voxels.batch_index, b, s, bounds) for s in self.head.grids]
         return voxels, features, centres, grids, [self.head.grid_outputs(features, g, b) for g in grids]
 
     @torch.no_grad()
@@ -83,11 +90,10 @@ class GridSegmenter(nn.Module):
         voxels, features, centres, grids, outputs = self._run(batch)
         logits = torch.cat([o[0] for o in outputs])
         kernels = torch.cat([o[1] for o in outputs])
-        mask_feats = self.head.mask_features(features)
         if self.training:
             targets = self.targets(batch, voxels, centres, grids)
-            return self.losses(logits, kernels, mask_feats, centres, voxels, grids, targets)
-        return {"voxels": voxels, "candidates": self.candidates(logits, kernels, mask_feats, centres, voxels, grids)}
+            return self.losses(logits, kernels, self.head.mask_features(features), centres, voxels, grids, targets)
+        return {"voxels": voxels, "candidates": self.candidates(logits, kernels, features, centres, voxels, grids)}
 
     # --- where a cell is and which scene it belongs to ---------------------------------------------
     def _cells(self, grids: list[Grid], batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -97,12 +103,16 @@ class GridSegmenter(nn.Module):
         scene = torch.cat([torch.arange(batch_size, device=xy.device).repeat_interleave(g.size * g.size) for g in grids])
         return xy, edge, scene
 
-    def _masks(self, kernels, mask_feats, centres, voxels: Voxels, cell_xy, cell_edge, scene: int,
-               probabilities: bool = False) -> torch.Tensor:
-        lo, hi = _rows(voxels, scene)
-        floor = float(centres[lo:hi, 2].min()) if hi > lo else 0.0
-        masks = self.head.mask_probabilities if probabilities else self.head.mask_logits
-        return masks(kernels, mask_feats[lo:hi], centres[lo:hi], cell_xy, cell_edge, floor)
+    def _reach(self, grids: list[Grid], batch_size: int) -> torch.Tensor:
+        """For every cell: how far (metres, in x and y) its mask may reach at prediction: half the
+        largest object its grid answers for, plus two cell edges (a cell next to the centre's may answer)."""
+        return torch.cat([self.head.size_ranges[i][1] / 2 + MASK_REACH_CELLS * g.cell.amax(1).repeat_interleave(g.size * g.size)
+                          for i, g in enumerate(grids)])
+
+    @staticmethod
+    def _floor(centres: torch.Tensor, lo: int, hi: int) -> float:
+        """The scene's lowest voxel centre: the origin of the heights the mask MLP sees."""
+        return float(centres[lo:hi, 2].min()) if hi > lo else 0.0
 
     # --- training -----------------------------------------------------------------------------------
     def targets(self, batch: Batch, voxels: Voxels, centres: torch.Tensor, grids: list[Grid]) -> Targets:
@@ -164,17 +174,18 @@ class GridSegmenter(nn.Module):
                 rows = pick[targets.scene[pick] == scene]
                 cells = targets.positive[rows]
                 lo, hi = _rows(voxels, scene)
-                mask_logits = self._masks(kernels[cells], mask_feats, centres, voxels, cell_xy[cells], cell_edge[cells],
-                                          scene)
+                mask_logits = self.head.mask_logits(kernels[cells], mask_feats[lo:hi], centres[lo:hi], cell_xy[cells],
+                                                    cell_edge[cells], self._floor(centres, lo, hi))
                 parts.append((mask_logits, targets.fractions[targets.instance[rows], lo:hi]))
             mask = mask + sum(dice_loss(m, t) * m.shape[0] for m, t in parts) / pick.numel()
         return {"category": category, "mask": mask, "total": category + self.mask_weight * mask}
 
     # --- inference ----------------------------------------------------------------------------------
     @torch.no_grad()
-    def candidates(self, logits, kernels, mask_feats, centres, voxels: Voxels, grids) -> list[Candidates]:
+    def candidates(self, logits, kernels, features, centres, voxels: Voxels, grids) -> list[Candidates]:
         b = int(voxels.offset.numel())
         cell_xy, cell_edge, cell_scene = self._cells(grids, b)
+        reach = self._reach(grids, b)
         probs = peak_cells(torch.sigmoid(logits), grids, b, self.peak_window)
         out = []
         for scene in range(b):
@@ -184,15 +195,17 @@ class GridSegmenter(nn.Module):
                 cell, cls = cell[best], cls[best]
             lo, hi = _rows(voxels, scene)
             if cell.numel() == 0 or hi == lo:
-                out.append(Candidates(centres.new_zeros(0, hi - lo), cls + FIRST_INSTANCE_CLASS, probs.new_zeros(0)))
+                out.append(Candidates(centres.new_zeros(0, hi - lo), torch.arange(hi - lo, device=centres.device),
+                                      centres.new_zeros(0), cls + FIRST_INSTANCE_CLASS, probs.new_zeros(0)))
                 continue
             # a cell above the threshold for several classes has one kernel: its mask is computed once
             cells, which = torch.unique(cell, return_inverse=True)
-            masks = self._masks(kernels[cells], mask_feats, centres, voxels, cell_xy[cells], cell_edge[cells], scene,
-                                probabilities=True)
+            masks, inside, columns = self.head.candidate_masks(kernels[cells], features[lo:hi], centres[lo:hi], cell_xy[cells],
+                                                      cell_edge[cells], self._floor(centres, lo, hi), self.mask_threshold,
+                                                      reach[cells])
             if cells.numel() < cell.numel():
-                masks = masks.index_select(0, which)
-            out.append(Candidates(masks, cls + FIRST_INSTANCE_CLASS, probs[cell, cls]))
+                masks, inside = masks.index_select(0, which), inside[which]
+            out.append(Candidates(masks, columns, inside, cls + FIRST_INSTANCE_CLASS, probs[cell, cls]))
         return out
 
 

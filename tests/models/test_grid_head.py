@@ -116,24 +116,74 @@ def test_without_coordinate_features_neither_branch_nor_mask_sees_a_position():
     assert GridHead(8, 18, grids=(4,), size_ranges=((0.0, 1e9),), hidden=16).trunk[0].in_channels == 10
 
 
-def test_prediction_computes_the_masks_in_blocks_of_voxels_with_the_same_result(monkeypatch):
+def _full_masks(head, kernels, features, centres, cell_xy, cell, threshold):
+    """The reference for candidate_masks: every cell's MLP on every voxel, in voxel order."""
+    with torch.no_grad():
+        prob = torch.sigmoid(head.mask_logits(kernels, head.mask_features(features), centres, cell_xy, cell, 0.1))
+    return (prob > threshold).float(), prob
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_candidate_masks_equal_the_whole_mlp_in_any_blocks_and_squares(monkeypatch, threads):
     from pcseg.models import grid
     from pcseg.sparse.workers import set_conv_threads
 
     head = GridHead(8, 18, grids=(4,), size_ranges=((0.0, 1e9),), mask_dim=5, dynamic_hidden=3, hidden=16)
     g = torch.Generator().manual_seed(2)
-    kernels = torch.randn(6, head.kernel_size, generator=g, requires_grad=True)
-    args = (torch.randn(1000, 5, generator=g), torch.rand(1000, 3, generator=g) * 6,
-            torch.rand(6, 2, generator=g) * 6, torch.rand(6, 2, generator=g) + 0.3, 0.1)
-    whole = head.mask_logits(kernels, *args)  # gradients wanted: one product
+    kernels = torch.randn(6, head.kernel_size, generator=g)
+    features, centres = torch.randn(1000, 8, generator=g), torch.rand(1000, 3, generator=g) * 6
+    cell_xy, cell = torch.rand(6, 2, generator=g) * 6, torch.rand(6, 2, generator=g) + 0.3
+    want, prob = _full_masks(head, kernels, features, centres, cell_xy, cell, 0.5)
     monkeypatch.setattr(grid, "MASK_BLOCK_FLOATS", 1)  # blocks of 256 voxels
-    set_conv_threads(2)
+    monkeypatch.setattr(grid, "MASK_FEATURE_BLOCK", 300)
+    monkeypatch.setattr(grid, "MASK_TILE", 0.7)
+    set_conv_threads(threads)
     try:
-        with torch.no_grad():
-            blocks = head.mask_logits(kernels, *args)
+        masks, inside, columns = head.candidate_masks(kernels, features, centres, cell_xy, cell, 0.1, 0.5)
     finally:
         set_conv_threads(0)
-    torch.testing.assert_close(blocks, whole.detach())
+    assert sorted(columns.tolist()) == list(range(1000))  # a permutation of the voxels
+    assert torch.equal(masks[:, torch.argsort(columns)], want)
+    torch.testing.assert_close(inside, (prob * want).sum(1))
+
+
+def test_candidate_masks_keep_each_cell_to_the_squares_within_its_reach(monkeypatch):
+    from pcseg.models import grid
+
+    head = GridHead(8, 18, grids=(4,), size_ranges=((0.0, 1e9),), mask_dim=5, dynamic_hidden=3, hidden=16)
+    g = torch.Generator().manual_seed(3)
+    kernels = torch.randn(5, head.kernel_size, generator=g)
+    features, centres = torch.randn(2000, 8, generator=g), torch.rand(2000, 3, generator=g) * 6
+    cell_xy, cell = torch.rand(5, 2, generator=g) * 6, torch.rand(5, 2, generator=g) + 0.3
+    reach = torch.tensor([0.5, 1.0, 2.0, 9.0, 0.8])
+    monkeypatch.setattr(grid, "MASK_TILE", 1.0)
+    full, prob = _full_masks(head, kernels, features, centres, cell_xy, cell, 0.5)
+    masks, inside, columns = head.candidate_masks(kernels, features, centres, cell_xy, cell, 0.1, 0.5, reach)
+    masks = masks[:, torch.argsort(columns)]
+    # the loop reference: voxel j is computed for cell p when j's 1 m square (from the scene's xy
+    # minimum) meets the box of half-edge reach_p around p's centre; elsewhere the mask is empty
+    lo = centres[:, :2].min(0).values
+    square_lo = ((centres[:, :2] - lo) / 1.0).floor() * 1.0 + lo
+    want = torch.zeros_like(full)
+    for p in range(5):
+        for j in range(2000):
+            meets = all(square_lo[j, a] <= cell_xy[p, a] + reach[p] and square_lo[j, a] + 1.0 >= cell_xy[p, a] - reach[p]
+                        for a in range(2))
+            want[p, j] = full[p, j] if meets else 0.0
+    assert torch.equal(masks, want)
+    within = ((centres[None, :, :2] - cell_xy[:, None]).abs() <= reach[:, None, None]).all(2)
+    assert torch.equal(masks[within], full[within])  # the promise: nothing within reach is lost
+    assert 0 < int(masks.sum()) < int(full.sum())
+    torch.testing.assert_close(inside, (prob * want).sum(1))
+
+
+def test_a_cell_reaches_half_its_grids_largest_object_plus_a_cell():
+    model = tiny()
+    xy = torch.tensor([[0.0, 0.0], [4.0, 2.0]])
+    grids = [make_grid(xy, torch.zeros(2, dtype=torch.long), 1, s) for s in model.head.grids]
+    reach = model._reach(grids, 1)
+    for (s, (_, high)), start in zip(zip(model.head.grids, model.head.size_ranges), (0, model.head.grids[0] ** 2)):
+        assert float(reach[start]) == pytest.approx(high / 2 + 4.0 / s)
 
 
 def test_relative_positions_are_in_cell_edges_and_height_over_three_metres():
@@ -172,7 +222,8 @@ def test_training_reaches_every_parameter_and_lowers_the_loss_and_eval_gives_can
     assert float(loss["total"].detach()) < 0.6 * float(first["total"].detach())
     model.eval()
     (cands,) = model(batch)["candidates"]
-    assert cands.mask_probs.shape[0] == cands.classes.shape[0] == cands.scores.shape[0] > 0
+    assert cands.masks.shape[0] == cands.classes.shape[0] == cands.scores.shape[0] == cands.inside.shape[0] > 0
+    assert sorted(cands.columns.tolist()) == list(range(cands.masks.shape[1]))
     assert bool((cands.classes >= FIRST_INSTANCE_CLASS).all()) and bool((cands.scores > 0.1).all())
 
 

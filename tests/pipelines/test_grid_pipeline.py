@@ -91,7 +91,8 @@ def test_duplicates_are_removed_by_matrix_nms_or_plain_mask_nms(nms, scores):
     from pcseg.pipelines.grid.recipe import GridRecipe
 
     masks = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 1]], dtype=torch.float32)  # IoU(a, b) = 0.75
-    out = GridOutput(Candidates(masks, torch.tensor([4, 4, 4]), torch.tensor([0.9, 0.8, 0.7])), torch.arange(4), 0.0)
+    out = GridOutput(Candidates(masks, torch.arange(4), masks.sum(1), torch.tensor([4, 4, 4]), torch.tensor([0.9, 0.8, 0.7])),
+                     torch.arange(4), 0.0)
     pred = to_instances(out, GridRecipe(nms=nms, nms_iou=0.5, min_size=1))
     if nms == "mask":  # the second mask is dropped, the others keep their scores
         assert pred.instances.scores.tolist() == pytest.approx(scores)
@@ -99,6 +100,23 @@ def test_duplicates_are_removed_by_matrix_nms_or_plain_mask_nms(nms, scores):
     else:  # Matrix-NMS decays the duplicate's score instead (below the non-overlapping third mask's)
         got = pred.instances.scores.tolist()
         assert len(got) == 3 and got[0] == pytest.approx(0.9) and got[1] == pytest.approx(0.7) and got[2] < 0.7
+
+
+def test_masks_go_back_to_the_points_through_their_columns_and_maskness_scores_them():
+    import torch
+
+    from pcseg.models.grid_segmenter import Candidates
+    from pcseg.pipelines.grid.predict import GridOutput, to_instances
+    from pcseg.pipelines.grid.recipe import GridRecipe
+
+    # mask columns hold voxels 2, 0, 1 (in that order); points 0..4 lie in voxels 0, 1, 2, 2, 0
+    masks = torch.tensor([[1, 0, 0], [0, 1, 1]], dtype=torch.float32)  # voxel 2 / voxels 0 and 1
+    inside = torch.tensor([0.8, 1.2])  # maskness 0.8 and 0.6
+    out = GridOutput(Candidates(masks, torch.tensor([2, 0, 1]), inside, torch.tensor([4, 5]), torch.tensor([0.5, 1.0])),
+                     torch.tensor([0, 1, 2, 2, 0]), 0.0)
+    pred = to_instances(out, GridRecipe(min_size=3, final_threshold=0.05))
+    assert pred.instances.masks.tolist() == [[True, True, False, False, True]]  # the 2-point mask is under min_size
+    assert pred.instances.scores.tolist() == pytest.approx([0.6])
 
 
 def _losses(out_dir):

@@ -16,4 +16,5 @@ def build_model(recipe: GridRecipe) -> GridSegmenter:
                     centre_radius=recipe.centre_radius)
     return GridSegmenter(backbone, head, voxel_size=recipe.voxel_size, mask_weight=recipe.mask_weight,
                          score_threshold=recipe.score_threshold, max_masks=recipe.max_masks,
-                         max_candidates=recipe.max_instances, peak_window=recipe.peak_window)
+                         max_candidates=recipe.max_instances, peak_window=recipe.peak_window,
+                         mask_threshold=recipe.mask_threshold)
