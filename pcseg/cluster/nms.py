@@ -30,12 +30,15 @@ def mask_iou(masks: torch.Tensor) -> torch.Tensor:
 
 def class_iou(masks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """FloatTensor[K, K]: ``mask_iou`` between masks of the same label, 0 between labels (what both
-    NMS variants use): one product per label, K_c^2 x N work instead of K^2 x N."""
+    NMS variants use): one product per label, K_c^2 x N work instead of K^2 x N. Masks sorted by
+    label are taken as views, not copied."""
     k = masks.shape[0]
     iou = torch.zeros(k, k, device=masks.device)
     for label in torch.unique(labels).tolist():
         rows = torch.nonzero(labels == label).flatten()
-        iou[rows[:, None], rows[None, :]] = mask_iou(masks.index_select(0, rows))
+        first, last = int(rows[0]), int(rows[-1]) + 1
+        same = masks[first:last] if last - first == rows.numel() else masks.index_select(0, rows)
+        iou[rows[:, None], rows[None, :]] = mask_iou(same)
     return iou
 
 

@@ -28,7 +28,7 @@ def _rows(voxels: Voxels, scene: int) -> tuple[int, int]:
 
 @dataclass
 class Candidates:
-    """One scene's candidate instances before duplicate removal."""
+    """One scene's candidate instances before duplicate removal, sorted by class."""
 
     masks: torch.Tensor        # FloatTensor[K, V] 0/1 over the scene's voxels: mask probability > mask_threshold
     columns: torch.Tensor      # LongTensor[V] the voxel of each column of ``masks``
@@ -193,6 +193,8 @@ class GridSegmenter(nn.Module):
             if cell.numel() > self.max_candidates:  # a mask per candidate is the cost: keep the best scores
                 best = torch.topk(probs[cell, cls], self.max_candidates).indices.sort().values
                 cell, cls = cell[best], cls[best]
+            by_class = torch.argsort(cls, stable=True)  # each class's masks contiguous: NMS takes them as views
+            cell, cls = cell[by_class], cls[by_class]
             lo, hi = _rows(voxels, scene)
             if cell.numel() == 0 or hi == lo:
                 out.append(Candidates(centres.new_zeros(0, hi - lo), torch.arange(hi - lo, device=centres.device),
@@ -200,10 +202,10 @@ class GridSegmenter(nn.Module):
                 continue
             # a cell above the threshold for several classes has one kernel: its mask is computed once
             cells, which = torch.unique(cell, return_inverse=True)
-            masks, inside, columns = self.head.candidate_masks(kernels[cells], features[lo:hi], centres[lo:hi], cell_xy[cells],
-                                                      cell_edge[cells], self._floor(centres, lo, hi), self.mask_threshold,
-                                                      reach[cells])
-            if cells.numel() < cell.numel():
+            masks, inside, columns = self.head.candidate_masks(kernels[cells], features[lo:hi], centres[lo:hi],
+                                                               cell_xy[cells], cell_edge[cells], self._floor(centres, lo, hi),
+                                                               self.mask_threshold, reach[cells])
+            if not torch.equal(which, torch.arange(len(which), device=which.device)):
                 masks, inside = masks.index_select(0, which), inside[which]
             out.append(Candidates(masks, columns, inside, cls + FIRST_INSTANCE_CLASS, probs[cell, cls]))
         return out

@@ -99,9 +99,12 @@ def test_iou_empty_and_bad_input():
         mask_nms(masks, torch.zeros(2, dtype=torch.long), torch.ones(2), 1.5)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_class_iou_is_the_pairwise_iou_within_each_class(seed):
+@pytest.mark.parametrize("seed, by_label", [(0, False), (1, False), (2, True)])
+def test_class_iou_is_the_pairwise_iou_within_each_class(seed, by_label):
     masks, labels, _ = random_masks(seed, k=16, classes=4)
+    if by_label:  # each label's masks contiguous (as the grid's candidates come): taken as views
+        order = torch.argsort(labels, stable=True)
+        masks, labels = masks[order], labels[order]
     full = mask_iou(masks)
     same = labels[:, None] == labels[None, :]
     assert torch.allclose(class_iou(masks, labels), torch.where(same, full, torch.zeros_like(full)), atol=1e-6)
