@@ -11,7 +11,8 @@
   ``--variant`` of the grid model's prediction settings (e.g. ``--variant peak_window=1``) on both sets.
 * Speed: one 100k-point room, both pipelines in this process, interleaved, best of ``--repeats``:
   network (voxelize + U-Net + head), grouping (clustering, or the grid's masks + NMS), snapping; the
-  ratio grid / bottom-up end to end. The machine's 1-thread fp32 matmul rate is printed beside them.
+  ratio grid / bottom-up end to end, of the best times and per round (both run back to back: the
+  machine's speed, which drifts by more than the difference, is shared within a round). The machine's 1-thread fp32 matmul rate is printed beside them.
 * Peak memory (RSS) of inference (``pcseg predict`` on that room) and of training (``pcseg train`` for
   ~40 s on the validation rooms), each in its own process.
 """
@@ -48,13 +49,18 @@ def evaluate(checkpoint: Path, data: Path, gt: Path, work: Path, overrides=(), u
 
 
 def speed(checkpoints: dict[str, tuple[Path, list[str]]], room, repeats: int) -> dict:
-    """Best-of-``repeats`` stage timings of each (checkpoint, prediction overrides), interleaved."""
+    """Best-of-``repeats`` stage timings of each (checkpoint, prediction overrides), interleaved; and
+    ``rounds``: every round's end-to-end seconds per model (a round runs each model once, back to back,
+    so their ratio within a round shares the machine's speed of that moment)."""
     from pcseg.engine.snapping import snap_to_scene
     from pcseg.pipelines import load_predictor
 
     predictors = {name: load_predictor(path, overrides=o) for name, (path, o) in checkpoints.items()}
     best: dict[str, dict] = {}
-    for _ in range(repeats + 1):  # the first round warms up
+    rounds: list[dict[str, float]] = []
+    for round_index in range(repeats + 1):  # the first round warms up
+        if round_index:
+            rounds.append({})
         for name, p in predictors.items():
             start = time.perf_counter()
             out = p.network(room, None)
@@ -64,9 +70,11 @@ def speed(checkpoints: dict[str, tuple[Path, list[str]]], room, repeats: int) ->
             snap = time.perf_counter() - begin
             stages = {"network": pred.timings["network"], "grouping": pred.timings["cluster"], "snap": snap,
                       "end to end": time.perf_counter() - start, "instances": len(snapped.instances)}
+            if round_index:
+                rounds[-1][name] = stages["end to end"]
             if name not in best or stages["end to end"] < best[name]["end to end"]:
                 best[name] = stages
-    return best
+    return {**best, "rounds": rounds}
 
 
 # Runs ``pcseg`` and prints its own peak RSS. VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss
@@ -138,15 +146,19 @@ def main() -> None:
         timed = {m: (path, []) for m, path in models.items()}
         timed.update({v: (args.grid, o) for v, o in variants.items()})
         timings = speed(timed, room, args.repeats)
+        paired = sorted(r["grid"] / r["bottom-up"] for r in timings.pop("rounds"))
         report["speed"] = {"points": len(room), **timings,
                            "grid / bottom-up end to end": timings["grid"]["end to end"]
-                           / timings["bottom-up"]["end to end"]}
+                           / timings["bottom-up"]["end to end"],
+                           "grid / bottom-up per round": paired}
         print(f"\none room of {len(room)} points, best of {args.repeats} (seconds)")
         print(f"{'model':30}{'network':>10}{'grouping':>10}{'snap':>8}{'end to end':>12}{'instances':>11}")
         for m, t in timings.items():
             print(f"{m:30}{t['network']:10.3f}{t['grouping']:10.3f}{t['snap']:8.3f}{t['end to end']:12.3f}"
                   f"{t['instances']:11d}")
-        print(f"grid / bottom-up end to end: {report['speed']['grid / bottom-up end to end']:.2f}")
+        print(f"grid / bottom-up end to end: {report['speed']['grid / bottom-up end to end']:.3f} (best of each); "
+              f"per round, back to back: median {float(np.median(paired)):.3f}, range {paired[0]:.3f}-{paired[-1]:.3f}, "
+              f"grid faster in {sum(r < 1 for r in paired)} of {len(paired)} rounds")
 
         if not args.skip_memory:
             single = work / "one_room" / "scans"
