@@ -154,12 +154,15 @@ class GridHead(nn.Module):
     @torch.no_grad()
     def candidate_masks(self, kernels: torch.Tensor, features: torch.Tensor, centres: torch.Tensor,
                         cell_xy: torch.Tensor, cell: torch.Tensor, floor: float, threshold: float,
-                        reach: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                        reach: torch.Tensor | None = None,
+                        copies: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Prediction: the cells' masks over one scene's voxels (backbone ``features`` [V, C], centres
         [V, 3]): (masks, inside, columns). masks: 0/1 floats FloatTensor[P, V], sigmoid(``mask_logits``)
         > ``threshold``, on the squares of ``MASK_TILE`` metres within ``reach`` [P] metres (default:
         anywhere) of the cell's centre in x and y, zero elsewhere; inside: each mask's probabilities summed inside it FloatTensor[P] (SOLO's
         maskness, before dividing by the area); columns: LongTensor[V] the voxel of each mask column.
+        ``copies`` LongTensor[K]: return K rows, row k the mask of cell ``copies[k]`` (a cell that is a
+        candidate for several classes), written so by the blocks instead of copied afterwards.
 
         A cell of a fine grid answers for small objects only, so its mask is computed near it alone:
         the voxels are sorted into squares (``columns``), and each square runs the MLPs of the cells
@@ -181,7 +184,9 @@ class GridHead(nn.Module):
         run_tasks(lambda part: x[part].copy_(_mlp_input(self.mask_features(features[part]), centres[part])),
                   [slice(lo, lo + MASK_FEATURE_BLOCK) for lo in range(0, v, MASK_FEATURE_BLOCK)])
         x = x[columns]
-        masks, inside = features.new_zeros(p, v), features.new_zeros(p)
+        if copies is None:
+            copies = torch.arange(p, device=kernels.device)
+        masks, inside = features.new_zeros(len(copies), v), features.new_zeros(len(copies))
         # which cells' reach touches each square
         tile_lo = lo_xy + MASK_TILE * torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="xy"),
                                                   -1).reshape(-1, 2).to(xy)
@@ -195,7 +200,10 @@ class GridHead(nn.Module):
             if last == first or rows.numel() == 0:
                 continue
             step = max(256, MASK_BLOCK_FLOATS // (rows.numel() * h))
-            group = (weights[rows].reshape(-1, weights.shape[2]), w2[rows], b2[rows], rows)
+            touched = touches[t][copies]  # the output rows whose cell runs here, and that cell's place in rows
+            out_rows = torch.nonzero(touched)[:, 0]
+            place = torch.searchsorted(rows, copies[out_rows])
+            group = (weights[rows].reshape(-1, weights.shape[2]), w2[rows], b2[rows], out_rows, place)
             tasks += [(group, x, lo, min(lo + step, last), float(threshold), masks) for lo in range(first, last, step)]
         for rows, sums in run_tasks(_candidate_block, tasks):
             inside.index_add_(0, rows, sums)
@@ -221,11 +229,11 @@ def _mlp_input(mask_feats: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 
 def _candidate_block(task) -> tuple[torch.Tensor, torch.Tensor]:
-    (weights, w2, b2, rows), x, lo, hi, threshold, masks = task
+    (weights, w2, b2, out_rows, place), x, lo, hi, threshold, masks = task
     prob = _dynamic_mlp(weights, x[lo:hi], w2, b2).sigmoid_()
     inside = prob > threshold
-    masks[rows, lo:hi] = inside.to(masks.dtype)
-    return rows, prob.mul_(inside).sum(1)
+    masks[out_rows, lo:hi] = inside.to(masks.dtype)[place]
+    return out_rows, prob.mul_(inside).sum(1)[place]
 
 
 def relative_positions(centres: torch.Tensor, cell_xy: torch.Tensor, cell: torch.Tensor, floor: float) -> torch.Tensor:

@@ -15,6 +15,7 @@ from torch import nn
 from pcseg.data.voxelize import Voxels, voxel_mean, voxelize
 from pcseg.models.grid import Grid, GridHead, dice_loss, focal_loss, make_grid, scene_bounds
 from pcseg.sparse import SparseTensor
+from pcseg.sparse.workers import run_tasks
 from pcseg.structures import Batch
 
 FIRST_INSTANCE_CLASS = 2  # ScanNet20 indices 2..19 are the 18 instance classes (no wall, floor)
@@ -77,7 +78,10 @@ class GridSegmenter(nn.Module):
         b = int(batch.offset.numel())
         bounds = scene_bounds(centres[:, :2], voxels.batch_index, b)
         grids = [make_grid(centres[:, :2], voxels.batch_index, b, s, bounds) for s in self.head.grids]
-        return voxels, features, centres, grids, [self.head.grid_outputs(features, g, b) for g in grids]
+        if torch.is_grad_enabled():
+            return voxels, features, centres, grids, [self.head.grid_outputs(features, g, b) for g in grids]
+        # prediction: the grids' small 2D branches side by side on the CPU workers
+        return voxels, features, centres, grids, run_tasks(lambda g: self.head.grid_outputs(features, g, b), grids)
 
     @torch.no_grad()
     def cell_probabilities(self, batch: Batch) -> list[tuple[Grid, torch.Tensor]]:
@@ -204,9 +208,7 @@ class GridSegmenter(nn.Module):
             cells, which = torch.unique(cell, return_inverse=True)
             masks, inside, columns = self.head.candidate_masks(kernels[cells], features[lo:hi], centres[lo:hi],
                                                                cell_xy[cells], cell_edge[cells], self._floor(centres, lo, hi),
-                                                               self.mask_threshold, reach[cells])
-            if not torch.equal(which, torch.arange(len(which), device=which.device)):
-                masks, inside = masks.index_select(0, which), inside[which]
+                                                               self.mask_threshold, reach[cells], copies=which)
             out.append(Candidates(masks, columns, inside, cls + FIRST_INSTANCE_CLASS, probs[cell, cls]))
         return out
 

@@ -145,6 +145,12 @@ def test_candidate_masks_equal_the_whole_mlp_in_any_blocks_and_squares(monkeypat
     assert sorted(columns.tolist()) == list(range(1000))  # a permutation of the voxels
     assert torch.equal(masks[:, torch.argsort(columns)], want)
     torch.testing.assert_close(inside, (prob * want).sum(1))
+    copies = torch.tensor([0, 0, 3, 1, 5, 3, 2, 4])  # cells that are candidates for several classes
+    masks, inside, columns = head.candidate_masks(kernels, features, centres, cell_xy, cell, 0.1, 0.5,
+                                                  torch.tensor([0.5, 1.0, 2.0, 9.0, 0.8, 1.5]), copies=copies)
+    single, single_inside, _ = head.candidate_masks(kernels, features, centres, cell_xy, cell, 0.1, 0.5,
+                                                    torch.tensor([0.5, 1.0, 2.0, 9.0, 0.8, 1.5]))
+    assert torch.equal(masks, single[copies]) and torch.equal(inside, single_inside[copies])
 
 
 def test_candidate_masks_keep_each_cell_to_the_squares_within_its_reach(monkeypatch):
