@@ -115,6 +115,17 @@ def _dbscan(f: np.ndarray, eps: float, min_samples: int, max_fit_points: int, se
     return _fit_and_assign(f, max_fit_points, seed, fit, eps)
 
 
+def fragment_factor(centres: np.ndarray, classes: np.ndarray, sizes: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """FloatArray[K]: each cluster's size over the size of the largest cluster of its class whose mean
+    centre lies within ``radius`` [K] of its own (itself included), capped at 1. Joint grouping may
+    split an object where its embeddings disagree; the centres say the parts belong together, so the
+    smaller part is ranked lower (kept: two objects close together are two clusters too)."""
+    near = (classes[:, None] == classes[None, :]) & \
+        (np.linalg.norm(centres[:, None] - centres[None, :], axis=2) < radius[:, None])
+    largest = np.where(near, sizes[None, :], 0).max(1)
+    return np.minimum(1.0, sizes / np.maximum(largest, 1))
+
+
 def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = "meanshift",
                       bandwidth: float = 0.6, eps: float | None = None, min_samples: int = 5,
                       min_cluster_size: int | None = None, min_size: int = 50,
@@ -124,7 +135,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                       offset_weight: float = 1.0, num_seeds: int = 256, iters: int = 20,
                       kernel: str = "flat", max_points: int = 10000, max_fit_points: int = 2000,
                       seed: int = 0, soft_threshold: float | None = None,
-                      class_bandwidth: Sequence[float] | None = None, point_classes=None) -> InstanceSet:
+                      class_bandwidth: Sequence[float] | None = None, point_classes=None,
+                      fragment_radius: float = 0.0) -> InstanceSet:
     """Group points into instances: per predicted class, cluster that class's point features.
 
     embeddings:     FloatTensor[N, D] / FloatArray[N, D] per-point embeddings, or None when
@@ -167,7 +179,9 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
 
     Score of an instance (in (0, 1], for AP ranking) = mean probability of its class over its points
     x compactness, compactness = exp(-mean distance of its features to their mean / bandwidth):
-    confident, tight clusters rank first. Returns an InstanceSet over the N points, labels NYU40 ids.
+    confident, tight clusters rank first; with ``fragment_radius`` > 0 and both embeddings and
+    offsets, also x ``fragment_factor`` (radius: fragment_radius x the class's bandwidth, in the
+    centres' units). Returns an InstanceSet over the N points, labels NYU40 ids.
     """
     if method not in METHODS:
         raise ValueError(f"cluster_instances: method must be one of {METHODS}, got {method!r}")
@@ -175,6 +189,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         raise ValueError(f"cluster_instances: bandwidth must be > 0, got {bandwidth}")
     if not embedding_weight > 0:
         raise ValueError(f"cluster_instances: embedding_weight must be > 0, got {embedding_weight}")
+    if not fragment_radius >= 0:
+        raise ValueError(f"cluster_instances: fragment_radius must be >= 0, got {fragment_radius}")
     if embeddings is None and not use_offsets:
         raise ValueError("cluster_instances: embeddings is None: pass them, or offsets with use_offsets=True")
     min_cluster_size = min_size if min_cluster_size is None else min_cluster_size
@@ -265,6 +281,10 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     conf = torch.zeros(count, dtype=f.dtype, device=f.device).index_add_(0, cid, probs[point, klass[cid]]) / size
     bandwidths = torch.tensor(radius, dtype=f.dtype, device=f.device)[klass]
     score = (conf * torch.exp(-spread / bandwidths)).double().cpu().numpy()
+    if fragment_radius > 0 and embeddings is not None and use_offsets:
+        centre = mean[:, -3:]  # the clusters' mean predicted centre (the last part of the features)
+        score *= fragment_factor(centre.double().cpu().numpy(), klass.cpu().numpy(), points_in.cpu().numpy(),
+                                 fragment_radius * bandwidths.double().cpu().numpy())
     keep = (points_in >= max(min_size, 1)).cpu().numpy()
     if not keep.any():
         return InstanceSet.empty(n)

@@ -4,6 +4,7 @@ import torch
 
 from pcseg.cluster import (cluster_instances, dbscan_xyz, mean_shift, mean_shift_modes, snap_labels_to_segments,
                            snap_to_segments)
+from pcseg.cluster.instances import fragment_factor
 from pcseg.labels import semantic20_to_nyu40
 from pcseg.structures import InstanceSet
 
@@ -457,3 +458,37 @@ def test_hdbscan_package_missing_says_how_to_install(monkeypatch):
     emb, gt, cls = scene()
     with pytest.raises(ImportError, match=r"pcseg\[hdbscan\]"):
         cluster_instances(emb, one_hot_probs(cls), method="hdbscan-package")
+
+
+def test_fragment_factor_is_the_share_of_the_largest_near_cluster_of_the_class():
+    centres = np.array([[0.0, 0, 0], [0.5, 0, 0], [3.0, 0, 0], [0.2, 0, 0]])
+    classes = np.array([4, 4, 4, 5])
+    sizes = np.array([400, 100, 50, 30])
+    radius = np.array([1.0, 1.0, 1.0, 1.0])
+    # 0 and 1 are near each other (0.5 < 1): 1 gets 100 / 400; 2 is far; 3 has another class
+    assert fragment_factor(centres, classes, sizes, radius).tolist() == pytest.approx([1.0, 0.25, 1.0, 1.0])
+    # radius is per cluster (its class's bandwidth): at 0.4, 0 and 1 are not near
+    assert fragment_factor(centres, classes, sizes, radius * 0.4).tolist() == pytest.approx([1.0, 1.0, 1.0, 1.0])
+
+
+def test_a_part_of_an_object_the_embeddings_split_off_ranks_by_its_share():
+    rng = np.random.default_rng(0)
+    pts = rng.normal(0, 0.2, (300, 3)).astype(np.float32)
+    offsets = -pts  # every point's predicted centre is the object's: the centres say one object
+    emb = np.zeros((300, 4), np.float32)
+    emb[250:, 0] = 5.0  # the embeddings split 50 points off
+    probs = np.zeros((300, 20), np.float32)
+    probs[:, 5] = 1.0
+    kwargs = dict(offsets=offsets, use_offsets=True, bandwidth=0.4, min_size=20, embedding_weight=0.2)
+    plain = cluster_instances(emb, probs, pts, **kwargs)
+    ranked = cluster_instances(emb, probs, pts, fragment_radius=2.0, **kwargs)
+    assert sorted(plain.masks.sum(1).tolist()) == sorted(ranked.masks.sum(1).tolist()) == [50, 250]
+    by_size = {int(m.sum()): (s0, s1) for m, s0, s1 in zip(ranked.masks, plain.scores, ranked.scores)}
+    assert by_size[250][1] == pytest.approx(by_size[250][0])
+    assert by_size[50][1] == pytest.approx(by_size[50][0] * 50 / 250)
+    # centres alone have no parts to rank, and a bad radius is named
+    alone = cluster_instances(None, probs, pts, offsets=offsets, use_offsets=True, bandwidth=0.4, min_size=20,
+                              fragment_radius=2.0)
+    assert alone.masks.sum(1).tolist() == [300]
+    with pytest.raises(ValueError, match="fragment_radius"):
+        cluster_instances(emb, probs, pts, fragment_radius=-1.0, **kwargs)

@@ -41,4 +41,5 @@ def cluster_settings(recipe: BottomUpRecipe) -> dict:
     return dict(method=recipe.cluster_method, bandwidth=recipe.bandwidth, min_size=recipe.min_size,
                 use_offsets=recipe.use_offsets, coord_weight=recipe.coord_weight,
                 embedding_weight=recipe.embedding_weight,
-                soft_threshold=recipe.soft_threshold or None, class_bandwidth=recipe.class_bandwidth or None)
+                soft_threshold=recipe.soft_threshold or None, class_bandwidth=recipe.class_bandwidth or None,
+                fragment_radius=recipe.fragment_radius)

@@ -14,7 +14,7 @@ CLUSTER_METHODS = ("meanshift", "hdbscan", "hdbscan-package", "dbscan")
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "embed_dim", "offsets", "head_hidden", "height_feature")
 # the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
 PREDICT_KEYS = ("cluster_method", "bandwidth", "min_size", "use_embeddings", "embedding_weight", "use_offsets", "coord_weight",
-                "class_bandwidth", "soft_threshold", "segment_snap", "superpoints", "tile_size", "tile_overlap",
+                "class_bandwidth", "soft_threshold", "fragment_radius", "segment_snap", "superpoints", "tile_size", "tile_overlap",
                 "backend", "threads")
 
 
@@ -47,6 +47,9 @@ class BottomUpRecipe(SceneSettings):
                                          # instead of bandwidth (benchmarks/tune_clustering.py); [] = off
     soft_threshold: float = 0.0          # > 0: also cluster each point under every class with probability
                                          # >= this (SoftGroup's soft grouping); 0 = argmax class only
+    fragment_radius: float = 2.0         # joint grouping: a cluster whose mean centre lies within this many
+                                         # bandwidths of a larger one of its class is ranked by its share
+                                         # of it (a part of an object the embeddings split); 0 = off
     # engine
     out_dir: str = "runs/bottomup"
 
@@ -65,6 +68,7 @@ class BottomUpRecipe(SceneSettings):
         need(self.use_embeddings or (self.use_offsets and self.offsets), "use_offsets",
              "clustering needs use_embeddings, or use_offsets with an offset head")
         need(0 <= self.soft_threshold <= 1, "soft_threshold", "must be in [0, 1]")
+        need(self.fragment_radius >= 0, "fragment_radius", "must be >= 0")
         need(self.min_size >= 1, "min_size", "must be >= 1")
 
     def architecture(self) -> dict[str, Any]:
