@@ -12,8 +12,9 @@ Voxel features are pooled (mean) into the cells, with each cell's normalised pos
   mask features (a learned embedding + the voxel's position relative to the cell), gives that cell's
   mask over the scene (dice loss, optionally + BCE).
 
-At inference every (cell, class) above a score threshold yields a mask; duplicates from neighbouring
-cells and grids are removed by Matrix-NMS (``pcseg.cluster.nms``), outside ``forward``.
+At inference every (cell, class) above a score threshold yields a mask, computed only where the cell
+can reach (half the largest object its grid answers for, plus a cell: ``candidate_masks``); duplicates
+from neighbouring cells and grids are removed by Matrix-NMS (``pcseg.cluster.nms``), outside ``forward``.
 """
 from __future__ import annotations
 
@@ -159,8 +160,9 @@ class GridHead(nn.Module):
         """Prediction: the cells' masks over one scene's voxels (backbone ``features`` [V, C], centres
         [V, 3]): (masks, inside, columns). masks: 0/1 floats FloatTensor[P, V], sigmoid(``mask_logits``)
         > ``threshold``, on the squares of ``MASK_TILE`` metres within ``reach`` [P] metres (default:
-        anywhere) of the cell's centre in x and y, zero elsewhere; inside: each mask's probabilities summed inside it FloatTensor[P] (SOLO's
-        maskness, before dividing by the area); columns: LongTensor[V] the voxel of each mask column.
+        anywhere) of the cell's centre in x and y, zero elsewhere; inside: each mask's probabilities
+        summed inside it FloatTensor[P] (SOLO's maskness, before dividing by the area); columns:
+        LongTensor[V] the voxel of each mask column.
         ``copies`` LongTensor[K]: return K rows, row k the mask of cell ``copies[k]`` (a cell that is a
         candidate for several classes), written so by the blocks instead of copied afterwards.
 
