@@ -179,9 +179,9 @@ class GridHead(nn.Module):
             reach = cell_xy.new_full((p,), float("inf"))
         side = int(float((xy.max(0).values - lo_xy).max()) // MASK_TILE) + 1 if v else 1  # squares per row
         square = ((xy - lo_xy) / MASK_TILE).floor().long().clamp(0, side - 1)
-        columns = torch.argsort(square[:, 1] * side + square[:, 0])
-        bounds = torch.searchsorted((square[:, 1] * side + square[:, 0])[columns],
-                                    torch.arange(side * side + 1, device=xy.device)).tolist()
+        square = square[:, 1] * side + square[:, 0]  # each voxel's square, numbered row by row
+        columns = torch.argsort(square)
+        bounds = torch.searchsorted(square[columns], torch.arange(side * side + 1, device=xy.device)).tolist()
         x = features.new_empty(v, self.mask_dim + 4)  # the MLP's input
         run_tasks(lambda part: x[part].copy_(_mlp_input(self.mask_features(features[part]), centres[part])),
                   [slice(lo, lo + MASK_FEATURE_BLOCK) for lo in range(0, v, MASK_FEATURE_BLOCK)])

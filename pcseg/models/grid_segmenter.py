@@ -79,9 +79,10 @@ class GridSegmenter(nn.Module):
         bounds = scene_bounds(centres[:, :2], voxels.batch_index, b)
         grids = [make_grid(centres[:, :2], voxels.batch_index, b, s, bounds) for s in self.head.grids]
         if torch.is_grad_enabled():
-            return voxels, features, centres, grids, [self.head.grid_outputs(features, g, b) for g in grids]
-        # prediction: the grids' small 2D branches side by side on the CPU workers
-        return voxels, features, centres, grids, run_tasks(lambda g: self.head.grid_outputs(features, g, b), grids)
+            outputs = [self.head.grid_outputs(features, g, b) for g in grids]
+        else:  # prediction: the grids' small 2D branches side by side on the CPU workers
+            outputs = run_tasks(lambda g: self.head.grid_outputs(features, g, b), grids)
+        return voxels, features, centres, grids, outputs
 
     @torch.no_grad()
     def cell_probabilities(self, batch: Batch) -> list[tuple[Grid, torch.Tensor]]:
@@ -109,9 +110,10 @@ class GridSegmenter(nn.Module):
 
     def _reach(self, grids: list[Grid], batch_size: int) -> torch.Tensor:
         """For every cell: how far (metres, in x and y) its mask may reach at prediction: half the
-        largest object its grid answers for, plus two cell edges (a cell next to the centre's may answer)."""
-        return torch.cat([self.head.size_ranges[i][1] / 2 + MASK_REACH_CELLS * g.cell.amax(1).repeat_interleave(g.size * g.size)
-                          for i, g in enumerate(grids)])
+        largest object its grid answers for, plus ``MASK_REACH_CELLS`` cell edges (a cell next to the
+        centre's may answer)."""
+        return torch.cat([high / 2 + MASK_REACH_CELLS * g.cell.amax(1).repeat_interleave(g.size * g.size)
+                          for (_, high), g in zip(self.head.size_ranges, grids)])
 
     @staticmethod
     def _floor(centres: torch.Tensor, lo: int, hi: int) -> float:
