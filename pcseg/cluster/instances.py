@@ -136,7 +136,7 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                       kernel: str = "flat", max_points: int = 10000, max_fit_points: int = 2000,
                       seed: int = 0, soft_threshold: float | None = None,
                       class_bandwidth: Sequence[float] | None = None, point_classes=None,
-                      fragment_radius: float = 0.0) -> InstanceSet:
+                      fragment_radius: float = 0.0, weights=None) -> InstanceSet:
     """Group points into instances: per predicted class, cluster that class's point features.
 
     embeddings:     FloatTensor[N, D] / FloatArray[N, D] per-point embeddings, or None when
@@ -145,6 +145,10 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     point_classes:  LongTensor[N] that argmax, when the caller has it already
     points:         FloatTensor[N, 3] coordinates, needed for ``coord_weight > 0`` or ``use_offsets``
     offsets:        FloatTensor[N, 3] predicted point -> object-centre vectors (PointGroup-style)
+    weights:        FloatTensor[N] > 0, the number of points each row stands for (rows are voxels, the
+                    network's own resolution: ``group_instances``), or None (one each). Mean-shift,
+                    ``min_size`` and the scores count a row that many times; HDBSCAN and DBSCAN fit
+                    the rows unweighted.
 
     The clustered feature of a point is the concatenation of
         embeddings * embedding_weight | points * coord_weight (if coord_weight > 0)
@@ -227,6 +231,10 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
 
     if soft_threshold is not None and not 0 < soft_threshold <= 1:
         raise ValueError(f"cluster_instances: soft_threshold must be None or in (0, 1], got {soft_threshold}")
+    if weights is not None:
+        weights = _tensor("weights", torch.as_tensor(weights).reshape(-1, 1), n, 1, device).reshape(-1)
+        if n and not float(weights.min()) > 0:
+            raise ValueError(f"cluster_instances: weights must be > 0, got {float(weights.min()):.3g}")
     pred = probs.argmax(1) if point_classes is None else torch.as_tensor(point_classes, device=probs.device)
     if pred.shape != (n,) or (n and (int(pred.min()) < 0 or int(pred.max()) >= num_classes)):
         raise ValueError(f"cluster_instances: point_classes must be {n} class indices in 0..{num_classes - 1}, "
@@ -250,7 +258,7 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         eps_c = bw / 2 if eps is None else eps
         if method == "meanshift":
             cid = mean_shift_modes(f, bw, num_seeds, iters, seed, min_size, kernel=kernel, max_points=max_points,
-                                   checked=True)[0]
+                                   checked=True, weights=None if weights is None else weights[idx])[0]
         else:
             fn = f.cpu().numpy()
             if method == "hdbscan":
@@ -274,11 +282,17 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     cid, point = torch.cat(cluster_of), torch.cat(point_of)
     f = feats[point]
     klass = torch.tensor(cluster_class, device=f.device)
-    points_in = torch.bincount(cid, minlength=count)
-    size = points_in.to(f.dtype).clamp_min_(1)
-    mean = torch.zeros(count, f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, cid, f) / size[:, None]
-    spread = torch.zeros(count, dtype=f.dtype, device=f.device).index_add_(0, cid, (f - mean[cid]).norm(dim=1)) / size
-    conf = torch.zeros(count, dtype=f.dtype, device=f.device).index_add_(0, cid, probs[point, klass[cid]]) / size
+    w = None if weights is None else weights[point].to(f.dtype)
+    points_in = torch.bincount(cid, w, minlength=count)
+    size = points_in.to(f.dtype).clamp_min(1)
+
+    def mean_of(values):  # per cluster, over its points
+        total = torch.zeros((count, *values.shape[1:]), dtype=f.dtype, device=f.device)
+        return total.index_add_(0, cid, values if w is None else values * w.reshape(-1, *[1] * (values.ndim - 1)))
+
+    mean = mean_of(f) / size[:, None]
+    spread = mean_of((f - mean[cid]).norm(dim=1)) / size
+    conf = mean_of(probs[point, klass[cid]]) / size
     bandwidths = torch.tensor(radius, dtype=f.dtype, device=f.device)[klass]
     score = (conf * torch.exp(-spread / bandwidths)).double().cpu().numpy()
     if fragment_radius > 0 and embeddings is not None and use_offsets:

@@ -72,8 +72,9 @@ def _bin_multipliers(dim: int) -> np.ndarray:
 
 
 def _seeds(xs: np.ndarray, bandwidth: float, num_seeds: int, seeding: str, min_bin_freq: int,
-           gen: torch.Generator) -> np.ndarray:
-    """Starting points FloatArray[S, D] (S <= num_seeds) for the points xs FloatArray[M, D].
+           gen: torch.Generator, ws: np.ndarray | None = None) -> np.ndarray:
+    """Starting points FloatArray[S, D] (S <= num_seeds) for the points xs FloatArray[M, D], each
+    standing for ws FloatArray[M] points (None: one each).
 
     "fps": xs is binned on a grid of cell side ``bandwidth`` and farthest-point sampling runs over
     the centres (means) of the bins holding >= min_bin_freq points, densest first. Skipping sparse
@@ -91,8 +92,11 @@ def _seeds(xs: np.ndarray, bandwidth: float, num_seeds: int, seeding: str, min_b
     key = (cells * _bin_multipliers(xs.shape[1])).sum(1)
     _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
+    if ws is not None:
+        counts = np.bincount(inverse, ws, counts.shape[0])
     # bin means, one weighted bincount per dimension (np.add.at is several times slower)
-    centres = np.stack([np.bincount(inverse, xs[:, d], counts.shape[0]) for d in range(xs.shape[1])], 1)
+    wx = xs if ws is None else xs * ws[:, None]
+    centres = np.stack([np.bincount(inverse, wx[:, d], counts.shape[0]) for d in range(xs.shape[1])], 1)
     centres = (centres / counts[:, None]).astype(xs.dtype)
     order = np.argsort(-counts, kind="stable")  # densest first; unique's sort order breaks ties
     centres, counts = centres[order], counts[order]
@@ -106,8 +110,8 @@ def _seeds(xs: np.ndarray, bandwidth: float, num_seeds: int, seeding: str, min_b
 def _shift(modes: np.ndarray, xs_t: np.ndarray, xs_sq: np.ndarray, xs_one: np.ndarray, bandwidth: float,
            kernel: str, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
     """One mean-shift step for every mode: (weighted mean of the points FloatArray[S, D], kernel mass [S]).
-    xs_t = -2 xs^T [D, M], xs_sq = |xs|^2 [1, M] and xs_one = [xs | 1] [M, D + 1] are the caller's,
-    computed once per call of ``mean_shift_modes``."""
+    xs_t = -2 xs^T [D, M], xs_sq = |xs|^2 [1, M] and xs_one = [xs w | w] [M, D + 1] (w: the points'
+    weights) are the caller's, computed once per call of ``mean_shift_modes``."""
     new = np.empty_like(modes)
     mass = np.empty(modes.shape[0], modes.dtype)
     h2 = bandwidth * bandwidth
@@ -143,11 +147,14 @@ def _merge(modes: np.ndarray, density: np.ndarray, bandwidth: float) -> np.ndarr
 def mean_shift_modes(x, bandwidth: float, num_seeds: int = 256, iters: int = 20, seed: int = 0,
                      min_size: int = 1, *, kernel: str = "flat", seeding: str = "fps",
                      max_points: int = 20000, min_bin_freq: int = 2, tol: float = 1e-3,
-                     chunk_size: int = 1 << 22, checked: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     chunk_size: int = 1 << 22, checked: bool = False,
+                     weights=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``mean_shift`` that also returns the modes: (labels LongTensor[N], modes FloatTensor[K, D]),
     on x's device; modes[k] is the mode of cluster k. See ``mean_shift`` for the arguments;
     ``checked``: the caller has already checked that x is finite (``cluster_instances`` checks the
-    whole scene once)."""
+    whole scene once). ``weights``: FloatArray[N] > 0, the number of points each row of x stands for
+    (a voxel's points): every density, mean, bin count and ``min_size`` counts a row that many times,
+    as if its points were all there; None: one each."""
     device = x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
     x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if x.ndim != 2:
@@ -166,13 +173,21 @@ def mean_shift_modes(x, bandwidth: float, num_seeds: int = 256, iters: int = 20,
                 torch.empty(0, x.shape[1], dtype=torch.from_numpy(x).dtype, device=device))
     if not checked and not np.isfinite(x).all():
         raise ValueError("mean_shift: x holds NaN or infinite values")
+    if weights is not None:
+        weights = weights.detach().cpu().numpy() if isinstance(weights, torch.Tensor) else np.asarray(weights)
+        weights = weights.astype(x.dtype, copy=False)
+        if weights.shape != (n,) or not checked and not (weights > 0).all():
+            raise ValueError(f"mean_shift: weights must be {n} values > 0, got shape {weights.shape}")
     gen = torch.Generator().manual_seed(seed)
     # Modes are found on a uniform subsample: its kernel density estimate has the same modes (up to
     # sampling noise) at a fraction of the cost; every point is still assigned below.
-    xs = x if n <= max_points else x[torch.randperm(n, generator=gen)[:max_points].sort().values.numpy()]
-    modes = _seeds(xs, bandwidth, num_seeds, seeding, min_bin_freq, gen)
+    pick = None if n <= max_points else torch.randperm(n, generator=gen)[:max_points].sort().values.numpy()
+    xs = x if pick is None else x[pick]
+    ws = None if weights is None else weights if pick is None else weights[pick]
+    modes = _seeds(xs, bandwidth, num_seeds, seeding, min_bin_freq, gen, ws)
     xs_t, xs_sq = (xs * -2.0).T.copy(), (xs * xs).sum(1)[None]
-    xs_one = np.concatenate([xs, np.ones((xs.shape[0], 1), xs.dtype)], 1)
+    xs_one = (np.concatenate([xs, np.ones((xs.shape[0], 1), xs.dtype)], 1) if ws is None
+              else np.concatenate([xs * ws[:, None], ws[:, None]], 1))
     active = np.arange(modes.shape[0])
     mass = None  # flat kernel: points within the bandwidth of each mode where it stopped
     for _ in range(iters):
@@ -194,7 +209,8 @@ def mean_shift_modes(x, bandwidth: float, num_seeds: int = 256, iters: int = 20,
     dist, labels = nearest(x, modes, chunk_size)
     labels[dist > bandwidth * bandwidth] = -1
     # drop clusters below min_size and renumber the rest 0..K-1 in mode order (densest first)
-    sizes = np.bincount(labels[labels >= 0], minlength=modes.shape[0])
+    member = labels >= 0
+    sizes = np.bincount(labels[member], None if weights is None else weights[member], modes.shape[0])
     keep = sizes >= max(min_size, 1)
     new_id = np.cumsum(keep) - 1
     new_id[~keep] = -1
@@ -213,7 +229,8 @@ def mean_shift(x, bandwidth: float, num_seeds: int = 256, iters: int = 20, seed:
     min_size:  clusters with fewer points become -1
     options:   kernel="flat"|"gaussian", seeding="fps"|"random", max_points=20000 (modes are
                sought on a random subsample of this size), min_bin_freq=2, tol=1e-3,
-               chunk_size=2**22 (most entries of any seeds x points matrix)
+               chunk_size=2**22 (most entries of any seeds x points matrix), weights=None (the
+               number of points each row stands for: ``mean_shift_modes``)
 
     Converged modes closer than bandwidth/2 merge (the denser survives); every point joins its
     nearest mode if within the bandwidth, else -1. Computed on the CPU (numpy), returned on x's device;

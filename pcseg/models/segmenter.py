@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from pcseg.data.voxelize import voxel_mean, voxelize
+from pcseg.data.voxelize import Voxels, voxel_mean, voxelize
 from pcseg.labels import IGNORE
 from pcseg.models.backbone import SparseUNet
 from pcseg.models.heads import EmbeddingHead, OffsetHead, SemanticHead
@@ -109,11 +109,21 @@ class BottomUpSegmenter(nn.Module):
             raise ValueError(f"BottomUpSegmenter: Batch.instance must be >= {IGNORE}, "
                              f"got {int(batch.instance.min())}")
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def _voxel_features(self, batch: Batch) -> tuple[torch.Tensor, Voxels]:
         self._check(batch)
         voxels = voxelize(batch.points, batch.offset, self.voxel_size, anchor_floor=True)
         x = SparseTensor(voxel_mean(batch.features, voxels), voxels.coords)
-        features = self.backbone(x).features                                      # [V, c]
+        return self.backbone(x).features, voxels                                  # [V, c]
+
+    def voxel_outputs(self, batch: Batch) -> tuple[dict[str, torch.Tensor], Voxels]:
+        """The eval outputs once per voxel ([V, ...], the resolution the network sees) and the
+        voxelization, whose ``inverse`` copies them to the points: what prediction groups, at a
+        fraction of the points' rows."""
+        features, voxels = self._voxel_features(batch)
+        return {head.output: head(features) for head in self.heads()}, voxels
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        features, voxels = self._voxel_features(batch)
         # Heads run once per voxel; the inverse map copies each voxel's output to its points.
         inverse = voxels.inverse
         out = {head.output: head(features)[inverse] for head in self.heads()}

@@ -492,3 +492,36 @@ def test_a_part_of_an_object_the_embeddings_split_off_ranks_by_its_share():
     assert alone.masks.sum(1).tolist() == [300]
     with pytest.raises(ValueError, match="fragment_radius"):
         cluster_instances(emb, probs, pts, fragment_radius=-1.0, **kwargs)
+
+
+# --- weighted rows (voxels standing for their points) ----------------------------------------------
+
+def test_a_weighted_row_clusters_as_that_many_repeated_rows():
+    """mean-shift with weights = the same rows repeated weight times: the same labels and modes, and
+    min_size counts points: a 40-row blob of ~80 points survives min_size 60."""
+    x, gt = blobs([120, 40, 200])
+    w = np.random.default_rng(0).integers(1, 4, len(x))
+    labels, modes = mean_shift_modes(x, 0.5, min_size=60, weights=torch.from_numpy(w).float())
+    rep_labels, rep_modes = mean_shift_modes(np.repeat(x.numpy(), w, 0), 0.5, min_size=60)
+    assert same_partition(labels, gt) and int(labels.max()) == 2
+    assert torch.equal(rep_labels, torch.from_numpy(np.repeat(labels.numpy(), w)))
+    assert torch.allclose(modes, rep_modes, atol=1e-5)
+    assert int(mean_shift_modes(x, 0.5, min_size=60)[0].max()) == 1  # unweighted, the small blob goes
+    with pytest.raises(ValueError, match="weights"):
+        mean_shift_modes(x, 0.5, weights=np.ones(len(x) - 1))
+
+
+def test_cluster_instances_with_weights_equals_the_repeated_points():
+    emb, _, cls = scene()
+    rng = np.random.default_rng(1)
+    probs = one_hot_probs(cls, confidence=0.8)
+    probs[:, 4] += rng.uniform(0, 0.1, len(cls)).astype(np.float32)  # confidences that differ by row
+    probs /= probs.sum(1, keepdims=True)
+    w = rng.integers(1, 5, len(emb))
+    got = cluster_instances(emb, probs, weights=w, min_size=100)
+    want = cluster_instances(np.repeat(emb, w, 0), np.repeat(probs, w, 0), min_size=100)
+    assert len(got) == 6  # the scene's six objects
+    assert np.array_equal(np.repeat(got.masks, w, 1), want.masks) and np.array_equal(got.labels, want.labels)
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+    with pytest.raises(ValueError, match="weights"):
+        cluster_instances(emb, probs, weights=np.zeros(len(emb)))

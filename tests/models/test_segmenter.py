@@ -73,6 +73,13 @@ def test_eval_outputs_per_point_and_equal_within_a_voxel():
     assert torch.equal(emb[0], emb[1])
     assert not torch.allclose(emb[0], emb[3])
     assert "offsets" not in tiny_model(offsets=False).eval()(small)
+    # once per voxel, as prediction groups them: the inverse map gives back the points' outputs
+    with torch.no_grad():
+        per_voxel, voxels = model.voxel_outputs(batch)
+        per_point = model(batch)
+    assert per_voxel.keys() == per_point.keys() and voxels.num_voxels < m
+    for name, value in per_voxel.items():
+        assert torch.equal(value[voxels.inverse], per_point[name])
 
 
 def test_single_point_scene_and_single_point_batch_train():
