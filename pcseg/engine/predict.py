@@ -153,9 +153,10 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, pre
 def _write_prediction(tmp: Path, scene: Scene, pred: Prediction, save_embeddings: bool) -> None:
     from ..io.official import write_instance_ids_txt, write_instance_predictions, write_semantic_txt
 
-    write_instance_predictions(tmp, scene.name, pred.instances)
-    write_semantic_txt(tmp / "semantic" / f"{scene.name}.txt", pred.semantic)
-    write_instance_ids_txt(tmp / "instance_ids" / f"{scene.name}.txt", pred.instances.to_ids())
+    # the folder is new and renamed into place whole (``atomic_path``): no file needs its own rename
+    write_instance_predictions(tmp, scene.name, pred.instances, atomic=False)
+    write_semantic_txt(tmp / "semantic" / f"{scene.name}.txt", pred.semantic, atomic=False)
+    write_instance_ids_txt(tmp / "instance_ids" / f"{scene.name}.txt", pred.instances.to_ids(), atomic=False)
     if save_embeddings and pred.embeddings is not None:
         (tmp / "embeddings").mkdir(exist_ok=True)
         # clipped: an embedding beyond float16 range would become inf

@@ -65,11 +65,16 @@ def _int_lines(path: Path, what: str) -> np.ndarray:
         raise DataError(path, None, f"{what} values out of the int64 range") from None
 
 
-def _write_int_lines(path: str | os.PathLike, values: np.ndarray) -> Path:
+def _write_int_lines(path: str | os.PathLike, values: np.ndarray, atomic: bool = True) -> Path:
     values = np.asarray(values)
     if values.ndim != 1:
         raise ValueError(f"{path}: expected a 1-D array of integers, got shape {values.shape}")
-    return write_bytes(path, int_lines_bytes(values))
+    if atomic:
+        return write_bytes(path, int_lines_bytes(values))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(int_lines_bytes(values))
+    return path
 
 
 _POWERS_OF_TEN = 10 ** np.arange(1, 20, dtype=np.uint64)  # 10 .. 10^19
@@ -109,6 +114,17 @@ def _mask_lines(masks: np.ndarray) -> np.ndarray:
     return lines.view(np.uint8)
 
 
+def _write_file(path: Path, data, atomic: bool, written: list[tuple[str, Path]]) -> None:
+    """Write ``path``: atomic, under a temporary name to be renamed onto it (listed in ``written``);
+    else in place (listed too, to be removed on failure)."""
+    if atomic:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    else:
+        fd, tmp = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), str(path)
+    written.append((tmp, path))
+    _write_new_file(fd, data)
+
+
 def _write_new_file(fd: int, data) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -145,9 +161,10 @@ def read_gt_txt(path: str | os.PathLike) -> np.ndarray:
 
 
 # --- semantic labels (§8.3) ----------------------------------------------------------------------
-def write_semantic_txt(path: str | os.PathLike, labels: np.ndarray) -> Path:
-    """Atomically write one NYU40 id per line (IntArray[N])."""
-    return _write_int_lines(path, labels)
+def write_semantic_txt(path: str | os.PathLike, labels: np.ndarray, atomic: bool = True) -> Path:
+    """Atomically write one NYU40 id per line (IntArray[N]); ``atomic=False``: in place, for a
+    folder that is itself written under a temporary name (``io.atomic.atomic_path``)."""
+    return _write_int_lines(path, labels, atomic)
 
 
 def read_semantic_txt(path: str | os.PathLike) -> np.ndarray:
@@ -157,13 +174,16 @@ def read_semantic_txt(path: str | os.PathLike) -> np.ndarray:
 
 # --- instance submission (§8.2) ------------------------------------------------------------------
 def write_instance_predictions(pred_dir: str | os.PathLike, scene_name: str, instances: InstanceSet,
-                               mask_subdir: str = "predicted_masks") -> Path:
+                               mask_subdir: str = "predicted_masks", atomic: bool = True) -> Path:
     """Write ``<pred_dir>/<scene>.txt`` and ``<pred_dir>/<mask_subdir>/<scene>_<k:03d>.txt``.
 
     Lines: ``<mask_subdir>/<scene>_<k:03d>.txt <nyu40> <score:.6f>``; masks hold one 0/1 per line.
     All files are written under temporary names first; the scene txt is renamed last, so a
     failure never leaves a scene file that points at missing or half-written masks.
-    Returns the scene txt path.
+    ``atomic=False``: every file under its own name at once (no renames: a rename costs as much as
+    writing a mask), for a ``pred_dir`` that is itself written under a temporary name and renamed
+    whole (``io.atomic.atomic_path``, as ``pcseg predict`` does); a failure still removes the
+    files it wrote. Returns the scene txt path.
     """
     if not scene_name or any(c in scene_name for c in " /\\"):
         raise ValueError(f"write_instance_predictions: bad scene name {scene_name!r}")
@@ -174,7 +194,7 @@ def write_instance_predictions(pred_dir: str | os.PathLike, scene_name: str, ins
     mask_dir = pred_dir / mask_subdir
     mask_dir.mkdir(parents=True, exist_ok=True)
     rel = Path(mask_subdir).as_posix()
-    renames: list[tuple[str, Path]] = []
+    written: list[tuple[str, Path]] = []  # (the file written, its final name)
     lines = []
     # the files' bytes are 2 per point and mask: formatted a chunk of masks at a time (~256 MB)
     chunk = max(1, MASK_CHUNK_BYTES // max(2 * instances.num_points, 1))
@@ -183,18 +203,14 @@ def write_instance_predictions(pred_dir: str | os.PathLike, scene_name: str, ins
             if k % chunk == 0:
                 mask_lines = _mask_lines(instances.masks[k:k + chunk])
             name = f"{scene_name}_{k:03d}.txt"
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=mask_dir)
-            renames.append((tmp, mask_dir / name))
-            _write_new_file(fd, mask_lines[k % chunk])
+            _write_file(mask_dir / name, mask_lines[k % chunk], atomic, written)
             lines.append(f"{rel}/{name} {int(instances.labels[k])} {float(instances.scores[k]):.6f}\n")
         scene_txt = pred_dir / f"{scene_name}.txt"
-        fd, tmp = tempfile.mkstemp(prefix=f".{scene_txt.name}.", suffix=".tmp", dir=pred_dir)
-        renames.append((tmp, scene_txt))
-        _write_new_file(fd, "".join(lines).encode())
-        for tmp, final in renames:  # the scene txt is last: it commits the scene
+        _write_file(scene_txt, "".join(lines).encode(), atomic, written)
+        for tmp, final in written if atomic else ():  # the scene txt is last: it commits the scene
             os.replace(tmp, final)
     except BaseException:
-        for tmp, _ in renames:
+        for tmp, _ in written:
             if os.path.exists(tmp):
                 os.remove(tmp)
         raise
@@ -275,7 +291,7 @@ def read_instance_predictions(pred_dir: str | os.PathLike, scene_name: str,
     return InstanceSet(masks, labels, scores.astype(np.float32))
 
 
-def write_instance_ids_txt(path: str | os.PathLike, instance_ids: np.ndarray) -> Path:
+def write_instance_ids_txt(path: str | os.PathLike, instance_ids: np.ndarray, atomic: bool = True) -> Path:
     """Per-vertex instance ids (0 = none), one integer per line: a compact companion of the
-    submission format for viewers and users' own tools."""
-    return _write_int_lines(path, instance_ids)
+    submission format for viewers and users' own tools. ``atomic`` as in ``write_semantic_txt``."""
+    return _write_int_lines(path, instance_ids, atomic)

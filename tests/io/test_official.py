@@ -96,7 +96,8 @@ def test_empty_prediction_file_means_no_instances(tmp_path):
     assert len(back) == 0 and back.masks.shape == (0, 50)
 
 
-def test_failed_write_leaves_no_scene_file_and_no_temporaries(tmp_path, monkeypatch):
+@pytest.mark.parametrize("atomic", [True, False])
+def test_failed_write_leaves_no_scene_file_and_no_temporaries(tmp_path, monkeypatch, atomic):
     real = official._write_new_file
     calls = []
 
@@ -109,9 +110,23 @@ def test_failed_write_leaves_no_scene_file_and_no_temporaries(tmp_path, monkeypa
 
     monkeypatch.setattr(official, "_write_new_file", failing)
     with pytest.raises(OSError, match="disk full"):
-        write_instance_predictions(tmp_path, "scene0005_00", random_instances(np.random.default_rng(2)))
+        write_instance_predictions(tmp_path, "scene0005_00", random_instances(np.random.default_rng(2)),
+                                   atomic=atomic)
     assert not (tmp_path / "scene0005_00.txt").exists()
     assert list((tmp_path / "predicted_masks").iterdir()) == []
+
+
+def test_written_in_place_the_files_are_the_same(tmp_path):
+    """``atomic=False`` (a folder renamed whole by its writer): the same bytes, and no temporaries."""
+    instances = random_instances(np.random.default_rng(3), k=4)
+    write_instance_predictions(tmp_path / "a", "scene0006_00", instances)
+    write_instance_predictions(tmp_path / "b", "scene0006_00", instances, atomic=False)
+    write_semantic_txt(tmp_path / "a" / "s.txt", np.arange(5))
+    write_semantic_txt(tmp_path / "b" / "s.txt", np.arange(5), atomic=False)
+    files = {d: sorted(p.relative_to(tmp_path / d) for p in (tmp_path / d).rglob("*") if p.is_file()) for d in "ab"}
+    assert files["a"] == files["b"] and len(files["a"]) == 6
+    for name in files["a"]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_reader_keeps_labels_and_line_order_and_last_line_of_a_repeated_path(tmp_path):

@@ -421,3 +421,35 @@ def test_find_labels_tsv(dataset):
     assert find_labels_tsv(tsv) == tsv
     tsv.unlink()
     assert find_labels_tsv(dataset / "scans" / SID) is None
+
+
+@pytest.mark.parametrize("text", [
+    '{"params": {"kThresh": "0.0001"}, "sceneId": "s", "segIndices": [4, -1 ,\n 7, 0]}',
+    '{"segIndices":[4,-1,7,0],"sceneId":"s"}',
+])
+def test_segs_json_read_fast_as_json_reads_it(tmp_path, text):
+    from pcseg.io.scannet import _plain_seg_indices, read_segments
+
+    path = tmp_path / "s.segs.json"
+    path.write_text(text)
+    assert _plain_seg_indices(text.encode()).tolist() == json.loads(text)["segIndices"]
+    assert read_segments(path, 4).tolist() == [4, -1, 7, 0]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"segIndices": [1, 2.5, 3, 4]}', "expected a list of integers"),
+    ('{"segIndices": [1, true, 3, 4]}', "expected a list of integers"),
+    ('{"segIndices": [1, 2, 3, 4]', "corrupt JSON"),
+    ('{"segIndices": [1, 2, 3, 4], "x": [}', "corrupt JSON"),
+    ('{"a": {"segIndices": [1, 2, 3, 4]}}', "missing"),
+    ('{"segIndices": [1, 2, 3, 99999999999999999999]}', "outside the int64 range"),
+])
+def test_a_segs_json_that_is_not_plain_is_read_by_json_and_named(tmp_path, text, problem):
+    from pcseg.io.scannet import _plain_seg_indices, read_segments
+
+    path = tmp_path / "s.segs.json"
+    path.write_text(text)
+    assert _plain_seg_indices(text.encode()) is None
+    with pytest.raises(DataError, match=problem) as caught:
+        read_segments(path, 4)
+    assert "s.segs.json" in str(caught.value)
