@@ -47,15 +47,18 @@ def _nyu40_of(classes: Sequence[int], class_to_nyu40) -> np.ndarray:
     return nyu
 
 
-def _fit_and_assign(f: np.ndarray, max_fit_points: int, seed: int, fit: Callable, assign_radius: float | None) -> np.ndarray:
+def _fit_and_assign(f: np.ndarray, max_fit_points: int, seed: int, fit: Callable, assign_radius: float | None,
+                    rows_per_point: float = 1.0) -> np.ndarray:
     """Cluster f FloatArray[n, D] with ``fit(sample, rate) -> (labels IntArray[m], core BoolArray[m],
     predict)`` on at most max_fit_points random rows; every other row takes ``predict(rows)`` when the
-    fit gives one, else the label of its nearest core sample (if within assign_radius, when given), else -1."""
+    fit gives one, else the label of its nearest core sample (if within assign_radius, when given), else -1.
+    ``rate``: sample rows per point, by which ``fit`` scales its counts (rows stand for
+    1 / ``rows_per_point`` points each on average: voxels)."""
     n = f.shape[0]
     if n <= max_fit_points:
-        return fit(f, 1.0)[0]
+        return fit(f, rows_per_point)[0]
     pick = np.sort(np.random.default_rng(seed).choice(n, max_fit_points, replace=False))
-    sample_labels, core, predict = fit(f[pick], max_fit_points / n)
+    sample_labels, core, predict = fit(f[pick], max_fit_points / n * rows_per_point)
     labels = np.full(n, -1, np.int64)
     labels[pick] = sample_labels
     if not core.any():
@@ -72,7 +75,8 @@ def _fit_and_assign(f: np.ndarray, max_fit_points: int, seed: int, fit: Callable
     return labels
 
 
-def _hdbscan(f: np.ndarray, min_cluster_size: int, min_samples: int, max_fit_points: int, seed: int) -> np.ndarray:
+def _hdbscan(f: np.ndarray, min_cluster_size: int, min_samples: int, max_fit_points: int, seed: int,
+             rows_per_point: float = 1.0) -> np.ndarray:
     from sklearn.cluster import HDBSCAN
 
     def fit(sample, rate):
@@ -81,11 +85,11 @@ def _hdbscan(f: np.ndarray, min_cluster_size: int, min_samples: int, max_fit_poi
                          allow_single_cluster=True, copy=True).fit_predict(sample)
         return labels.astype(np.int64), np.ones(sample.shape[0], bool), None
 
-    return _fit_and_assign(f, max_fit_points, seed, fit, None)
+    return _fit_and_assign(f, max_fit_points, seed, fit, None, rows_per_point)
 
 
 def _hdbscan_package(f: np.ndarray, min_cluster_size: int, min_samples: int, max_fit_points: int,
-                     seed: int) -> np.ndarray:
+                     seed: int, rows_per_point: float = 1.0) -> np.ndarray:
     """As ``_hdbscan`` with the ``hdbscan`` package: the points outside the sample by its ``approximate_predict``."""
     try:
         import hdbscan
@@ -100,10 +104,11 @@ def _hdbscan_package(f: np.ndarray, min_cluster_size: int, min_samples: int, max
         labels = model.labels_.astype(np.int64)
         return labels, labels >= 0, lambda rows: hdbscan.approximate_predict(model, rows)[0]
 
-    return _fit_and_assign(f, max_fit_points, seed, fit, None)
+    return _fit_and_assign(f, max_fit_points, seed, fit, None, rows_per_point)
 
 
-def _dbscan(f: np.ndarray, eps: float, min_samples: int, max_fit_points: int, seed: int) -> np.ndarray:
+def _dbscan(f: np.ndarray, eps: float, min_samples: int, max_fit_points: int, seed: int,
+            rows_per_point: float = 1.0) -> np.ndarray:
     from sklearn.cluster import DBSCAN
 
     def fit(sample, rate):
@@ -112,7 +117,7 @@ def _dbscan(f: np.ndarray, eps: float, min_samples: int, max_fit_points: int, se
         core[model.core_sample_indices_] = True
         return model.labels_.astype(np.int64), core, None
 
-    return _fit_and_assign(f, max_fit_points, seed, fit, eps)
+    return _fit_and_assign(f, max_fit_points, seed, fit, eps, rows_per_point)
 
 
 def fragment_factor(centres: np.ndarray, classes: np.ndarray, sizes: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -148,7 +153,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     weights:        FloatTensor[N] > 0, the number of points each row stands for (rows are voxels, the
                     network's own resolution: ``group_instances``), or None (one each). Mean-shift,
                     ``min_size`` and the scores count a row that many times; HDBSCAN and DBSCAN fit
-                    the rows unweighted.
+                    the rows unweighted, their min_cluster_size and min_samples scaled by the class's
+                    rows per point.
 
     The clustered feature of a point is the concatenation of
         embeddings * embedding_weight | points * coord_weight (if coord_weight > 0)
@@ -261,12 +267,14 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                                    checked=True, weights=None if weights is None else weights[idx])[0]
         else:
             fn = f.cpu().numpy()
+            # weighted rows: the counts are scaled to rows (these fits take no weights)
+            rate = 1.0 if weights is None else idx.numel() / float(weights[idx].sum())
             if method == "hdbscan":
-                cid = _hdbscan(fn, min_cluster_size, min_samples, max_fit_points, seed)
+                cid = _hdbscan(fn, min_cluster_size, min_samples, max_fit_points, seed, rate)
             elif method == "hdbscan-package":
-                cid = _hdbscan_package(fn, min_cluster_size, min_samples, max_fit_points, seed)
+                cid = _hdbscan_package(fn, min_cluster_size, min_samples, max_fit_points, seed, rate)
             else:
-                cid = _dbscan(fn, eps_c, min_samples, max_fit_points, seed)
+                cid = _dbscan(fn, eps_c, min_samples, max_fit_points, seed, rate)
             cid = torch.from_numpy(cid).to(f.device)
         k = int(cid.max()) + 1 if cid.numel() else 0
         if k == 0:

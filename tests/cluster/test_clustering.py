@@ -525,3 +525,16 @@ def test_cluster_instances_with_weights_equals_the_repeated_points():
     np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
     with pytest.raises(ValueError, match="weights"):
         cluster_instances(emb, probs, weights=np.zeros(len(emb)))
+
+
+@pytest.mark.parametrize("method", ["hdbscan", "hdbscan-package", "dbscan"])
+def test_hdbscan_and_dbscan_count_a_weighted_row_as_its_points(method):
+    """Two blobs of 40 rows standing for 80 points each: found with min_cluster_size / min_samples 60,
+    which 40 unweighted rows could never meet."""
+    x, gt = blobs([40, 40], dim=3)
+    probs = one_hot_probs(np.full(80, 4))
+    got = cluster_instances(x, probs, method=method, bandwidth=0.6, min_size=60, min_cluster_size=60,
+                            min_samples=60, weights=np.full(80, 2.0))
+    assert len(got) == 2 and same_partition(instance_partition(got, 80), gt)
+    rows = cluster_instances(x, probs, method=method, bandwidth=0.6, min_size=1, min_cluster_size=60, min_samples=60)
+    assert len(rows) < 2
