@@ -212,19 +212,80 @@ class InstanceSet:
         """IntArray[K]: number of points in each mask."""
         return self.masks.sum(1)
 
+    def point_indices(self, k: int) -> np.ndarray:
+        """IntArray: the points of instance k, ascending."""
+        return np.flatnonzero(self.masks[k])
+
     def labels_per_point(self) -> np.ndarray:
         """IntArray[N]: the label of the highest-scoring instance holding each point, 0 for none."""
         labels = np.zeros(self.num_points, np.int64)
         for k in np.argsort(self.scores, kind="stable"):  # ascending: the best instance writes last
-            labels[self.masks[k]] = self.labels[k]
+            labels[self.point_indices(k)] = self.labels[k]
         return labels
 
     def to_ids(self) -> np.ndarray:
         """IntArray[N]: one instance id per point (1..K in score order, highest score wins overlaps; 0 = none)."""
         ids = np.zeros(self.num_points, np.int64)
         for k in np.argsort(self.scores, kind="stable"):
-            ids[self.masks[k]] = k + 1
+            ids[self.point_indices(k)] = k + 1
         return ids
+
+
+class MemberInstances(InstanceSet):
+    """An InstanceSet given by each instance's point indices, for scans of millions of points and a
+    thousand instances (a building floor, ``engine.tiling``): its size, point ids, per-point labels and
+    written files come from the members, and the dense ``masks`` [K, N] (gigabytes there) are built
+    only if something asks for them.
+
+    members:    K IntArrays, each the sorted, distinct indices of one instance's points (< num_points)
+    labels, scores, num_points: as in InstanceSet
+    """
+
+    def __init__(self, members: Sequence[np.ndarray], labels: np.ndarray, scores: np.ndarray, num_points: int) -> None:
+        self.members = [np.asarray(m, np.int64).reshape(-1) for m in members]
+        self._num_points = int(num_points)
+        k = len(self.members)
+        for m in self.members:
+            if m.size and (m[0] < 0 or m[-1] >= num_points or (m.size > 1 and not (np.diff(m) > 0).all())):
+                raise ValueError(f"MemberInstances.members: each must be sorted distinct point indices in "
+                                 f"0..{num_points - 1}")
+        self.labels = _check_array("labels", labels, np.int64, (), k, "MemberInstances")
+        self.scores = _check_array("scores", scores, np.float32, (), k, "MemberInstances")
+        if not np.all(np.isfinite(self.scores)):
+            raise ValueError("MemberInstances.scores: NaN or infinite score")
+        self._masks = None
+
+    @property
+    def masks(self) -> np.ndarray:
+        """BoolArray[K, N], built on first use."""
+        if self._masks is None:
+            self._masks = np.zeros((len(self.members), self._num_points), bool)
+            for row, m in enumerate(self.members):
+                self._masks[row, m] = True
+        return self._masks
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @property
+    def num_points(self) -> int:
+        return self._num_points
+
+    def __getitem__(self, index) -> "MemberInstances":
+        index = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        if index.dtype == bool:
+            if index.shape != (len(self),):
+                raise IndexError(f"InstanceSet: boolean index of shape {index.shape} for {len(self)} instances")
+            index = np.flatnonzero(index)
+        index = index.reshape(-1)
+        return MemberInstances([self.members[i] for i in index], self.labels[index], self.scores[index],
+                               self._num_points)
+
+    def point_indices(self, k: int) -> np.ndarray:
+        return self.members[k]
+
+    def sizes(self) -> np.ndarray:
+        return np.array([m.size for m in self.members], np.int64)
 
 
 @dataclass

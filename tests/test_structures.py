@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from pcseg import Batch, InstanceSet, Scene
+from pcseg.structures import MemberInstances
 
 
 def make_scene(n=10, name="s"):
@@ -70,6 +71,30 @@ def test_to_ids_highest_score_wins_overlaps():
     masks = np.array([[1, 1, 0], [0, 1, 1]], bool)
     inst = InstanceSet(masks, np.array([5, 5]), np.array([0.2, 0.9]))
     assert inst.to_ids().tolist() == [1, 2, 2]
+
+
+def test_member_instances_behave_as_their_dense_masks():
+    rng = np.random.default_rng(0)
+    dense = InstanceSet(rng.random((5, 200)) < 0.2, [3, 5, 5, 39, 4], rng.random(5).astype(np.float32))
+    members = MemberInstances([np.flatnonzero(m) for m in dense.masks], dense.labels, dense.scores, 200)
+    assert members._masks is None  # nothing dense until asked for
+    assert len(members) == 5 and members.num_points == 200
+    assert members.sizes().tolist() == dense.sizes().tolist()
+    assert np.array_equal(members.to_ids(), dense.to_ids())
+    assert np.array_equal(members.labels_per_point(), dense.labels_per_point())
+    assert members.point_indices(2).tolist() == dense.point_indices(2).tolist()
+    for index in ([4, 0], np.array([True, False, True, False, True]), slice(1, 3)):
+        part = members[index]
+        assert isinstance(part, MemberInstances) and np.array_equal(part.masks, dense[index].masks)
+        assert np.array_equal(part.scores, dense[index].scores)
+    assert np.array_equal(members.masks, dense.masks)
+    empty = MemberInstances([], np.zeros(0), np.zeros(0), 7)
+    assert len(empty) == 0 and empty.masks.shape == (0, 7) and empty.to_ids().tolist() == [0] * 7
+    for bad in ([np.array([3, 200])], [np.array([5, 4])], [np.array([-1])], [np.array([2, 2])]):
+        with pytest.raises(ValueError, match="members"):
+            MemberInstances(bad, [3], [0.5], 200)
+    with pytest.raises(ValueError, match="labels"):
+        MemberInstances([np.array([1])], [3, 4], [0.5], 200)
 
 
 def test_batch_packs_scenes_with_offsets_and_selects():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from ..structures import InstanceSet, Prediction, Scene
+from ..structures import MemberInstances, Prediction, Scene
 from .snapping import snap_to_scene
 
 DUPLICATE_IOU = 0.5
@@ -121,9 +121,7 @@ def predict_tiled(predictor, scene: Scene, size: float, overlap: float, progress
     labels_all = np.concatenate(labels) if labels else np.zeros(0, np.int64)
     scores_all = np.concatenate(scores) if scores else np.zeros(0, np.float32)
     keep = _drop_duplicates(members, scores_all, len(scene))
-    masks = np.zeros((len(keep), len(scene)), bool)
-    for row, k in enumerate(keep):
-        masks[row, members[k]] = True
-    instances = InstanceSet(masks, labels_all[keep], scores_all[keep]) if len(keep) else InstanceSet.empty(len(scene))
+    # by their points: a floor's K x N masks would be gigabytes, and time beyond linear to fill
+    instances = MemberInstances([members[k] for k in keep], labels_all[keep], scores_all[keep], len(scene))
     timings["merge"] = merge + time.perf_counter() - start
     return Prediction(instances, semantic, timings)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..structures import InstanceSet
+from ..structures import InstanceSet, MemberInstances
 from .atomic import write_bytes
 
 INSTANCE_ID_LIMIT = 1000  # the GT encoding nyu40 * 1000 + instance needs instance < 1000
@@ -104,6 +104,25 @@ def int_lines_bytes(values: np.ndarray) -> bytes:
 
 
 MASK_CHUNK_BYTES = 1 << 28
+
+
+def _mask_files(instances: InstanceSet):
+    """The bytes of each instance's mask file in turn (each to be written before the next is asked
+    for: a ``MemberInstances``' files share one buffer, its members set to 1 and back)."""
+    if isinstance(instances, MemberInstances):  # no K x N array: one N-line buffer
+        lines = np.empty((instances.num_points, 2), np.uint8)
+        lines[:, 0], lines[:, 1] = ord("0"), ord("\n")
+        for members in instances.members:
+            lines[members, 0] = ord("1")
+            yield lines
+            lines[members, 0] = ord("0")
+        return
+    # the files' bytes are 2 per point and mask: formatted a chunk of masks at a time (~256 MB)
+    chunk = max(1, MASK_CHUNK_BYTES // max(2 * instances.num_points, 1))
+    for k in range(len(instances)):
+        if k % chunk == 0:
+            mask_lines = _mask_lines(instances.masks[k:k + chunk])
+        yield mask_lines[k % chunk]
 
 
 def _mask_lines(masks: np.ndarray) -> np.ndarray:
@@ -196,14 +215,10 @@ def write_instance_predictions(pred_dir: str | os.PathLike, scene_name: str, ins
     rel = Path(mask_subdir).as_posix()
     written: list[tuple[str, Path]] = []  # (the file written, its final name)
     lines = []
-    # the files' bytes are 2 per point and mask: formatted a chunk of masks at a time (~256 MB)
-    chunk = max(1, MASK_CHUNK_BYTES // max(2 * instances.num_points, 1))
     try:
-        for k in range(len(instances)):
-            if k % chunk == 0:
-                mask_lines = _mask_lines(instances.masks[k:k + chunk])
+        for k, mask_bytes in enumerate(_mask_files(instances)):
             name = f"{scene_name}_{k:03d}.txt"
-            _write_file(mask_dir / name, mask_lines[k % chunk], atomic, written)
+            _write_file(mask_dir / name, mask_bytes, atomic, written)
             lines.append(f"{rel}/{name} {int(instances.labels[k])} {float(instances.scores[k]):.6f}\n")
         scene_txt = pred_dir / f"{scene_name}.txt"
         _write_file(scene_txt, "".join(lines).encode(), atomic, written)

@@ -246,3 +246,17 @@ def test_int_lines_bytes_matches_python_formatting():
     for values in (extremes, rng.integers(-10**15, 10**15, 2000), rng.integers(0, 41, 5000), np.arange(-1001, 1002),
                    np.zeros(0, np.int64), np.array([7], np.int32)):
         assert official.int_lines_bytes(values) == "".join(f"{int(v)}\n" for v in values).encode()
+
+
+def test_member_instances_write_the_same_files_as_dense_masks(tmp_path):
+    from pcseg.structures import MemberInstances
+
+    dense = random_instances(np.random.default_rng(4), k=5)
+    members = MemberInstances([np.flatnonzero(m) for m in dense.masks], dense.labels, dense.scores, dense.num_points)
+    write_instance_predictions(tmp_path / "a", "scene0007_00", dense)
+    write_instance_predictions(tmp_path / "b", "scene0007_00", members, atomic=False)
+    assert members._masks is None  # written from the members alone
+    names = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(names) == 6
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
