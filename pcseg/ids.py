@@ -16,3 +16,41 @@ def dense_ids(ids) -> tuple[np.ndarray, np.ndarray]:
         return np.flatnonzero(present), (np.cumsum(present) - 1)[ids]
     values, index = np.unique(ids, return_inverse=True)
     return values, index.reshape(-1).astype(np.int64)
+
+
+def positions_of(ids, num_ids: int):
+    """For ids IntArray[N] in 0..num_ids-1, a function ``of(selected)`` -> IntArray: the positions of
+    the entries whose id is one of ``selected`` (distinct ids), id by id in the order given, ascending
+    within an id. One stable sort up front (torch's: ~10x numpy's on 10^5 int64 ids), so each call
+    costs the size of its answer, not N: an instance's points from its voxels or segments."""
+    import torch
+
+    ids = np.asarray(ids).reshape(-1)
+    order = torch.sort(torch.from_numpy(ids.astype(np.int32 if num_ids < 2 ** 31 else np.int64)),
+                       stable=True)[1].numpy()
+    count = np.bincount(ids, minlength=num_ids)
+    start = np.cumsum(count) - count
+
+    def of(selected) -> np.ndarray:
+        selected = np.asarray(selected, np.int64).reshape(-1)
+        lengths = count[selected]
+        heads = np.cumsum(lengths) - lengths  # where each selected id's run begins in the answer
+        return order[np.repeat(start[selected] - heads, lengths) + np.arange(int(lengths.sum()))]
+
+    return of
+
+
+def members_of_rows(rows: np.ndarray, ids) -> list[np.ndarray]:
+    """BoolArray[K, G] over groups (voxels, segments) and each entry's group ids IntArray[N] in
+    0..G-1 -> for each row, the ascending positions of the entries whose group it holds: K masks over
+    groups made masks over the N entries as index lists, in a handful of array calls whatever K."""
+    import torch
+
+    ids = np.asarray(ids).reshape(-1)
+    if rows.shape[0] == 0:
+        return []
+    row, group = np.divmod(np.flatnonzero(rows), rows.shape[1])  # ~10x faster than np.nonzero on 2-D
+    points = positions_of(ids, rows.shape[1])(group)
+    row = np.repeat(row, np.bincount(ids, minlength=rows.shape[1])[group])
+    key = torch.sort(torch.from_numpy(row * ids.size + points))[0].numpy()  # by row, then position
+    return np.split(key % max(ids.size, 1), np.cumsum(np.bincount(row, minlength=rows.shape[0]))[:-1])

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ids import dense_ids
-from ..structures import InstanceSet, Scene
+from ..ids import dense_ids, members_of_rows
+from ..structures import InstanceSet, MemberInstances, Scene
 
 
 def _dense(segments: np.ndarray) -> np.ndarray:
@@ -42,10 +42,17 @@ def _snap_masks(instances: InstanceSet, seg: np.ndarray, min_cover: float, min_s
         return instances
     count = np.bincount(seg)
     # points of each mask per segment: one bincount over (mask, segment) pairs of the masks' points
-    mask_of, point = np.divmod(np.flatnonzero(instances.masks), seg.shape[0])  # 10x faster than np.nonzero
+    if isinstance(instances, MemberInstances):
+        mask_of = np.repeat(np.arange(len(instances)), instances.sizes())
+        point = np.concatenate(instances.members)
+    else:
+        mask_of, point = np.divmod(np.flatnonzero(instances.masks), seg.shape[0])  # 10x faster than np.nonzero
     covered = np.bincount(mask_of * len(count) + seg[point], minlength=len(instances) * len(count))
     kept_segments = covered.reshape(len(instances), len(count)) >= min_cover * count
     keep = kept_segments @ count >= max(min_size, 1)  # points per snapped mask
+    if isinstance(instances, MemberInstances):  # members in, members out: no K x N array
+        return MemberInstances(members_of_rows(kept_segments[keep], seg), instances.labels[keep],
+                               instances.scores[keep], len(seg))
     snapped = np.take(kept_segments[keep], seg, axis=1)
     return InstanceSet(snapped, instances.labels[keep], instances.scores[keep])
 

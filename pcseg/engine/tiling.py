@@ -109,11 +109,12 @@ def predict_tiled(predictor, scene: Scene, size: float, overlap: float, progress
         semantic[index[core]] = pred.semantic[core]
         inst = pred.instances
         if len(inst):
-            counts = inst.masks.sum(1)
-            centres = (inst.masks.astype(np.float32) @ part.points[:, :2]) / np.maximum(counts, 1)[:, None]
+            points = [inst.point_indices(k) for k in range(len(inst))]
+            counts = np.array([len(p) for p in points])
+            centres = np.array([part.points[p, :2].mean(0) if len(p) else (0.0, 0.0) for p in points])
             mine = np.flatnonzero((counts > 0) & (grid.cells(centres) == block_cell))
             for k in mine:
-                members.append(index[inst.masks[k]])
+                members.append(index[points[k]])
             labels.append(inst.labels[mine])
             scores.append(inst.scores[mine])
         merge += time.perf_counter() - start

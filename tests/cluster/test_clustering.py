@@ -6,7 +6,7 @@ from pcseg.cluster import (cluster_instances, dbscan_xyz, mean_shift, mean_shift
                            snap_to_segments)
 from pcseg.cluster.instances import fragment_factor
 from pcseg.labels import semantic20_to_nyu40
-from pcseg.structures import InstanceSet
+from pcseg.structures import InstanceSet, MemberInstances
 
 
 def test_connected_components_split_touching_classes_but_not_far_ones():
@@ -400,6 +400,12 @@ def test_snap_prediction_matches_the_definition_on_random_scenes(id_base):
     assert 0 < len(want) < 7 and len(got) == len(want)
     np.testing.assert_array_equal(got.masks, np.array(want))
     np.testing.assert_array_equal(got_labels, want_labels)
+    # the same instances given by their points: snapped to the same, still as points
+    members = MemberInstances([np.flatnonzero(m) for m in masks], inst.labels, inst.scores, 600)
+    got_members = snap_prediction(members, labels, segments, 0.4, min_size=200)[0]
+    assert isinstance(got_members, MemberInstances) and got_members._masks is None
+    np.testing.assert_array_equal(got_members.masks, np.array(want))
+    np.testing.assert_array_equal(got_members.scores, got.scores)
 
 
 def test_snap_to_segments_bad_input():

@@ -16,8 +16,9 @@ from ...data import collate
 from ...data.voxelize import voxel_mean
 from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
+from ...ids import members_of_rows
 from ...labels import semantic20_to_nyu40
-from ...structures import InstanceSet, Prediction, Scene
+from ...structures import InstanceSet, MemberInstances, Prediction, Scene
 from .. import SHIPPED_MODEL
 from ..scenes import ScenePredictor, load_scene_model
 from .build import build_model, cluster_settings
@@ -73,7 +74,9 @@ def group_instances(out: NetworkOutput, recipe: BottomUpRecipe) -> Prediction:
     instances = cluster_instances(embeddings, out.probs, out.points, offsets=out.offsets, point_classes=classes,
                                   weights=out.counts, **cluster_settings(recipe))
     inverse = out.inverse.cpu().numpy()
-    instances = InstanceSet(np.take(instances.masks, inverse, axis=1), instances.labels, instances.scores)
+    # by their points' indices (snapping and writing take them as they are): no K x N masks
+    instances = MemberInstances(members_of_rows(instances.masks, inverse), instances.labels, instances.scores,
+                                len(inverse))
     classes = classes.cpu().numpy()[inverse]
     cluster = time.perf_counter() - start
     return Prediction(instances, semantic20_to_nyu40(classes), {"network": out.seconds, "cluster": cluster},
