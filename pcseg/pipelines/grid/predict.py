@@ -16,10 +16,10 @@ from ...cluster.nms import mask_nms, matrix_nms
 from ...data import collate
 from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
+from ...ids import members_of_rows
 from ...labels import semantic20_to_nyu40
 from ...models.grid_segmenter import Candidates
-from ...sparse.workers import conv_threads, run_tasks
-from ...structures import InstanceSet, Prediction, Scene
+from ...structures import InstanceSet, MemberInstances, Prediction, Scene
 from ..scenes import ScenePredictor, load_scene_model
 from .build import build_model
 from .recipe import PREDICT_KEYS, GridRecipe
@@ -76,24 +76,12 @@ def to_instances(out: GridOutput, recipe: GridRecipe) -> Prediction:
     chosen = masks.index_select(0, order).cpu()
     big = chosen @ voxel_points >= recipe.min_size
     order, chosen = order[big.to(order.device)], chosen[big]
-    point_masks = _voxels_to_points(chosen.bool().numpy(), inverse)
-    instances = InstanceSet(point_masks, semantic20_to_nyu40(classes[order].cpu().numpy()),
-                            decayed[order].cpu().numpy().astype(np.float32)) if n else InstanceSet.empty(0)
+    # by their points' indices (snapping and writing take them as they are): no K x N masks
+    instances = MemberInstances(members_of_rows(chosen.bool().numpy(), inverse),
+                                semantic20_to_nyu40(classes[order].cpu().numpy()),
+                                decayed[order].cpu().numpy().astype(np.float32), n) if n else InstanceSet.empty(0)
     return Prediction(instances, instances.labels_per_point(),
                       {"network": out.seconds, "cluster": time.perf_counter() - start})
-
-
-def _voxels_to_points(voxel_masks: np.ndarray, inverse: np.ndarray) -> np.ndarray:
-    """BoolArray[K, V] -> BoolArray[K, N] through each point's voxel: numpy's take along the points
-    (~4x faster than torch's index_select of bools), rows split over pcseg's CPU workers (take
-    releases the GIL)."""
-    k = voxel_masks.shape[0]
-    out = np.empty((k, inverse.shape[0]), dtype=bool)
-    parts = max(1, min(conv_threads(), k))
-    cuts = [k * i // parts for i in range(parts + 1)]
-    run_tasks(lambda rows: np.take(voxel_masks[rows], inverse, axis=1, out=out[rows]),
-              [slice(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo])
-    return out
 
 
 def predict_scene(model: torch.nn.Module, scene: Scene, recipe: GridRecipe, device: str | torch.device = "cpu") -> Prediction:
