@@ -129,7 +129,9 @@ def _cmd_viz(args) -> None:
         out = args.out or f"{Path(args.scene).name}_frame{args.frame}.png"
         print(f"wrote {save_png(frame_panels(frames_dir, args.frame), out)}")
         return
-    scene = read_scene(args.scene, labels_tsv=args.labels, up=args.up)
+    from .pipelines.bottomup.orient import room_confidence
+
+    scene = read_scene(args.scene, labels_tsv=args.labels, up=args.up, up_judge=room_confidence)
     window = args.out is None
     pred = None
     if args.pred:  # the window reads what the folder has, for C to cycle through

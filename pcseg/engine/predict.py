@@ -45,7 +45,7 @@ KEEP_POINTS = 30_000_000   # inputs read by check_inputs stay in memory up to th
 
 
 def check_inputs(sources: list[Path], skip_bad: bool = False,
-                 progress: bool = True, up: str = "z") -> tuple[list[Path], dict[Path, Scene]]:
+                 progress: bool = True, up: str = "z", up_judge=None) -> tuple[list[Path], dict[Path, Scene]]:
     """Read every input once before any network runs: a bad file is reported at once, not after the
     good ones before it were predicted and discarded. The annotation of a scene folder is not read:
     prediction needs none of it. All bad inputs are named in one DataError, or,
@@ -58,7 +58,7 @@ def check_inputs(sources: list[Path], skip_bad: bool = False,
     points = 0
     for source in tqdm(sources, desc="check inputs", unit="scene", disable=not progress or len(sources) < 2):
         try:
-            scene = read_scene(source, labels=False, up=up)
+            scene = read_scene(source, labels=False, up=up, up_judge=up_judge)
         except DataError as e:
             bad.append((source, str(e)))
             continue
@@ -89,7 +89,7 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
 
 def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, predictor: Predictor,
                       progress: bool = True, save_embeddings: bool = False, skip_bad: bool = False,
-                      up: str = "z") -> dict:
+                      up: str = "z", up_judge=None) -> dict:
     """Predict every scene under ``inputs`` (a scene folder, a folder of them, a point cloud or a folder
     of those) with ``predictor`` into ``out_dir``: the official submission format (``<scene>.txt`` +
     ``predicted_masks/``), ``semantic/<scene>.txt`` (NYU40 per vertex) and ``instance_ids/<scene>.txt``
@@ -97,7 +97,8 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, pre
     [N, D], for ``pcseg viz --color embedding``) where the pipeline has embeddings. Every input is
     read once first (``check_inputs``): bad ones stop the run before the network runs, or are skipped
     with ``skip_bad``. ``up``: the plain clouds' up axis (``io.plain.make_upright``; the files written
-    are per point, so nothing turns back). A scene's grouping, snapping and writing run in a second thread while the
+    are per point, so nothing turns back; ``up_judge``: ``io.upright.estimate_up``'s judge for ``up='auto'``).
+    A scene's grouping, snapping and writing run in a second thread while the
     network runs on the next scene. The folder is written under a temporary name and renamed at the
     end, so a failure never leaves a half-written prediction folder. Returns the seconds per stage
     summed over the scenes (stages overlap) and ``wall``, the seconds from the first network run to
@@ -111,7 +112,7 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, pre
     sources = _inputs(Path(inputs))
     predictor.check(sources)
     start = time.perf_counter()
-    sources, kept = check_inputs(sources, skip_bad, progress, up)
+    sources, kept = check_inputs(sources, skip_bad, progress, up, up_judge)
     totals: dict[str, float] = {"read": time.perf_counter() - start, "network": 0.0, "write": 0.0}
     # the predictor reports its own stages in each Prediction's timings (the network's included)
 
@@ -134,7 +135,7 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, pre
             scene = kept.pop(source, None)
             if scene is None:  # not kept in memory: read again
                 t = time.perf_counter()
-                scene = read_scene(source, labels=False, up=up)
+                scene = read_scene(source, labels=False, up=up, up_judge=up_judge)
                 totals["read"] += time.perf_counter() - t
             output = ready = None
             if needs_tiles(scene, predictor.tile_size):  # wider than a block: block by block, in this thread

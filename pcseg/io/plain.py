@@ -286,11 +286,12 @@ UP_ROTATIONS = {
 UP_CHOICES = (*UP_ROTATIONS, "auto")
 
 
-def make_upright(scene: Scene, up: str, path: str | os.PathLike = "") -> Scene:
+def make_upright(scene: Scene, up: str, path: str | os.PathLike = "", up_judge=None) -> Scene:
     """``scene`` rotated so that its axis ``up`` (one of UP_ROTATIONS: phone and photogrammetry
     exports are often y-up) points along +z; points and normals turn, per-point data stays.
-    ``up="auto"``: estimated (``io.upright.estimate_up``), with an ``UpEstimated`` warning naming
-    ``path`` and saying what was done when the estimate is not +z."""
+    ``up="auto"``: estimated (``io.upright.estimate_up``, asking ``up_judge`` where the geometry
+    leaves a choice), with an ``UpEstimated`` warning naming ``path`` and saying what was done when
+    the estimate is not +z."""
     if up not in UP_CHOICES:
         raise ValueError(f"up: expected one of {', '.join(UP_CHOICES)}, got {up!r}")
     if up == "auto":
@@ -299,7 +300,7 @@ def make_upright(scene: Scene, up: str, path: str | os.PathLike = "") -> Scene:
         if len(scene) < 100:
             raise DataError(path, "points", f"{len(scene)} points: too few to estimate the up axis (--up z, y, ... "
                             "says which it is)")
-        estimate = estimate_up(scene.points)
+        estimate = estimate_up(scene.points, colors=scene.colors, judge=up_judge)
         rotation = estimate.rotation
         if estimate.axis != "z":
             warnings.warn(f"{path}: {estimate.describe()}; turned to +z for the network (the files written are "
@@ -315,7 +316,7 @@ def make_upright(scene: Scene, up: str, path: str | os.PathLike = "") -> Scene:
     return scene
 
 
-def read_point_cloud(path: str | os.PathLike, up: str = "z") -> Scene:
+def read_point_cloud(path: str | os.PathLike, up: str = "z", up_judge=None) -> Scene:
     """Read a user's ``.ply``, ``.npz``, ``.pcd``, ``.las`` or ``.laz`` point cloud into a Scene named after the file stem. A cloud
     without colours is read as grey, with a ``MissingColors`` warning that says so; one in
     centimetres or millimetres is rescaled to metres (``to_metres``). ``up``: the file's up axis
@@ -331,7 +332,7 @@ def read_point_cloud(path: str | os.PathLike, up: str = "z") -> Scene:
                       "fifth of the shipped models' training scenes were; without colour the shipped bottom-up "
                       "model's AP falls from 0.75 to 0.57 on the validation rooms, the grid model's from 0.84 "
                       "to 0.77", MissingColors, stacklevel=2)
-    return make_upright(check_solid(to_metres(scene, path), path), up, path)
+    return make_upright(check_solid(to_metres(scene, path), path), up, path, up_judge)
 
 
 FLAT_METRES = 0.01  # a scan thinner than this along an axis is a plane or a line, not a 3D scene

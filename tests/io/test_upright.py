@@ -63,3 +63,62 @@ def test_read_scene_auto_turns_a_y_up_cloud_and_says_so(room, tmp_path):
     np.savez(tmp_path / "few.npz", points=room.points[:50], colors=room.colors[:50])
     with pytest.raises(DataError, match="few.npz.*50 points: too few to estimate the up axis"):
         read_scene(tmp_path / "few.npz", up="auto")
+
+
+def _corner(room):
+    """The room cut to the quarter below its median x and y: two walls with nothing opposite."""
+    p = room.points
+    keep = (p[:, 0] < np.median(p[:, 0])) & (p[:, 1] < np.median(p[:, 1]))
+    return p[keep].astype(np.float64), room.colors[keep]
+
+
+def _three_planes(n=3000, seed=0):
+    """A bare corner: three orthogonal 3 x 3 m planes (z = 0, x = 0, y = 0), each a floor to the geometry."""
+    rng = np.random.default_rng(seed)
+    uv = rng.uniform(0, 3, (3, n, 2))
+    planes = [np.c_[uv[0], np.zeros(n)], np.c_[np.zeros(n), uv[1]], np.c_[uv[2][:, :1], np.zeros(n), uv[2][:, 1:]]]
+    points = np.concatenate(planes) + rng.normal(0, 0.003, (3 * n, 3))
+    return points, rng.uniform(0, 1, (3 * n, 3)).astype(np.float32)
+
+
+def test_the_judge_is_asked_when_several_directions_look_like_floors_and_may_overrule():
+    points, colors = _three_planes()
+    geometric = estimate_up(points)
+    seen = []
+
+    def indifferent(cloud, cloud_colors):
+        seen.append((cloud.shape, cloud_colors.shape))
+        return 0.5
+
+    same = estimate_up(points, colors=colors, judge=indifferent)
+    assert same.judged == len(seen) == 3 and not same.overruled  # a tie keeps the geometry's answer
+    np.testing.assert_array_equal(same.up, geometric.up)
+    assert all(shape == (len(points), 3) == colour_shape for shape, colour_shape in seen)
+    # a judge that prefers the second candidate by more than the margin gets it
+    calls = []
+    second = estimate_up(points, colors=colors, judge=lambda c, k: calls.append(1) or float(len(calls) == 2))
+    assert second.overruled and second.judged == len(calls) and not np.allclose(second.up, geometric.up)
+    assert "the model's choice" in second.describe()
+    np.testing.assert_allclose(second.rotation @ second.up, [0, 0, 1], atol=1e-9)
+    # without colours (or a judge) the geometry decides alone
+    assert estimate_up(points, judge=indifferent).judged == 0
+
+
+@pytest.fixture(scope="module")
+def corner_room(tmp_path_factory):
+    """A room whose corner the geometry alone gets wrong (it takes a wall for the floor)."""
+    root = tmp_path_factory.mktemp("corner")
+    write_synthetic_dataset(root / "synth", 1, seed=14, workers=1, progress=False)
+    return read_scannet_scene(list_scenes(root / "synth")[0], labels=False)
+
+
+@pytest.mark.parametrize("seed", [None, 0])
+def test_the_shipped_model_finds_up_in_a_corner_scan_the_geometry_gets_wrong(corner_room, seed):
+    from pcseg.pipelines.bottomup.orient import room_confidence
+
+    points, colors = _corner(corner_room)
+    turn = np.eye(3) if seed is None else Rotation.random(random_state=seed).as_matrix()
+    up = turn @ np.array([0.0, 0.0, 1.0])
+    assert estimate_up(points @ turn.T).up @ up < 0.5
+    est = estimate_up(points @ turn.T, colors=colors, judge=room_confidence)
+    assert est.up @ up > np.cos(np.radians(5)) and est.overruled
