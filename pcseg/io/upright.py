@@ -34,7 +34,8 @@ class UpEstimate:
     """up: unit vector (in the file's coordinates) that points up; rotation: 3 x 3 (det +1) that
     takes it to +z; axis: the file's axis name when up is one (z, -y, ...), else None; floor_share /
     ceiling_share: the shares of the points in the planes found at the lowest and highest levels;
-    margin: the score of the chosen direction minus that of the next best."""
+    margin: the score of the chosen direction minus that of the next best (below 0 when a judge
+    overruled the geometry: minus the geometry's best)."""
 
     up: np.ndarray
     rotation: np.ndarray
