@@ -122,3 +122,14 @@ def test_the_shipped_model_finds_up_in_a_corner_scan_the_geometry_gets_wrong(cor
     assert estimate_up(points @ turn.T).up @ up < 0.5
     est = estimate_up(points @ turn.T, colors=colors, judge=room_confidence)
     assert est.up @ up > np.cos(np.radians(5)) and est.overruled
+
+
+def test_pcseg_predict_up_auto_asks_the_model_for_a_corner_scan(corner_room, tmp_path):
+    """The whole command's path: a y-up corner cloud is turned by the model's choice, and says so."""
+    from pcseg.pipelines import predict_to_folder
+
+    points, colors = _corner(corner_room)
+    np.savez(tmp_path / "corner.npz", points=points @ UP_ROTATIONS["y"], colors=colors)
+    with pytest.warns(UpEstimated, match=r"corner.npz: up estimated as \+y .*the model's choice among"):
+        predict_to_folder(tmp_path / "corner.npz", tmp_path / "pred", progress=False, up="auto")
+    assert (tmp_path / "pred" / "corner.txt").is_file()
