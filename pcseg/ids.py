@@ -18,26 +18,29 @@ def dense_ids(ids) -> tuple[np.ndarray, np.ndarray]:
     return values, index.reshape(-1).astype(np.int64)
 
 
-def positions_of(ids, num_ids: int):
-    """For ids IntArray[N] in 0..num_ids-1, a function ``of(selected)`` -> IntArray: the positions of
-    the entries whose id is one of ``selected`` (distinct ids), id by id in the order given, ascending
-    within an id. One stable sort up front (torch's: ~10x numpy's on 10^5 int64 ids), so each call
-    costs the size of its answer, not N: an instance's points from its voxels or segments."""
+def _runs(ids: np.ndarray, num_ids: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, count, start): positions sorted by id (stable: torch's sort, ~10x numpy's on 10^5
+    int64 ids), and each id's run in ``order``."""
     import torch
 
-    ids = np.asarray(ids).reshape(-1)
     order = torch.sort(torch.from_numpy(ids.astype(np.int32 if num_ids < 2 ** 31 else np.int64)),
                        stable=True)[1].numpy()
     count = np.bincount(ids, minlength=num_ids)
-    start = np.cumsum(count) - count
+    return order, count, np.cumsum(count) - count
 
-    def of(selected) -> np.ndarray:
-        selected = np.asarray(selected, np.int64).reshape(-1)
-        lengths = count[selected]
-        heads = np.cumsum(lengths) - lengths  # where each selected id's run begins in the answer
-        return order[np.repeat(start[selected] - heads, lengths) + np.arange(int(lengths.sum()))]
 
-    return of
+def _positions(order: np.ndarray, count: np.ndarray, start: np.ndarray, selected: np.ndarray) -> np.ndarray:
+    lengths = count[selected]
+    heads = np.cumsum(lengths) - lengths  # where each selected id's run begins in the answer
+    return order[np.repeat(start[selected] - heads, lengths) + np.arange(int(lengths.sum()))]
+
+
+def positions_of(ids, num_ids: int):
+    """For ids IntArray[N] in 0..num_ids-1, a function ``of(selected)`` -> IntArray: the positions of
+    the entries whose id is one of ``selected`` (distinct ids), id by id in the order given, ascending
+    within an id. One sort up front, so each call costs the size of its answer, not N."""
+    runs = _runs(np.asarray(ids).reshape(-1), num_ids)
+    return lambda selected: _positions(*runs, np.asarray(selected, np.int64).reshape(-1))
 
 
 def members_of_rows(rows: np.ndarray, ids) -> list[np.ndarray]:
@@ -50,7 +53,8 @@ def members_of_rows(rows: np.ndarray, ids) -> list[np.ndarray]:
     if rows.shape[0] == 0:
         return []
     row, group = np.divmod(np.flatnonzero(rows), rows.shape[1])  # ~10x faster than np.nonzero on 2-D
-    points = positions_of(ids, rows.shape[1])(group)
-    row = np.repeat(row, np.bincount(ids, minlength=rows.shape[1])[group])
+    order, count, start = _runs(ids, rows.shape[1])
+    points = _positions(order, count, start, group)
+    row = np.repeat(row, count[group])
     key = torch.sort(torch.from_numpy(row * ids.size + points))[0].numpy()  # by row, then position
     return np.split(key % max(ids.size, 1), np.cumsum(np.bincount(row, minlength=rows.shape[0]))[:-1])

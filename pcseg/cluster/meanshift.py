@@ -176,7 +176,7 @@ def mean_shift_modes(x, bandwidth: float, num_seeds: int = 256, iters: int = 20,
     if weights is not None:
         weights = weights.detach().cpu().numpy() if isinstance(weights, torch.Tensor) else np.asarray(weights)
         weights = weights.astype(x.dtype, copy=False)
-        if weights.shape != (n,) or not checked and not (weights > 0).all():
+        if weights.shape != (n,) or (not checked and not (weights > 0).all()):
             raise ValueError(f"mean_shift: weights must be {n} values > 0, got shape {weights.shape}")
     gen = torch.Generator().manual_seed(seed)
     # Modes are found on a uniform subsample: its kernel density estimate has the same modes (up to

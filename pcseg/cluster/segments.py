@@ -42,11 +42,7 @@ def _snap_masks(instances: InstanceSet, seg: np.ndarray, min_cover: float, min_s
         return instances
     count = np.bincount(seg)
     # points of each mask per segment: one bincount over (mask, segment) pairs of the masks' points
-    if isinstance(instances, MemberInstances):
-        mask_of = np.repeat(np.arange(len(instances)), instances.sizes())
-        point = np.concatenate(instances.members)
-    else:
-        mask_of, point = np.divmod(np.flatnonzero(instances.masks), seg.shape[0])  # 10x faster than np.nonzero
+    mask_of, point = instances.pairs()
     covered = np.bincount(mask_of * len(count) + seg[point], minlength=len(instances) * len(count))
     kept_segments = covered.reshape(len(instances), len(count)) >= min_cover * count
     keep = kept_segments @ count >= max(min_size, 1)  # points per snapped mask
