@@ -172,7 +172,8 @@ def _cmd_predict(args) -> None:
 
     totals = predict_to_folder(args.input, args.out, checkpoint=args.checkpoint, device=args.device,
                                overrides=args.overrides, progress=not args.quiet,
-                               save_embeddings=args.save_embeddings, skip_bad=args.skip_bad, up=args.up)
+                               save_embeddings=args.save_embeddings, skip_bad=args.skip_bad, up=args.up,
+                               masks=args.masks)
     n = max(totals["scenes"], 1)
     print(f"predicted {totals['scenes']} scene(s) into {args.out}")
     stages = [k for k in ("read", "network", "cluster", "lift_fuse", "superpoints", "snap", "merge", "write") if k in totals]
@@ -346,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the plain clouds' up axis, turned to +z for the network (phone and photogrammetry "
                         "exports are often y-up; auto: estimated from the floor and walls, with a note saying what "
                         "was found); the files written are per point")
+    p.add_argument("--masks", choices=("auto", "files", "compact"), default="auto",
+                   help="instance masks as the official per-instance files (files), as pcseg's one "
+                        "instances/<scene>.npz of point indices (compact: its size grows with the points, not "
+                        "points x instances), or files unless they would pass 200 MB for a scene, e.g. a "
+                        "building floor (auto, the default); pcseg eval and viz read both")
     p.add_argument("--skip-bad", action="store_true",
                    help="predict the readable inputs and name the others (default: stop before any network run)")
     p.add_argument("overrides", nargs="*", help="clustering overrides, e.g. cluster_method=hdbscan bandwidth=0.5")

@@ -305,7 +305,7 @@ def folder_loader(dataset_root: str | os.PathLike, pred_dir: str | os.PathLike) 
     """``load(name) -> (Scene, InstanceSet | None)`` for ``make_report``: the labelled scene from the
     ScanNet layout ``<dataset_root>/scans/<name>/`` and its prediction from the submission folder
     ``pred_dir`` (None when the scene has no prediction file)."""
-    from ..io.official import read_instance_predictions
+    from ..io.official import prediction_exists, read_instance_predictions
     from ..io.scannet import read_scannet_scene
 
     root, pred_dir = Path(dataset_root), Path(pred_dir)
@@ -316,7 +316,7 @@ def folder_loader(dataset_root: str | os.PathLike, pred_dir: str | os.PathLike) 
             raise DataError(folder, None, f"scene folder not found (the report renders scene {name} from "
                                           f"{root}, which must hold scans/<scene>/)")
         scene = read_scannet_scene(folder)
-        if not (pred_dir / f"{name}.txt").is_file():
+        if not prediction_exists(pred_dir, name):
             return scene, None
         return scene, read_instance_predictions(pred_dir, name, num_points=len(scene))
 

@@ -19,6 +19,11 @@ from .snapping import snap_to_scene
 from .tiling import needs_tiles, predict_tiled
 
 MARKER = ".pcseg-predictions"
+MASK_CHOICES = ("auto", "files", "compact")
+# --masks auto: the official per-instance mask files up to this many lines per scene (instances x
+# points: 200 MB of files); beyond it (a building floor) pcseg's compact file, whose size grows with
+# the points only (``io.compact``)
+MASK_FILE_LINES_LIMIT = 100_000_000
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -89,10 +94,12 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
 
 def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, predictor: Predictor,
                       progress: bool = True, save_embeddings: bool = False, skip_bad: bool = False,
-                      up: str = "z", up_judge=None) -> dict:
+                      up: str = "z", up_judge=None, masks: str = "auto") -> dict:
     """Predict every scene under ``inputs`` (a scene folder, a folder of them, a point cloud or a folder
     of those) with ``predictor`` into ``out_dir``: the official submission format (``<scene>.txt`` +
-    ``predicted_masks/``), ``semantic/<scene>.txt`` (NYU40 per vertex) and ``instance_ids/<scene>.txt``
+    ``predicted_masks/``; ``masks``: "files" always, "compact": pcseg's ``instances/<scene>.npz`` instead
+    (``io.compact``), "auto": compact where the mask files would pass ``MASK_FILE_LINES_LIMIT`` lines,
+    with a warning), ``semantic/<scene>.txt`` (NYU40 per vertex) and ``instance_ids/<scene>.txt``
     (instance per vertex, 0 = none), and with ``save_embeddings`` ``embeddings/<scene>.npy`` (float16
     [N, D], for ``pcseg viz --color embedding``) where the pipeline has embeddings. Every input is
     read once first (``check_inputs``): bad ones stop the run before the network runs, or are skipped
@@ -108,6 +115,8 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, pre
     from ..io import read_scene
     from ..io.atomic import atomic_path
 
+    if masks not in MASK_CHOICES:
+        raise ValueError(f"predict_to_folder: masks must be one of {', '.join(MASK_CHOICES)}, got {masks!r}")
     out_dir = check_out_dir(out_dir)
     sources = _inputs(Path(inputs))
     predictor.check(sources)
@@ -123,7 +132,7 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, pre
         for key, seconds in pred.timings.items():  # network, cluster / lift_fuse, snap, ...
             totals[key] = totals.get(key, 0.0) + seconds
         begin = time.perf_counter()
-        _write_prediction(tmp, scene, pred, save_embeddings)
+        _write_prediction(tmp, scene, pred, save_embeddings, masks)
         totals["write"] += time.perf_counter() - begin
 
     with atomic_path(out_dir) as tmp, ThreadPoolExecutor(1, thread_name_prefix="pcseg-finish") as finisher:
@@ -151,11 +160,21 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, pre
     return {"scenes": len(sources), "tile_size": predictor.tile_size, **totals}
 
 
-def _write_prediction(tmp: Path, scene: Scene, pred: Prediction, save_embeddings: bool) -> None:
+def _write_prediction(tmp: Path, scene: Scene, pred: Prediction, save_embeddings: bool, masks: str = "auto") -> None:
+    from ..io.compact import COMPACT_SUBDIR, compact_path, write_compact_instances
     from ..io.official import write_instance_ids_txt, write_instance_predictions, write_semantic_txt
 
     # the folder is new and renamed into place whole (``atomic_path``): no file needs its own rename
-    write_instance_predictions(tmp, scene.name, pred.instances, atomic=False)
+    lines = len(pred.instances) * len(scene)
+    if masks == "compact" or (masks == "auto" and lines > MASK_FILE_LINES_LIMIT):
+        if masks == "auto":
+            warnings.warn(f"{scene.name}: {len(pred.instances)} instances x {len(scene):,} points would be "
+                          f"{2 * lines / 1e9:.1f} GB of official mask files; wrote pcseg's compact "
+                          f"{COMPACT_SUBDIR}/{scene.name}.npz instead (pcseg eval and "
+                          f"viz read it; --masks files writes the official files)", stacklevel=2)
+        write_compact_instances(compact_path(tmp, scene.name), pred.instances)
+    else:
+        write_instance_predictions(tmp, scene.name, pred.instances, atomic=False)
     write_semantic_txt(tmp / "semantic" / f"{scene.name}.txt", pred.semantic, atomic=False)
     write_instance_ids_txt(tmp / "instance_ids" / f"{scene.name}.txt", pred.instances.to_ids(), atomic=False)
     if save_embeddings and pred.embeddings is not None:

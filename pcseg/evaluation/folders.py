@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from ..io.atomic import write_text
+from ..io.compact import COMPACT_SUBDIR
 from ..io.official import read_gt_txt, read_prediction_arrays
 from .instance import InstanceEvaluator, to_json_dict
 
@@ -19,7 +20,8 @@ RESULT_FILE_NAME = "semantic_instance_evaluation.txt"  # the official output, no
 
 def evaluate_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, missing: str = "skip",
                      progress: bool = True) -> dict:
-    """Instance AP of every prediction ``<pred_dir>/<scene>.txt`` against ``<gt_dir>/<scene>.txt``.
+    """Instance AP of every prediction ``<pred_dir>/<scene>.txt`` (or pcseg's compact
+    ``instances/<scene>.npz``, ``io.compact``) against ``<gt_dir>/<scene>.txt``.
 
     Returns the ``InstanceEvaluator.evaluate()`` dict; see ``folder_evaluator`` for the arguments.
     """
@@ -47,11 +49,12 @@ def folder_evaluator(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike, mis
         if not d.is_dir():
             raise DataError(d, None, f"{what} folder not found")
     gt_scenes = sorted(p.stem for p in gt_dir.glob("*.txt") if p.is_file())
-    pred_scenes = sorted(p.stem for p in pred_dir.glob("*.txt") if p.is_file() and p.name != RESULT_FILE_NAME)
+    pred_scenes = sorted({p.stem for p in pred_dir.glob("*.txt") if p.is_file() and p.name != RESULT_FILE_NAME}
+                         | {p.stem for p in (pred_dir / COMPACT_SUBDIR).glob("*.npz") if p.is_file()})
     if not gt_scenes:
         raise DataError(gt_dir, None, "no ground-truth <scene>.txt files")
     if not pred_scenes:
-        raise DataError(pred_dir, None, "no prediction <scene>.txt files at the top level")
+        raise DataError(pred_dir, None, f"no prediction <scene>.txt files at the top level (nor {COMPACT_SUBDIR}/<scene>.npz)")
     gt_set = set(gt_scenes)
     orphans = [s for s in pred_scenes if s not in gt_set]
     if orphans:

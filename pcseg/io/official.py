@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import DataError
 from ..structures import InstanceSet, MemberInstances
 from .atomic import write_bytes
+from .compact import compact_path, read_compact_instances
 
 INSTANCE_ID_LIMIT = 1000  # the GT encoding nyu40 * 1000 + instance needs instance < 1000
 
@@ -238,6 +239,11 @@ def write_instance_predictions(pred_dir: str | os.PathLike, scene_name: str, ins
     return scene_txt
 
 
+def prediction_exists(pred_dir: str | os.PathLike, scene_name: str) -> bool:
+    """Whether ``pred_dir`` holds a prediction of the scene: ``<scene>.txt`` or pcseg's compact file."""
+    return (Path(pred_dir) / f"{scene_name}.txt").is_file() or compact_path(pred_dir, scene_name).is_file()
+
+
 def read_prediction_arrays(pred_dir: str | os.PathLike, scene_name: str, num_points: int | None = None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read one scene of a submission -> (masks BoolArray[K, N], labels IntArray[K], scores FloatArray[K]
@@ -245,7 +251,10 @@ def read_prediction_arrays(pred_dir: str | os.PathLike, scene_name: str, num_poi
     pred_dir = Path(pred_dir)
     scene_txt = pred_dir / f"{scene_name}.txt"
     if not scene_txt.is_file():
-        raise DataError(scene_txt, None, "prediction file not found")
+        if compact_path(pred_dir, scene_name).is_file():  # pcseg's compact file (``io.compact``)
+            instances = read_compact_instances(compact_path(pred_dir, scene_name), num_points)
+            return instances.masks, instances.labels, instances.scores.astype(np.float64)
+        raise DataError(scene_txt, None, f"prediction file not found (nor {compact_path(pred_dir, scene_name)})")
     root = os.path.abspath(pred_dir)
     entries: dict[str, tuple[int, float, int]] = {}  # mask path -> (label, score, line); last line wins
     lines = scene_txt.read_text().splitlines()
@@ -300,8 +309,11 @@ def read_instance_predictions(pred_dir: str | os.PathLike, scene_name: str,
     path keeps the last line's class and score at the position of its first line, as the official
     reader's dict does in Python 3. Labels are kept as written (the evaluator drops non-benchmark
     ones). ``num_points``: expected mask length (the scene's vertex count); if None all masks must
-    have one common length. An empty file means no instances.
+    have one common length. An empty file means no instances. A scene written as pcseg's compact file
+    instead (``io.compact``, no ``<scene>.txt``) is read from there, as MemberInstances.
     """
+    if not (Path(pred_dir) / f"{scene_name}.txt").is_file() and compact_path(pred_dir, scene_name).is_file():
+        return read_compact_instances(compact_path(pred_dir, scene_name), num_points)
     masks, labels, scores = read_prediction_arrays(pred_dir, scene_name, num_points)
     return InstanceSet(masks, labels, scores.astype(np.float32))
 

@@ -91,7 +91,7 @@ def load_predictor(checkpoint: str | os.PathLike | None = None, device: str = "c
 
 def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, checkpoint=None, device: str = "cpu",
                       overrides: Sequence[str] = (), progress: bool = True, save_embeddings: bool = False,
-                      skip_bad: bool = False, up: str = "z") -> dict:
+                      skip_bad: bool = False, up: str = "z", masks: str = "auto") -> dict:
     """``pcseg predict``: ``engine.predict.predict_to_folder`` with the checkpoint's predictor (see there);
     ``up="auto"`` asks the shipped bottom-up model which way looks like a room where the geometry
     leaves a choice (``bottomup.orient``), whichever pipeline predicts."""
@@ -100,4 +100,4 @@ def predict_to_folder(inputs: str | os.PathLike, out_dir: str | os.PathLike, che
 
     predict.check_out_dir(out_dir)  # before the model loads
     return predict.predict_to_folder(inputs, out_dir, load_predictor(checkpoint, device, overrides), progress,
-                                     save_embeddings, skip_bad, up, room_confidence)
+                                     save_embeddings, skip_bad, up, room_confidence, masks)

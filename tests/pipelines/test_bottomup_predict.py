@@ -322,3 +322,37 @@ def test_a_scan_wider_than_a_block_is_predicted_in_blocks(setup, tmp_path, capsy
                  str(tmp_path / "p2"), "tile_size=5", "tile_overlap=5"]) != 0
     assert "tile_overlap: must be >= 0 and smaller than tile_size" in capsys.readouterr().err
     assert not (tmp_path / "p2").exists()
+
+
+def test_masks_compact_and_auto_write_one_file_per_scene_that_eval_scores_alike(setup, tmp_path, capsys, monkeypatch):
+    """--masks compact: instances/<scene>.npz instead of per-instance mask files, the same AP; --masks
+    auto switches to it (with a warning naming the scene) where the files would pass the limit."""
+    import pcseg.engine.predict as engine_predict
+
+    data, ckpt = setup
+    base = ["-q", "predict", "--checkpoint", str(ckpt), "--input", str(data), "min_size=5", "bandwidth=0.2"]
+    assert main(base + ["--out", str(tmp_path / "files")]) == 0
+    assert main(base + ["--out", str(tmp_path / "compact"), "--masks", "compact"]) == 0
+    assert not (tmp_path / "compact" / "predicted_masks").exists()
+    assert main(["-q", "data", "export-gt", "--scannet", str(data), "--out", str(tmp_path / "gt")]) == 0
+    results = {}
+    for kind in ("files", "compact"):
+        assert main(["-q", "eval", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / kind),
+                     "--json", str(tmp_path / f"{kind}.json")]) == 0
+        results[kind] = json.loads((tmp_path / f"{kind}.json").read_text())
+    for folder in list_scenes(data):
+        scene = read_scannet_scene(folder)
+        want = read_instance_predictions(tmp_path / "files", scene.name, num_points=len(scene))
+        got = read_instance_predictions(tmp_path / "compact", scene.name, num_points=len(scene))
+        assert len(want) > 0
+        np.testing.assert_array_equal(got.masks, want.masks)
+        np.testing.assert_array_equal(got.labels, want.labels)
+    assert results["compact"]["AP"] == pytest.approx(results["files"]["AP"], abs=1e-6)
+    monkeypatch.setattr(engine_predict, "MASK_FILE_LINES_LIMIT", 1)
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=r"official mask files; wrote pcseg's compact instances/"):
+        assert main(base + ["--out", str(tmp_path / "auto")]) == 0
+    assert sorted(p.name for p in (tmp_path / "auto" / "instances").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "compact" / "instances").iterdir())
+    assert main(base + ["--out", str(tmp_path / "forced"), "--masks", "files"]) == 0
+    assert (tmp_path / "forced" / "predicted_masks").is_dir() and not (tmp_path / "forced" / "instances").exists()
