@@ -23,6 +23,8 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -47,16 +49,23 @@ def split_by_room(pred: Path, floor_name: str, rooms: list[Path], out: Path) -> 
     """The floor's prediction cut into one prediction per room (rooms in the floor's vertex order)."""
     from pcseg.io.official import read_instance_predictions, write_instance_predictions
     from pcseg.io.scannet import read_scannet_scene
-    from pcseg.structures import InstanceSet
+    from pcseg.structures import MemberInstances
 
     sizes = [len(read_scannet_scene(r, labels=False)) for r in rooms]
     instances = read_instance_predictions(pred, floor_name, num_points=sum(sizes))
+    owners, points = instances.pairs()  # by instance, each one's points rising
     start = 0
     for room, size in zip(rooms, sizes):
-        part = instances.masks[:, start:start + size]
-        keep = part.any(1)
-        write_instance_predictions(out, room.name, InstanceSet(part[keep], instances.labels[keep], instances.scores[keep]))
+        inside = (points >= start) & (points < start + size)
+        kept, first = np.unique(owners[inside], return_index=True)  # pairs come grouped by instance
+        members = np.split(points[inside] - start, first[1:])
+        write_instance_predictions(out, room.name, MemberInstances(members, instances.labels[kept],
+                                                                   instances.scores[kept], size))
         start += size
+
+
+def folder_mib(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
 def score(gt: Path, pred: Path) -> dict:
@@ -98,7 +107,8 @@ def main() -> None:
             wall, rss, stages = run_predict(["--checkpoint", str(args.checkpoint), "--input", str(root / "scans"),
                                      "--out", str(work / f"pred_floor{n}")])
             split_by_room(work / f"pred_floor{n}", "scene0900_00", folders[:n], work / f"pred_floor{n}_rooms")
-            shutil.rmtree(work / f"pred_floor{n}")  # GBs of mask files at millions of points
+            output_mib = folder_mib(work / f"pred_floor{n}")
+            shutil.rmtree(work / f"pred_floor{n}")
             separate = work / f"rooms{n}"  # the same rooms as their own scenes
             (separate / "scans").mkdir(parents=True)
             for f in folders[:n]:
@@ -109,13 +119,14 @@ def main() -> None:
                                                  "--out", str(work / f"pred_rooms{n}")])
             row = {"rooms": n, "points": points, "seconds": round(wall, 1), "stages": stages,
                    "seconds_per_million_points": round(wall / points * 1e6, 2), "peak_rss_mib": round(rss),
+                   "output_mib": round(output_mib, 1),
                    "floor": score(work / f"gt_rooms{n}", work / f"pred_floor{n}_rooms"),
                    "rooms_one_by_one": score(work / f"gt_rooms{n}", work / f"pred_rooms{n}"),
                    "rooms_one_by_one_seconds": round(rooms_wall, 1), "rooms_one_by_one_peak_rss_mib": round(rooms_rss)}
             report["floors"].append(row)
             f, r = row["floor"], row["rooms_one_by_one"]
             print(f"{n} rooms, {points / 1e6:.2f} M points: {wall:.1f} s ({row['seconds_per_million_points']} s per M "
-                  f"points, process start included), peak RSS {rss:.0f} MiB; AP / AP50 / AP25 as one floor "
+                  f"points, process start included), peak RSS {rss:.0f} MiB, {output_mib:.0f} MiB written; AP / AP50 / AP25 as one floor "
                   f"{f['AP']:.3f} / {f['AP50']:.3f} / {f['AP25']:.3f}, room by room {r['AP']:.3f} / {r['AP50']:.3f} / "
                   f"{r['AP25']:.3f} ({rooms_wall:.1f} s, peak RSS {rooms_rss:.0f} MiB); stages (s): "
                   + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
