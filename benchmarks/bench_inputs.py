@@ -2,8 +2,9 @@
 """What the form of a user's input costs (#15): the same rooms given to `pcseg predict` as ScanNet
 scene folders (mesh + segs.json), as plain .ply point clouds with colours (no segments: snapped to
 superpoints pcseg computes, `cluster.superpoints`), as xyz-only .ply clouds (no colours, not
-snapped), and as coloured .ply clouds stored y-up in millimetres or turned to a random orientation,
-predicted with `--up auto` (the up axis estimated, `io.upright`), beside the z-up clouds turned only by
+snapped), and as coloured .ply clouds as they are, stored y-up in millimetres or turned to a random
+orientation, predicted with `--up auto` (the up axis estimated and the walls turned onto the axes,
+`io.upright`: any orientation should give what the cloud as it is gives), beside the z-up clouds turned only by
 the heading the estimate leaves (the same input up to the estimate's error), and as coloured .ply clouds with
 a few stray points under the floor (as real scans have; the GT counts them unannotated), scored with
 the official-equivalent evaluator.
@@ -64,12 +65,13 @@ def write_inputs(data: Path, work: Path) -> dict[str, tuple[Path, str]]:
     from pcseg.structures import Scene
 
     forms = {"scene folders (mesh, segs.json)": (data, "z"), ".ply with colours": (work / "ply_rgb", "z"),
+             ".ply with colours, --up auto": (work / "ply_rgb", "auto"),
              ".ply, xyz only": (work / "ply_xyz", "z"), ".ply, y-up in millimetres, --up auto": (work / "ply_y_mm", "auto"),
              ".ply, random orientation, --up auto": (work / "ply_turned", "auto"),
              ".ply, z-up, the heading --up auto leaves": (work / "ply_heading", "z"),
              f".ply with {STRAYS} stray points 0.1-1 m below the floor": (work / "ply_strays", "z")}
     for folder, _ in list(forms.values())[1:]:
-        folder.mkdir()
+        folder.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
     for folder in list_scenes(data):
         scene = read_scannet_scene(folder)

@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default=None, help="labels tsv for a ScanNet folder")
     p.add_argument("--up", choices=UP_AXES, default="z",
                    help="a plain cloud's up axis (phone and photogrammetry exports are often y-up); auto: estimated "
-                        "from the floor and walls")
+                        "from the floor and walls, and turned to a heading its walls fix")
     p.add_argument("--width", type=_positive_int, default=1280)
     p.add_argument("--height", type=_positive_int, default=960)
     p.set_defaults(func=_cmd_viz)
@@ -346,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--up", choices=UP_AXES, default="z",
                    help="the plain clouds' up axis, turned to +z for the network (phone and photogrammetry "
                         "exports are often y-up; auto: estimated from the floor and walls, with a note saying what "
-                        "was found); the files written are per point")
+                        "was found, and the cloud turned about the vertical to a heading its walls fix, so that any "
+                        "orientation of a room predicts alike); the files written are per point")
     p.add_argument("--masks", choices=("auto", "files", "compact"), default="auto",
                    help="instance masks as the official per-instance files (files), as pcseg's one "
                         "instances/<scene>.npz of point indices (compact: its size grows with the points, not "

@@ -10,7 +10,7 @@ from pcseg.errors import DataError
 from pcseg.io import read_scene
 from pcseg.io.plain import UP_ROTATIONS, UpEstimated
 from pcseg.io.scannet import list_scenes, read_scannet_scene
-from pcseg.io.upright import estimate_up, manhattan_frame
+from pcseg.io.upright import WALL_HEADING, _turn_about_z, canonical_heading, estimate_up, manhattan_frame
 from pcseg.synth import write_synthetic_dataset
 
 
@@ -26,8 +26,15 @@ def test_a_room_exported_with_any_file_axis_up_is_found(room, axis):
     to_file = UP_ROTATIONS[axis].T  # how a file with this up axis stores the room
     est = estimate_up(room.points.astype(np.float64) @ to_file.T)
     assert est.axis == axis
-    np.testing.assert_array_equal(est.rotation, UP_ROTATIONS[axis])  # exactly the axis' rotation
+    # exactly the axis' rotation, then the room's own turn about the vertical, whichever axis it came in
+    np.testing.assert_array_equal(est.rotation, _turn_about_z(est.heading) @ UP_ROTATIONS[axis])
+    assert est.heading == pytest.approx(estimate_up(room.points.astype(np.float64)).heading, abs=0.5)
     assert est.floor_share > 0.1 > est.ceiling_share and est.margin > 0
+
+
+def _canonical(room):
+    est = estimate_up(room.points.astype(np.float64))
+    return room.points.astype(np.float64) @ est.rotation.T
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -38,6 +45,29 @@ def test_a_room_in_a_random_orientation_is_found_upright(room, seed):
     assert np.degrees(np.arccos(np.clip(est.up @ true_up, -1, 1))) < 3
     np.testing.assert_allclose(est.rotation @ est.up, [0, 0, 1], atol=1e-9)
     assert np.isclose(np.linalg.det(est.rotation), 1.0) and np.allclose(est.rotation @ est.rotation.T, np.eye(3))
+    # any orientation reaches the network the same way: walls on the axes, the same quarter turn
+    moved = np.abs((room.points.astype(np.float64) @ turn.T) @ est.rotation.T - _canonical(room)).max(1)
+    assert np.median(moved) < 0.01 and moved.max() < 0.05
+
+
+def test_canonical_heading_is_fixed_by_the_walls_the_long_side_and_the_mass():
+    rng = np.random.default_rng(0)
+    # a 6 x 3 m room's walls and floor, a heavy table at its -x end, turned 30 deg about z
+    walls = np.concatenate([np.c_[rng.uniform(-3, 3, 2000), np.full(2000, -1.5), rng.uniform(0, 2, 2000)],
+                            np.c_[np.full(1000, 3.0), rng.uniform(-1.5, 1.5, 1000), rng.uniform(0, 2, 1000)],
+                            np.c_[rng.uniform(-3, 3, 3000), rng.uniform(-1.5, 1.5, 3000), np.zeros(3000)],
+                            np.c_[rng.uniform(-2.8, -1.8, 3000), rng.uniform(-1, 1, 3000), np.full(3000, 0.7)]])
+    turned = walls @ _turn_about_z(30.0).T
+    for direction in ([np.cos(np.radians(30)), np.sin(np.radians(30))],       # one wall direction
+                      [-np.sin(np.radians(30)), np.cos(np.radians(30))]):     # or the other
+        heading = canonical_heading(turned, np.array(direction + [0.0]))
+        # -30 to the axes, 180 to put the table on the +x side, then WALL_HEADING off the axes
+        assert heading == pytest.approx((-30 + 180 + WALL_HEADING + 180) % 360 - 180)
+    walls = walls @ _turn_about_z(180.0 + WALL_HEADING).T  # already at that heading: no turn
+    wall = np.array([np.cos(np.radians(WALL_HEADING)), np.sin(np.radians(WALL_HEADING)), 0.0])
+    assert canonical_heading(walls, wall) == 0.0
+    assert canonical_heading(walls @ _turn_about_z(2.0).T, wall) == 0.0  # within 3 deg
+    assert canonical_heading(walls @ _turn_about_z(-90.0).T, wall) == 90.0  # exact quarter turns
 
 
 def test_manhattan_frame_of_three_planes():
@@ -53,13 +83,14 @@ def test_manhattan_frame_of_three_planes():
 def test_read_scene_auto_turns_a_y_up_cloud_and_says_so(room, tmp_path):
     y_up = room.points @ UP_ROTATIONS["y"]  # rows: R^T p, the y-up file's coordinates
     np.savez(tmp_path / "y.npz", points=y_up, colors=room.colors)
-    with pytest.warns(UpEstimated, match=r"y.npz: up estimated as \+y .*--up y gives it without the estimate"):
+    with pytest.warns(UpEstimated, match=r"y.npz: up estimated as \+y .*walls onto the x and y axes.*--up y "
+                                         r"gives it without the estimate"):
         scene = read_scene(tmp_path / "y.npz", up="auto")
-    np.testing.assert_allclose(scene.points, room.points, atol=1e-5)
+    np.testing.assert_allclose(scene.points, _canonical(room), atol=1e-5)
     np.savez(tmp_path / "z.npz", points=room.points, colors=room.colors)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a z-up cloud: nothing to say
-        np.testing.assert_array_equal(read_scene(tmp_path / "z.npz", up="auto").points, room.points)
+        warnings.simplefilter("error")  # a z-up cloud: nothing to say (its heading only is turned)
+        np.testing.assert_allclose(read_scene(tmp_path / "z.npz", up="auto").points, _canonical(room), atol=1e-5)
     np.savez(tmp_path / "few.npz", points=room.points[:50], colors=room.colors[:50])
     with pytest.raises(DataError, match="few.npz.*50 points: too few to estimate the up axis"):
         read_scene(tmp_path / "few.npz", up="auto")
