@@ -27,3 +27,18 @@ def test_dense_ids_match_numpy_unique():
         values, index = dense_ids(ids)
         want_values, want_index = np.unique(ids, return_inverse=True)
         assert values.tolist() == want_values.tolist() and index.tolist() == want_index.tolist()
+
+
+def test_members_of_pairs_equals_members_of_rows_in_any_pair_order():
+    from pcseg.ids import members_of_pairs, members_of_rows
+
+    rng = np.random.default_rng(0)
+    rows = rng.random((7, 40)) < 0.2
+    rows[2] = False
+    ids = rng.integers(0, 40, 500)
+    want = members_of_rows(rows, ids)
+    row, group = np.nonzero(rows)
+    shuffle = rng.permutation(len(row))
+    got = members_of_pairs(row[shuffle], group[shuffle], ids, 7, 40)
+    assert len(got) == 7 and all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert got[2].size == 0 and members_of_pairs(row[:0], group[:0], ids, 0, 40) == []

@@ -28,6 +28,34 @@ def mask_iou(masks: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1e-12), torch.zeros_like(inter))
 
 
+def pairs_class_iou(rows: torch.Tensor, cols: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``class_iou`` of 0/1 masks given by their (row, column) pairs, one per element of a mask
+    (``torch.nonzero(masks, as_tuple=True)``): the work grows with the masks' areas and overlaps,
+    not K x N. Two masks of one label meet in a column where both have a pair: with the pairs sorted
+    by label and column, those sit next to each other, so pairs d apart in one column count for d = 1, 2, ..."""
+    import numpy as np
+
+    k = labels.shape[0]
+    rows, cols = rows.cpu().numpy().astype(np.int64), cols.cpu().numpy().astype(np.int64)
+    _, label = np.unique(labels.cpu().numpy(), return_inverse=True)
+    width = int(cols.max()) + 1 if len(cols) else 1
+    # sorted by (label, column, row): only masks of one label meet
+    key = torch.sort(torch.from_numpy((label[rows] * width + cols) * k + rows))[0].numpy()  # torch's: ~5x numpy's
+    column, row = np.divmod(key, k)
+    inter = np.zeros(k * k)
+    for d in range(1, len(key)):
+        meet = column[d:] == column[:-d]
+        if not meet.any():
+            break
+        inter += np.bincount(row[:-d][meet] * k + row[d:][meet], minlength=k * k)
+    inter = inter.reshape(k, k)
+    area = np.bincount(row, minlength=k).astype(np.float64)
+    inter += inter.T + np.diag(area)
+    union = area[:, None] + area[None, :] - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return torch.from_numpy(iou).float().to(labels.device)
+
+
 def class_iou(masks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """FloatTensor[K, K]: ``mask_iou`` between masks of the same label, 0 between labels (what both
     NMS variants use): one product per label, K_c^2 x N work instead of K^2 x N. Masks sorted by
@@ -53,17 +81,23 @@ def matrix_nms(masks: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, 
     itself is suppressed) and f(x) = exp(-sigma x^2) ("gaussian") or 1 - x ("linear").
     """
     _check(masks, labels, scores)
+    return matrix_nms_of_iou(class_iou(masks, labels), labels, scores, kernel, sigma)
+
+
+def matrix_nms_of_iou(iou: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, kernel: str = "gaussian",
+                      sigma: float = 2.0) -> torch.Tensor:
+    """``matrix_nms`` given the masks' ``class_iou`` FloatTensor[K, K] (or ``pairs_class_iou``)."""
     if kernel not in KERNELS:
         raise ValueError(f"matrix_nms: kernel must be one of {KERNELS}, got {kernel!r}")
     if not sigma > 0:
         raise ValueError(f"matrix_nms: sigma must be > 0, got {sigma}")
-    k = masks.shape[0]
+    k = iou.shape[0]
     if k == 0:
         return scores.float().clone()
     order = torch.argsort(scores, descending=True, stable=True)
-    iou = class_iou(masks, labels)[order][:, order]  # sorting the K x K IoUs, not the K x N masks
+    iou = iou[order][:, order]  # sorting the K x K IoUs, not the K x N masks
     same = labels[order][:, None] == labels[order][None, :]
-    above = torch.triu(torch.ones(k, k, dtype=torch.bool, device=masks.device), diagonal=1)  # row i above column j
+    above = torch.triu(torch.ones(k, k, dtype=torch.bool, device=iou.device), diagonal=1)  # row i above column j
     iou = torch.where(same & above, iou, torch.zeros_like(iou))
     suppressed = iou.max(0).values                                   # c_j: how much mask j is suppressed
     if kernel == "gaussian":
@@ -80,10 +114,16 @@ def mask_nms(masks: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, io
     """Plain greedy NMS on point masks: LongTensor of the kept masks' indices, highest score first; a
     mask is dropped when its IoU with a kept, higher-scoring mask of its class exceeds the threshold."""
     _check(masks, labels, scores)
+    return mask_nms_of_iou(class_iou(masks, labels), labels, scores, iou_threshold)
+
+
+def mask_nms_of_iou(iou: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5
+                    ) -> torch.Tensor:
+    """``mask_nms`` given the masks' ``class_iou`` FloatTensor[K, K] (or ``pairs_class_iou``)."""
     if not 0 <= iou_threshold <= 1:
         raise ValueError(f"mask_nms: iou_threshold must be in [0, 1], got {iou_threshold}")
     order = torch.argsort(scores, descending=True, stable=True)
-    iou = class_iou(masks, labels)[order][:, order].cpu()
+    iou = iou[order][:, order].cpu()
     same = (labels[order][:, None] == labels[order][None, :]).cpu()
     kept: list[int] = []
     for j in range(len(order)):

@@ -109,3 +109,19 @@ def test_class_iou_is_the_pairwise_iou_within_each_class(seed, by_label):
     same = labels[:, None] == labels[None, :]
     assert torch.allclose(class_iou(masks, labels), torch.where(same, full, torch.zeros_like(full)), atol=1e-6)
     assert torch.allclose(class_iou(masks.float(), labels), class_iou(masks, labels), atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_iou_from_pairs_equals_the_dense_iou_and_both_nms_agree(seed):
+    """The grid's masks as (row, column) pairs: the same IoUs (empty masks included), so the same NMS."""
+    from pcseg.cluster.nms import mask_nms_of_iou, matrix_nms_of_iou, pairs_class_iou
+
+    masks, labels, scores = random_masks(seed, k=20, classes=3)
+    masks[3] = False  # an empty mask meets nothing
+    rows, cols = torch.nonzero(masks, as_tuple=True)
+    iou = pairs_class_iou(rows, cols, labels)
+    assert torch.allclose(iou, class_iou(masks, labels), atol=1e-6)
+    assert torch.equal(matrix_nms_of_iou(iou, labels, scores), matrix_nms(masks, labels, scores))
+    assert torch.equal(mask_nms_of_iou(iou, labels, scores, 0.3), mask_nms(masks, labels, scores, 0.3))
+    none = pairs_class_iou(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), labels[:2])
+    assert torch.equal(none, torch.zeros(2, 2))

@@ -12,11 +12,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ...cluster.nms import mask_nms, matrix_nms
+from ...cluster.nms import mask_nms_of_iou, matrix_nms_of_iou, pairs_class_iou
 from ...data import collate
 from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
-from ...ids import members_of_rows
+from ...ids import members_of_pairs
 from ...labels import semantic20_to_nyu40
 from ...models.grid_segmenter import Candidates
 from ...structures import InstanceSet, MemberInstances, Prediction, Scene
@@ -53,33 +53,37 @@ def to_instances(out: GridOutput, recipe: GridRecipe) -> Prediction:
     ``final_threshold``, back to points; semantic: each point takes its best instance's class."""
     start = time.perf_counter()
     c, n = out.candidates, out.inverse.shape[0]
-    # (0/1 floats: sums and the IoU product are fast on floats; a bool sum converts to int64: 7x slower)
-    masks, area = c.masks, c.masks.sum(1)
+    # the masks as (candidate, column) pairs: each covers ~1% of the scene, so every step below costs
+    # the masks' areas instead of K x V
+    rows, cols = (torch.from_numpy(a) for a in np.divmod(np.flatnonzero(c.masks.bool().cpu().numpy()), c.masks.shape[1]))
+    area = torch.bincount(rows, minlength=c.masks.shape[0]).to(c.scores.device)
     # maskness: the mean probability inside the mask
     classes, scores = c.classes, c.scores * c.inside / area.clamp_min(1)
-    keep = area > 0
-    if not bool(keep.all()):  # (copies of the masks only when some are empty)
-        masks, classes, scores = masks[keep], classes[keep], scores[keep]
+    iou = pairs_class_iou(rows, cols, classes)
     if recipe.nms == "matrix":
-        decayed = matrix_nms(masks, classes, scores, recipe.nms_kernel, recipe.nms_sigma)
+        decayed = matrix_nms_of_iou(iou, classes, scores, recipe.nms_kernel, recipe.nms_sigma)
     else:  # plain greedy NMS: the kept masks keep their scores, the others drop out
         decayed = torch.zeros_like(scores, dtype=torch.float32)
-        kept = mask_nms(masks, classes, scores, recipe.nms_iou)
+        kept = mask_nms_of_iou(iou, classes, scores, recipe.nms_iou)
         decayed[kept] = scores[kept].float()
     order = torch.argsort(decayed, descending=True, stable=True)
-    order = order[decayed[order] > recipe.final_threshold][: recipe.max_instances]
+    order = order[(decayed[order] > recipe.final_threshold) & (area[order] > 0)][: recipe.max_instances]
     # points per mask from the voxels' point counts: the masks that stay under min_size never reach the points
     column = torch.empty_like(c.columns)
     column[c.columns] = torch.arange(len(c.columns), device=c.columns.device)
     inverse = column[out.inverse].cpu().numpy()  # every point's mask column
-    voxel_points = torch.from_numpy(np.bincount(inverse, minlength=masks.shape[1]).astype(np.float32))
-    chosen = masks.index_select(0, order).cpu()
-    big = chosen @ voxel_points >= recipe.min_size
-    order, chosen = order[big.to(order.device)], chosen[big]
+    rows, cols = rows.numpy(), cols.numpy()
+    voxel_points = np.bincount(inverse, minlength=c.masks.shape[1])
+    points = np.bincount(rows, weights=voxel_points[cols], minlength=c.masks.shape[0])
+    order = order.cpu().numpy()
+    order = order[points[order] >= recipe.min_size]
+    place = np.full(c.masks.shape[0], -1)
+    place[order] = np.arange(len(order))  # each chosen mask's place in the prediction
+    chosen = place[rows] >= 0
     # by their points' indices (snapping and writing take them as they are): no K x N masks
-    instances = MemberInstances(members_of_rows(chosen.bool().numpy(), inverse),
-                                semantic20_to_nyu40(classes[order].cpu().numpy()),
-                                decayed[order].cpu().numpy().astype(np.float32), n) if n else InstanceSet.empty(0)
+    instances = MemberInstances(members_of_pairs(place[rows[chosen]], cols[chosen], inverse, len(order), c.masks.shape[1]),
+                                semantic20_to_nyu40(classes.cpu().numpy()[order]),
+                                decayed.cpu().numpy()[order].astype(np.float32), n) if n else InstanceSet.empty(0)
     return Prediction(instances, instances.labels_per_point(),
                       {"network": out.seconds, "cluster": time.perf_counter() - start})
 
