@@ -322,3 +322,26 @@ def test_submanifold_map_mirrors_the_offsets_it_does_not_search():
         want = sorted(zip(rows.tolist(), source[rows].tolist()))
         i, o = found.get(n, (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)))
         assert sorted(zip(o.tolist(), i.tolist())) == want, n
+
+
+@pytest.mark.parametrize("kind", ["submanifold", "strided"])
+def test_convs_in_chunks_of_a_few_pairs_equal_dense_convs(monkeypatch, kind):
+    """The pairs of each offset go through gather, product and scatter a chunk at a time (for the
+    cache): with chunks of 7 pairs the outputs and both gradients still equal the dense conv's."""
+    monkeypatch.setattr(backend, "_chunk_rows", lambda *widths: 7)
+    x = random_tensor(3, 4)
+    if kind == "submanifold":
+        conv = layer(SubMConv3d, 4, 6, 3)
+        y = conv(x)
+        dense = F.conv3d(densify(x.features, x.coords), to_dense_conv_weight(conv.weight), padding=1)
+        ref = read(dense, x.coords)
+    else:
+        conv = layer(SparseConv3d, 4, 6, 2, 2)
+        y = conv(x)
+        dense = F.conv3d(densify(x.features, x.coords), to_dense_conv_weight(conv.weight), stride=2)
+        ref = read(dense, y.coords)
+    assert max(i.numel() for _, i, _ in backend.get_submanifold_map(x, 3).pairs) > 7  # chunks were cut
+    torch.testing.assert_close(y.features, ref, rtol=1e-10, atol=1e-10)
+    up = torch.randn_like(ref)
+    for a, b in zip(grads(y.features, up, x.features, conv.weight), grads(ref, up, x.features, conv.weight)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
