@@ -53,14 +53,12 @@ def read_compact_instances(path: str | os.PathLike, num_points: int | None = Non
         raise DataError(path, None, "compact instance file not found")
     try:
         with np.load(path, allow_pickle=False) as data:
-            missing = [f for f in FIELDS if f not in data.files]
-            if missing:
-                raise DataError(path, missing[0], f"missing (a compact instance file holds {', '.join(FIELDS)})")
-            arrays = {f: data[f] for f in FIELDS}
+            arrays = {f: data[f] for f in FIELDS if f in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        if isinstance(e, DataError):
-            raise
         raise DataError(path, None, f"not a readable .npz file ({e})") from None
+    missing = [f for f in FIELDS if f not in arrays]
+    if missing:
+        raise DataError(path, missing[0], f"missing (a compact instance file holds {', '.join(FIELDS)})")
     n = arrays["num_points"]
     if n.shape != () or not np.issubdtype(n.dtype, np.integer) or int(n) < 0:
         raise DataError(path, "num_points", f"must be one integer >= 0, got {n!r}")
