@@ -73,7 +73,7 @@ def match_instances(scene: Scene, instances: InstanceSet, iou: float = 0.5, cove
     p = len(pred_index)
     inter = np.zeros((p, g), np.int64)
     for row, k in enumerate(pred_index):
-        inter[row] = np.bincount(column[instances.masks[k]], minlength=g + 1)[:g]
+        inter[row] = np.bincount(column[instances.point_indices(k)], minlength=g + 1)[:g]
     pred_size = sizes[pred_index]
     union = pred_size[:, None] + gt_size[None, :] - inter
     ious = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
@@ -132,7 +132,7 @@ def error_colors(scene: Scene, instances: InstanceSet, iou: float = 0.5, cover: 
         for row, s in enumerate(m["pred_status"]):
             # split parts are shown through their GT instance; a split prediction's other points stay as they are
             if s == name and name != "split":
-                category[instances.masks[m["pred_index"][row]]] = rank
+                category[instances.point_indices(m["pred_index"][row])] = rank
     palette = np.array([BACKGROUND] + [ERROR_LEGEND[n] for n in names], np.float32)
     colors = palette[category + 1]
     gt_status, pred_status = m["gt_status"], m["pred_status"]

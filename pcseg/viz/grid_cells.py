@@ -74,8 +74,8 @@ def draw_grid_cells(scene: Scene, cells: list[dict], instances: InstanceSet, pat
         ax.set_title(f"{s} x {s} grid: cells holding a centre", fontsize=11)
     colours = np.full((len(scene), 3), 0.82, np.float32)
     palette = instance_colors(len(instances))
-    for k in np.argsort(instances.masks.sum(1))[::-1]:  # small instances drawn last, on top
-        colours[instances.masks[k]] = palette[k]
+    for k in np.argsort(instances.sizes())[::-1]:  # small instances drawn last, on top
+        colours[instances.point_indices(k)] = palette[k]
     points(axes[-1], colours[shown], f"{len(instances)} instances (masks after NMS)")
     if legend:
         handles = [Rectangle((0, 0), 1, 1, facecolor=c) for c in legend.values()]
