@@ -158,7 +158,7 @@ class GridHead(nn.Module):
                         reach: torch.Tensor | None = None,
                         copies: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Prediction: the cells' masks over one scene's voxels (backbone ``features`` [V, C], centres
-        [V, 3]): (masks, inside, columns). masks: 0/1 floats FloatTensor[P, V], sigmoid(``mask_logits``)
+        [V, 3]): (masks, inside, columns). masks: BoolTensor[P, V], sigmoid(``mask_logits``)
         > ``threshold``, on the squares of ``MASK_TILE`` metres within ``reach`` [P] metres (default:
         anywhere) of the cell's centre in x and y, zero elsewhere; inside: each mask's probabilities
         summed inside it FloatTensor[P] (SOLO's maskness, before dividing by the area); columns:
@@ -182,13 +182,16 @@ class GridHead(nn.Module):
         square = square[:, 1] * side + square[:, 0]  # each voxel's square, numbered row by row
         columns = torch.argsort(square)
         bounds = torch.searchsorted(square[columns], torch.arange(side * side + 1, device=xy.device)).tolist()
-        x = features.new_empty(v, self.mask_dim + 4)  # the MLP's input
-        run_tasks(lambda part: x[part].copy_(_mlp_input(self.mask_features(features[part]), centres[part])),
+        m = self.mask_dim
+        x = features.new_empty(v, m + 4)  # the MLP's input, as _mlp_input lays it out
+        x[:, m:m + 3], x[:, m + 3] = centres, 1.0
+        run_tasks(lambda part: x[part, :m].copy_(self.mask_features(features[part])),
                   [slice(lo, lo + MASK_FEATURE_BLOCK) for lo in range(0, v, MASK_FEATURE_BLOCK)])
         x = x[columns]
         if copies is None:
             copies = torch.arange(p, device=kernels.device)
-        masks, inside = features.new_zeros(len(copies), v), features.new_zeros(len(copies))
+        # bool: a quarter of the bytes of 0/1 floats to clear and write, and what NMS takes apart
+        masks, inside = torch.zeros(len(copies), v, dtype=torch.bool, device=features.device), features.new_zeros(len(copies))
         # which cells' reach touches each square
         tile_lo = lo_xy + MASK_TILE * torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side), indexing="xy"),
                                                   -1).reshape(-1, 2).to(xy)
@@ -234,7 +237,7 @@ def _candidate_block(task) -> tuple[torch.Tensor, torch.Tensor]:
     (weights, w2, b2, out_rows, place), x, lo, hi, threshold, masks = task
     prob = _dynamic_mlp(weights, x[lo:hi], w2, b2).sigmoid_()
     inside = prob > threshold
-    masks[out_rows, lo:hi] = inside.to(masks.dtype)[place]
+    masks[out_rows, lo:hi] = inside[place]
     return out_rows, prob.mul_(inside).sum(1)[place]
 
 

@@ -31,7 +31,7 @@ def _rows(voxels: Voxels, scene: int) -> tuple[int, int]:
 class Candidates:
     """One scene's candidate instances before duplicate removal, sorted by class."""
 
-    masks: torch.Tensor        # FloatTensor[K, V] 0/1 over the scene's voxels: mask probability > mask_threshold
+    masks: torch.Tensor        # BoolTensor[K, V] over the scene's voxels: mask probability > mask_threshold
     columns: torch.Tensor      # LongTensor[V] the voxel of each column of ``masks``
     inside: torch.Tensor       # FloatTensor[K] the mask probabilities summed inside each mask
     classes: torch.Tensor      # LongTensor[K] ScanNet20 class index
@@ -203,7 +203,8 @@ class GridSegmenter(nn.Module):
             cell, cls = cell[by_class], cls[by_class]
             lo, hi = _rows(voxels, scene)
             if cell.numel() == 0 or hi == lo:
-                out.append(Candidates(centres.new_zeros(0, hi - lo), torch.arange(hi - lo, device=centres.device),
+                out.append(Candidates(torch.zeros(0, hi - lo, dtype=torch.bool, device=centres.device),
+                                      torch.arange(hi - lo, device=centres.device),
                                       centres.new_zeros(0), cls + FIRST_INSTANCE_CLASS, probs.new_zeros(0)))
                 continue
             # a cell above the threshold for several classes has one kernel: its mask is computed once

@@ -143,7 +143,7 @@ def test_candidate_masks_equal_the_whole_mlp_in_any_blocks_and_squares(monkeypat
     finally:
         set_conv_threads(0)
     assert sorted(columns.tolist()) == list(range(1000))  # a permutation of the voxels
-    assert torch.equal(masks[:, torch.argsort(columns)], want)
+    assert masks.dtype == torch.bool and torch.equal(masks[:, torch.argsort(columns)], want.bool())
     torch.testing.assert_close(inside, (prob * want).sum(1))
     copies = torch.tensor([0, 0, 3, 1, 5, 3, 2, 4])  # cells that are candidates for several classes
     masks, inside, columns = head.candidate_masks(kernels, features, centres, cell_xy, cell, 0.1, 0.5,
