@@ -43,14 +43,19 @@ def positions_of(ids, num_ids: int):
     return lambda selected: _positions(*runs, np.asarray(selected, np.int64).reshape(-1))
 
 
+def nonzero_pairs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) IntArrays of the non-zero entries of a 2-D array, row by row: ~10x faster than
+    np.nonzero on 2-D."""
+    return np.divmod(np.flatnonzero(rows), max(rows.shape[1], 1))
+
+
 def members_of_rows(rows: np.ndarray, ids) -> list[np.ndarray]:
     """BoolArray[K, G] over groups (voxels, segments) and each entry's group ids IntArray[N] in
     0..G-1 -> for each row, the ascending positions of the entries whose group it holds: K masks over
     groups made masks over the N entries as index lists, in a handful of array calls whatever K."""
     if rows.shape[0] == 0:
         return []
-    row, group = np.divmod(np.flatnonzero(rows), rows.shape[1])  # ~10x faster than np.nonzero on 2-D
-    return members_of_pairs(row, group, ids, rows.shape[0], rows.shape[1])
+    return members_of_pairs(*nonzero_pairs(rows), ids, rows.shape[0], rows.shape[1])
 
 
 def members_of_pairs(row: np.ndarray, group: np.ndarray, ids, num_rows: int, num_groups: int) -> list[np.ndarray]:

@@ -34,9 +34,8 @@ def write_compact_instances(path: str | os.PathLike, instances: InstanceSet) -> 
     (``pcseg predict`` writes its whole folder under a temporary name)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    owners, points = instances.pairs()  # grouped by instance, each instance's points sorted
-    sizes = np.bincount(owners, minlength=len(instances)) if len(instances) else np.zeros(0, np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    _, points = instances.pairs()  # grouped by instance, each instance's points sorted
+    offsets = np.concatenate([[0], np.cumsum(instances.sizes())]).astype(np.int64)
     index_type = np.int32 if instances.num_points <= np.iinfo(np.int32).max else np.int64
     with open(path, "wb") as f:
         np.savez(f, indices=points.astype(index_type), offsets=offsets,
@@ -80,10 +79,8 @@ def read_compact_instances(path: str | os.PathLike, num_points: int | None = Non
         raise DataError(path, "scores", "not finite")
     if indices.size and (indices.min() < 0 or indices.max() >= n):
         raise DataError(path, "indices", f"out of range for {n} points")
-    rises = np.diff(indices.astype(np.int64)) > 0
-    starts = offsets[1:-1]
-    rises[starts[(starts > 0) & (starts < indices.size)] - 1] = True  # an instance may start lower
-    if not rises.all():
-        raise DataError(path, "indices", "each instance's indices must be sorted and distinct")
     members = np.split(indices.astype(np.int64), offsets[1:-1]) if k else []
-    return MemberInstances(members, labels.astype(np.int64), scores.astype(np.float32), n)
+    try:  # MemberInstances checks that each instance's indices rise
+        return MemberInstances(members, labels.astype(np.int64), scores.astype(np.float32), n)
+    except ValueError:
+        raise DataError(path, "indices", "each instance's indices must be sorted and distinct") from None

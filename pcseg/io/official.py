@@ -239,21 +239,28 @@ def write_instance_predictions(pred_dir: str | os.PathLike, scene_name: str, ins
     return scene_txt
 
 
+def _compact_instead(pred_dir: str | os.PathLike, scene_name: str) -> Path | None:
+    """pcseg's compact file of the scene (``io.compact``) where there is no ``<scene>.txt``, else None."""
+    compact = compact_path(pred_dir, scene_name)
+    return compact if not (Path(pred_dir) / f"{scene_name}.txt").is_file() and compact.is_file() else None
+
+
 def prediction_exists(pred_dir: str | os.PathLike, scene_name: str) -> bool:
     """Whether ``pred_dir`` holds a prediction of the scene: ``<scene>.txt`` or pcseg's compact file."""
-    return (Path(pred_dir) / f"{scene_name}.txt").is_file() or compact_path(pred_dir, scene_name).is_file()
+    return (Path(pred_dir) / f"{scene_name}.txt").is_file() or _compact_instead(pred_dir, scene_name) is not None
 
 
 def read_prediction_arrays(pred_dir: str | os.PathLike, scene_name: str, num_points: int | None = None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read one scene of a submission -> (masks BoolArray[K, N], labels IntArray[K], scores FloatArray[K]
     float64 as the official reader keeps them). See ``read_instance_predictions``."""
+    compact = _compact_instead(pred_dir, scene_name)
+    if compact is not None:
+        instances = read_compact_instances(compact, num_points)
+        return instances.masks, instances.labels, instances.scores.astype(np.float64)
     pred_dir = Path(pred_dir)
     scene_txt = pred_dir / f"{scene_name}.txt"
     if not scene_txt.is_file():
-        if compact_path(pred_dir, scene_name).is_file():  # pcseg's compact file (``io.compact``)
-            instances = read_compact_instances(compact_path(pred_dir, scene_name), num_points)
-            return instances.masks, instances.labels, instances.scores.astype(np.float64)
         raise DataError(scene_txt, None, f"prediction file not found (nor {compact_path(pred_dir, scene_name)})")
     root = os.path.abspath(pred_dir)
     entries: dict[str, tuple[int, float, int]] = {}  # mask path -> (label, score, line); last line wins
@@ -312,8 +319,9 @@ def read_instance_predictions(pred_dir: str | os.PathLike, scene_name: str,
     have one common length. An empty file means no instances. A scene written as pcseg's compact file
     instead (``io.compact``, no ``<scene>.txt``) is read from there, as MemberInstances.
     """
-    if not (Path(pred_dir) / f"{scene_name}.txt").is_file() and compact_path(pred_dir, scene_name).is_file():
-        return read_compact_instances(compact_path(pred_dir, scene_name), num_points)
+    compact = _compact_instead(pred_dir, scene_name)
+    if compact is not None:
+        return read_compact_instances(compact, num_points)
     masks, labels, scores = read_prediction_arrays(pred_dir, scene_name, num_points)
     return InstanceSet(masks, labels, scores.astype(np.float32))
 

@@ -199,8 +199,8 @@ def canonical_heading(points: np.ndarray, walls: np.ndarray) -> float:
     if abs(extent[0] - extent[1]) > 0.05 * extent.max():
         quarters = [0, 2] if extent[0] > extent[1] else [1, 3]
     # a quarter turn k takes the mass offset (x, y) to x of cos(90k) x - sin(90k) y
-    along_x = {k: [mass[0], -mass[1], -mass[0], mass[1]][k] for k in quarters}
-    turn += 90 * max(quarters, key=lambda k: along_x[k]) + WALL_HEADING
+    along_x = [mass[0], -mass[1], -mass[0], mass[1]]
+    turn += 90 * max(quarters, key=along_x.__getitem__) + WALL_HEADING
     turn = (turn + 180) % 360 - 180
     nearest = 90 * round(turn / 90)
     return float(nearest % 360 if abs(turn - nearest) < ALIGNED_DEG else turn)

@@ -16,7 +16,7 @@ from ...cluster.nms import mask_nms_of_iou, matrix_nms_of_iou, pairs_class_iou
 from ...data import collate
 from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
-from ...ids import members_of_pairs
+from ...ids import members_of_pairs, nonzero_pairs
 from ...labels import semantic20_to_nyu40
 from ...models.grid_segmenter import Candidates
 from ...structures import InstanceSet, MemberInstances, Prediction, Scene
@@ -55,7 +55,7 @@ def to_instances(out: GridOutput, recipe: GridRecipe) -> Prediction:
     c, n = out.candidates, out.inverse.shape[0]
     # the masks as (candidate, column) pairs: each covers ~1% of the scene, so every step below costs
     # the masks' areas instead of K x V
-    rows, cols = (torch.from_numpy(a) for a in np.divmod(np.flatnonzero(c.masks.bool().cpu().numpy()), c.masks.shape[1]))
+    rows, cols = (torch.from_numpy(a) for a in nonzero_pairs(c.masks.bool().cpu().numpy()))
     area = torch.bincount(rows, minlength=c.masks.shape[0]).to(c.scores.device)
     # maskness: the mean probability inside the mask
     classes, scores = c.classes, c.scores * c.inside / area.clamp_min(1)
