@@ -165,6 +165,20 @@ def _cmd_train(args) -> None:
     if args.resume:  # the stored recipe, not the YAML file's (which may have changed since)
         recipe = resume_recipe(pipeline, recipe, [o for o in args.overrides if not o.startswith("pipeline=")])
     train_recipe(pipeline, recipe, resume=args.resume, progress=not args.quiet)
+    from .engine.distributed import launched_by_torchrun
+
+    if launched_by_torchrun():
+        _exit_without_teardown()
+
+
+def _exit_without_teardown() -> None:
+    """End a torchrun process whose work is written. torch's DDP keeps the gloo process group's threads
+    alive past destroy_process_group, and tearing the interpreter down around them aborted a rank now and
+    then ("terminate called without an active exception", exit -6, after model.pt was written)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _cmd_predict(args) -> None:
