@@ -155,23 +155,32 @@ def ensure_synthetic_data(recipe: SceneSettings, info: DistInfo, progress: bool 
 
 
 def load_initial_weights(path: Path, model: torch.nn.Module, recipe: SceneSettings,
-                         architecture_keys: tuple[str, ...], kind: str) -> tuple[bool, bool]:
+                         architecture_keys: tuple[str, ...], kind: str) -> tuple[bool, bool, list | None]:
     """Load the weights of the checkpoint ``path`` (``init_weights``) into ``model``, a ``kind`` model.
     A checkpoint of the same kind must match the architecture; one of another pipeline gives its sparse
     U-Net only (``backbone.*``: BACKBONE_KEYS must match) and the heads keep their fresh weights. A
     model without the height channel may start a model with it: the first conv's weights for the new
-    channel start at zero, so the model computes what it did. Returns (height channel added, backbone only)."""
+    channel start at zero, so the model computes what it did. A narrower U-Net of the same depth starts
+    from another pipeline's wider one: each feature space keeps the channels with the largest batch-norm
+    scales (``models.narrowing``). Returns (height channel added, backbone only, the checkpoint's widths
+    where they were narrowed, else None)."""
     init = load_checkpoint(path)
     saved = dict(init["config"])
     add_height = recipe.height_feature and not saved.get("height_feature", False)
     if add_height:
         saved["height_feature"] = True
     backbone_only = init.get("kind") != kind
-    check_compatible(path, saved, recipe.to_dict(), BACKBONE_KEYS if backbone_only else architecture_keys)
+    narrow = backbone_only and _narrows(saved.get("widths"), recipe.widths)
+    keys = BACKBONE_KEYS if backbone_only else architecture_keys
+    check_compatible(path, saved, recipe.to_dict(), tuple(k for k in keys if not (narrow and k == "widths")))
     state = dict(init["model"])
     if backbone_only:
         state = {**{k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")},
                  **{k: v for k, v in state.items() if k.startswith("backbone.")}}
+    if narrow:  # a narrower U-Net keeps the channels the wider one scales most (models.narrowing)
+        from ..models.narrowing import narrow_unet_state
+
+        state = narrow_unet_state(state, saved["widths"], recipe.widths, saved.get("blocks", 1), prefix="backbone.")
     if add_height:  # the first conv's input-channel axis (its place depends on the sparse backend) grows by one
         key = "backbone.stem.0.weight"
         old, want = state[key], model.state_dict()[key].shape
@@ -180,7 +189,14 @@ def load_initial_weights(path: Path, model: torch.nn.Module, recipe: SceneSettin
         extra[axis] = 1
         state[key] = torch.cat([old, old.new_zeros(extra)], axis)
     load_model_state(path, model, state)
-    return add_height, backbone_only
+    return add_height, backbone_only, (list(saved["widths"]) if narrow else None)
+
+
+def _narrows(saved_widths, widths) -> bool:
+    """Whether ``widths`` is another, narrower U-Net of the same depth than ``saved_widths``."""
+    saved_widths, widths = list(saved_widths or []), list(widths)
+    return (saved_widths != widths and len(saved_widths) == len(widths)
+            and all(n <= o for o, n in zip(saved_widths, widths)))
 
 
 def validate(model: torch.nn.Module, recipe: SceneSettings, predict: Callable[[Scene], Prediction],
@@ -241,12 +257,14 @@ class SceneTrainer(ABC):
         np.random.seed(recipe.seed)
         model = self.build_model(recipe)
         if recipe.init_weights and not resume:
-            added, backbone_only = load_initial_weights(Path(recipe.init_weights), model, recipe,
-                                                        self.architecture_keys, self.kind)
+            added, backbone_only, narrowed = load_initial_weights(Path(recipe.init_weights), model, recipe,
+                                                                  self.architecture_keys, self.kind)
             if info.is_main:
                 print(f"starting from the {'backbone' if backbone_only else 'weights'} of {recipe.init_weights}"
                       + (" (another pipeline's checkpoint: the heads start fresh)" if backbone_only else "")
-                      + (" (the height channel added with zero weights)" if added else ""))
+                      + (" (the height channel added with zero weights)" if added else "")
+                      + (f" (its U-Net narrowed from widths {narrowed} to {list(recipe.widths)}: the channels "
+                         "with the largest batch-norm scales)" if narrowed else ""))
         self.model = model.to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         self.dataset = train_dataset(recipe)

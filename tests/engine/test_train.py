@@ -296,14 +296,14 @@ def test_a_model_gains_the_height_channel_with_the_same_outputs(data, tmp_path):
     old.load_state_dict(ckpt["model"])
     new_recipe = BottomUpRecipe(**{**ckpt["config"], "height_feature": True})
     new = build_model(new_recipe)
-    assert load_initial_weights(first / "model.pt", new, new_recipe, ARCHITECTURE_KEYS, "bottomup") == (True, False)
+    assert load_initial_weights(first / "model.pt", new, new_recipe, ARCHITECTURE_KEYS, "bottomup") == (True, False, None)
     root = load_config(BottomUpRecipe, data).data_root
     scene = read_scannet_scene(list_scenes(root)[0])
     with torch.no_grad():
         want = old.eval()(collate([scene]))["semantic_logits"]
         got = new.eval()(collate([scene], height=True))["semantic_logits"]
     torch.testing.assert_close(got, want)
-    assert load_initial_weights(first / "model.pt", old, old_recipe, ARCHITECTURE_KEYS, "bottomup") == (False, False)
+    assert load_initial_weights(first / "model.pt", old, old_recipe, ARCHITECTURE_KEYS, "bottomup") == (False, False, None)
     with pytest.raises(DataError, match="height_feature"):  # a height model cannot start one without it
         tall = tmp_path / "tall.pt"
         torch.save({**ckpt, "config": {**ckpt["config"], "height_feature": True},
@@ -326,10 +326,20 @@ def test_a_grid_model_starts_from_a_bottomup_checkpoints_backbone(data, tmp_path
     torch.manual_seed(0)
     grid = build_model(recipe)
     head = {k: v.clone() for k, v in grid.state_dict().items() if k.startswith("head.")}
-    assert load_initial_weights(first / "model.pt", grid, recipe, ARCHITECTURE_KEYS, "grid") == (False, True)
+    assert load_initial_weights(first / "model.pt", grid, recipe, ARCHITECTURE_KEYS, "grid") == (False, True, None)
     state = grid.state_dict()
     assert all(torch.equal(state[k], v) for k, v in ckpt["model"].items() if k.startswith("backbone."))
     assert head and all(torch.equal(state[k], v) for k, v in head.items())
     wider = GridRecipe(**{**backbone, "widths": [16, 32]})
     with pytest.raises(DataError, match="widths"):
         load_initial_weights(first / "model.pt", build_model(wider), wider, ARCHITECTURE_KEYS, "grid")
+    # a narrower U-Net of the same depth starts from the channels the checkpoint scales most
+    from pcseg.models.narrowing import narrow_unet_state
+
+    narrower = GridRecipe(**{**backbone, "widths": [6, 16]})
+    small = build_model(narrower)
+    assert load_initial_weights(first / "model.pt", small, narrower, ARCHITECTURE_KEYS, "grid") == (False, True, [8, 16])
+    want = narrow_unet_state(ckpt["model"], [8, 16], [6, 16], prefix="backbone.")
+    state = small.state_dict()
+    assert all(torch.equal(state[k], want[k]) for k in state if k.startswith("backbone."))
+    assert state["backbone.stem.0.weight"].shape[-1] == 6
