@@ -14,7 +14,7 @@ from ..engine.config import load_config
 
 METHODS = ("model", "grid", "gt-components", "pred-dbscan")
 METHOD_TITLES = {"model": "the shipped bottom-up model (sparse U-Net + mean-shift clustering)",
-                 "grid": "the shipped grid model (the same U-Net, a SOLO-style head: no clustering)",
+                 "grid": "the shipped grid model (a narrower U-Net, a SOLO-style head: no clustering)",
                  "gt-components": "ground-truth semantics split into connected components (non-learned reference)",
                  "pred-dbscan": "the model's semantics (its network run shared with model) + DBSCAN on xyz"}
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
