@@ -6,15 +6,9 @@ import torch
 from pcseg.models.backbone import SparseUNet
 from pcseg.models.narrowing import kept_channels, narrow_unet_state
 from pcseg.sparse import SparseTensor
+from test_backbone import random_sites
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-
-def random_sites(n, extent, batch, seed):
-    g = torch.Generator().manual_seed(seed)
-    xyz = torch.randint(0, extent, (n, 3), generator=g)
-    b = torch.randint(0, batch, (n, 1), generator=g)
-    return torch.unique(torch.cat([b, xyz], 1), dim=0).int()
 
 
 def _randomised(net: SparseUNet, seed: int) -> SparseUNet:
