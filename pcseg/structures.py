@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .ids import nonzero_pairs
+
 if TYPE_CHECKING:  # torch is imported lazily: reading and scoring data does not need it
     import torch
 
@@ -226,7 +228,7 @@ class InstanceSet:
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(instance, point) IntArrays: every point of every instance, by instance, then point."""
-        return np.divmod(np.flatnonzero(self.masks), max(self.num_points, 1))  # 10x faster than np.nonzero
+        return nonzero_pairs(self.masks)
 
     def labels_per_point(self) -> np.ndarray:
         """IntArray[N]: the label of the highest-scoring instance holding each point, 0 for none."""

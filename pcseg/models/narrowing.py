@@ -71,12 +71,18 @@ def kept_channels(state: dict[str, torch.Tensor], old_widths: Sequence[int], new
     return kept
 
 
+def narrows(old_widths: Sequence[int], new_widths: Sequence[int]) -> bool:
+    """Whether a U-Net of ``new_widths`` can start from one of ``old_widths``: as many levels, none wider."""
+    old_widths, new_widths = list(old_widths), list(new_widths)
+    return len(old_widths) == len(new_widths) and all(1 <= n <= o for o, n in zip(old_widths, new_widths))
+
+
 def narrow_unet_state(state: dict[str, torch.Tensor], old_widths: Sequence[int], new_widths: Sequence[int],
                       blocks: int = 1, prefix: str = "") -> dict[str, torch.Tensor]:
     """The SparseUNet weights ``state`` (keys under ``prefix``) of ``old_widths`` cut to ``new_widths``
     (as many levels, each at most as wide); keys outside the U-Net are returned as they are."""
     old_widths, new_widths = tuple(old_widths), tuple(new_widths)
-    if len(old_widths) != len(new_widths) or any(n > o or n < 1 for o, n in zip(old_widths, new_widths)):
+    if not narrows(old_widths, new_widths):
         raise ValueError(f"narrow_unet_state: widths {list(new_widths)} do not narrow {list(old_widths)} "
                          "(as many levels, none wider)")
     kept = kept_channels(state, old_widths, new_widths, blocks, prefix)

@@ -29,6 +29,7 @@ from ..engine.loop import epoch_batches, plain_result
 from ..engine.settings import TrainingSettings
 from ..errors import ConfigError
 from ..models import resolve_backend, use_backend
+from ..models.narrowing import narrow_unet_state, narrows
 from ..runtime import apply_prediction_threads, apply_recipe_threads
 from ..structures import Prediction, Scene
 
@@ -170,7 +171,8 @@ def load_initial_weights(path: Path, model: torch.nn.Module, recipe: SceneSettin
     if add_height:
         saved["height_feature"] = True
     backbone_only = init.get("kind") != kind
-    narrow = backbone_only and _narrows(saved.get("widths"), recipe.widths)
+    saved_widths = list(saved.get("widths") or [])
+    narrow = backbone_only and saved_widths != list(recipe.widths) and narrows(saved_widths, recipe.widths)
     keys = BACKBONE_KEYS if backbone_only else architecture_keys
     check_compatible(path, saved, recipe.to_dict(), tuple(k for k in keys if not (narrow and k == "widths")))
     state = dict(init["model"])
@@ -178,9 +180,7 @@ def load_initial_weights(path: Path, model: torch.nn.Module, recipe: SceneSettin
         state = {**{k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")},
                  **{k: v for k, v in state.items() if k.startswith("backbone.")}}
     if narrow:  # a narrower U-Net keeps the channels the wider one scales most (models.narrowing)
-        from ..models.narrowing import narrow_unet_state
-
-        state = narrow_unet_state(state, saved["widths"], recipe.widths, saved.get("blocks", 1), prefix="backbone.")
+        state = narrow_unet_state(state, saved_widths, recipe.widths, saved.get("blocks", 1), prefix="backbone.")
     if add_height:  # the first conv's input-channel axis (its place depends on the sparse backend) grows by one
         key = "backbone.stem.0.weight"
         old, want = state[key], model.state_dict()[key].shape
@@ -189,14 +189,7 @@ def load_initial_weights(path: Path, model: torch.nn.Module, recipe: SceneSettin
         extra[axis] = 1
         state[key] = torch.cat([old, old.new_zeros(extra)], axis)
     load_model_state(path, model, state)
-    return add_height, backbone_only, (list(saved["widths"]) if narrow else None)
-
-
-def _narrows(saved_widths, widths) -> bool:
-    """Whether ``widths`` is another, narrower U-Net of the same depth than ``saved_widths``."""
-    saved_widths, widths = list(saved_widths or []), list(widths)
-    return (saved_widths != widths and len(saved_widths) == len(widths)
-            and all(n <= o for o, n in zip(saved_widths, widths)))
+    return add_height, backbone_only, (saved_widths if narrow else None)
 
 
 def validate(model: torch.nn.Module, recipe: SceneSettings, predict: Callable[[Scene], Prediction],

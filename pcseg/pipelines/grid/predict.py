@@ -55,7 +55,7 @@ def to_instances(out: GridOutput, recipe: GridRecipe) -> Prediction:
     c, n = out.candidates, out.inverse.shape[0]
     # the masks as (candidate, column) pairs: each covers ~1% of the scene, so every step below costs
     # the masks' areas instead of K x V
-    rows, cols = (torch.from_numpy(a) for a in nonzero_pairs(c.masks.bool().cpu().numpy()))
+    rows, cols = (torch.from_numpy(a) for a in nonzero_pairs(c.masks.cpu().numpy()))
     area = torch.bincount(rows, minlength=c.masks.shape[0]).to(c.scores.device)
     # maskness: the mean probability inside the mask
     classes, scores = c.classes, c.scores * c.inside / area.clamp_min(1)
