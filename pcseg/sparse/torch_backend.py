@@ -10,9 +10,10 @@ k//2); a strided conv reads ``q * stride + (ix, iy, iz)`` for output ``q`` (Conv
 inverse conv writes ``q * stride + (ix, iy, iz)`` from input ``q`` (ConvTranspose3d).
 Weights are ``(K, C_in, C_out)``; see ``to_dense_conv_weight`` / ``from_dense_conv_weight``.
 
-Conv = for each kernel offset: ``index_select`` input rows -> ``mm`` with ``W[n]`` ->
-``index_add_`` into output rows. Within one offset every input and every output row occurs at
-most once, so each ``index_add_`` has unique indices: results are deterministic on CPU and CUDA.
+Conv = output rows cut into pieces; per piece, for each kernel offset ``index_select`` input rows ->
+``mm`` with ``W[n]`` into the piece's product buffer, then each output row sums its own products
+with ``embedding_bag`` (identity first, then offsets in order), so every row is summed in the same
+order however the rows are cut: results are deterministic on CPU and CUDA.
 """
 from __future__ import annotations
 
@@ -86,14 +87,18 @@ class KernelMap:
     identity:  offset index whose pairs are ``i -> i`` for every row (the centre of a submanifold
                conv), kept out of ``pairs`` and computed as one plain mm; or None
     out_coords: IntTensor[n_out, 4] for maps that create new sites, else None
+    mirrored:  offset ``K - 1 - n`` has offset n's pairs with input and output swapped (a
+               submanifold map): the transposed map is this one with the offsets renumbered
     """
 
-    __slots__ = ("pairs", "n_in", "n_out", "kernel_volume", "identity", "out_coords", "_blocks", "_transposed")
+    __slots__ = ("pairs", "n_in", "n_out", "kernel_volume", "identity", "out_coords", "mirrored",
+                 "_blocks", "_transposed")
 
     def __init__(self, pairs, n_in: int, n_out: int, kernel_volume: int, identity=None,
-                 out_coords=None) -> None:
+                 out_coords=None, mirrored: bool = False) -> None:
         self.pairs, self.n_in, self.n_out = pairs, n_in, n_out
         self.kernel_volume, self.identity, self.out_coords = kernel_volume, identity, out_coords
+        self.mirrored = mirrored
         self._blocks: dict[int, list[Block]] = {}
         self._transposed = None
 
@@ -101,7 +106,8 @@ class KernelMap:
         """The same pairs read backwards (output -> input): the map of the transposed conv (built once)."""
         if self._transposed is None:
             pairs = [(n, o, i) for n, i, o in self.pairs]
-            self._transposed = KernelMap(pairs, self.n_out, self.n_in, self.kernel_volume, self.identity)
+            self._transposed = KernelMap(pairs, self.n_out, self.n_in, self.kernel_volume, self.identity,
+                                         mirrored=self.mirrored)
             self._transposed._transposed = self
         return self._transposed
 
@@ -110,21 +116,50 @@ class KernelMap:
         return sum(i.numel() for _, i, _ in self.pairs) + (self.n_in if self.identity is not None else 0)
 
     def blocks(self, count: int) -> list["Block"]:
-        """The output rows cut into ``count`` contiguous ranges, each with the pairs that write it
-        (built once per count): what each conv worker computes. Slices of the map's pairs, sorted
-        by output row within each offset, so no pair is copied."""
+        """The output rows cut into ``count`` contiguous ranges of about equal work, each cut again
+        into pieces (built once per count): what each conv worker computes, a piece at a time."""
         if count not in self._blocks:
-            self._blocks[count] = _cut_rows(self, count)
+            twin = self._transposed
+            if self.mirrored and twin is not None and count in twin._blocks:
+                # this map's offset n holds the twin's offset K - 1 - n pairs: same pieces and sums
+                last = self.kernel_volume - 1
+                self._blocks[count] = [Block(b.lo, b.hi, [
+                    Piece(p.lo, p.hi, p.reads, p.writes, [last - n for n in p.offsets], p.sizes, p.bag,
+                          p.bag_offsets) for p in b.pieces]) for b in twin._blocks[count]]
+            else:
+                self._blocks[count] = _cut_rows(self, count)
         return self._blocks[count]
 
 
+class Piece:
+    """Output rows ``[lo, hi)``, the pairs that write them, and how their products add up.
+
+    reads, writes: LongTensor[P], the input and output row of each pair, offset after offset;
+    offsets, sizes: the offset index n of each run of pairs and its length; ``pairs`` gives the
+    same as (n, in_idx, out_idx) views. A piece's products lie in one buffer: the identity
+    offset's ``hi - lo`` rows first (when the map has one), then the pairs in order; output row
+    ``lo + r`` is the sum of the buffer rows ``bag[bag_offsets[r]:bag_offsets[r + 1]]``, in that
+    order."""
+
+    __slots__ = ("lo", "hi", "reads", "writes", "offsets", "sizes", "bag", "bag_offsets", "size")
+
+    def __init__(self, lo, hi, reads, writes, offsets, sizes, bag, bag_offsets) -> None:
+        self.lo, self.hi, self.reads, self.writes = lo, hi, reads, writes
+        self.offsets, self.sizes = offsets, sizes
+        self.bag, self.bag_offsets, self.size = bag, bag_offsets, bag.numel()
+
+    @property
+    def pairs(self) -> list:
+        return list(zip(self.offsets, self.reads.split(self.sizes), self.writes.split(self.sizes)))
+
+
 class Block:
-    """Output rows ``[lo, hi)`` and the pairs (n, in_idx, out_idx) whose output rows lie there."""
+    """Output rows ``[lo, hi)`` of one worker, as consecutive pieces."""
 
-    __slots__ = ("lo", "hi", "pairs")
+    __slots__ = ("lo", "hi", "pieces")
 
-    def __init__(self, lo: int, hi: int, pairs) -> None:
-        self.lo, self.hi, self.pairs = lo, hi, pairs
+    def __init__(self, lo: int, hi: int, pieces: list[Piece]) -> None:
+        self.lo, self.hi, self.pieces = lo, hi, pieces
 
 
 def _sorted_by_output(pairs) -> list:
@@ -139,17 +174,59 @@ def _sorted_by_output(pairs) -> list:
 
 
 def _cut_rows(kmap: KernelMap, count: int) -> list[Block]:
-    if count <= 1 or kmap.n_out < 64 * count:
-        return [Block(0, kmap.n_out, kmap.pairs)]
+    """``count`` blocks (fewer for small maps) of consecutive output rows with about equal numbers
+    of products, each cut into pieces of at most about ``_piece_products`` products."""
     pairs = _sorted_by_output(kmap.pairs)
-    cuts = [kmap.n_out * k // count for k in range(count + 1)]
-    bounds = torch.tensor(cuts, device=pairs[0][2].device if pairs else None)
-    per_offset = [(n, i, o, torch.searchsorted(o, bounds).tolist()) for n, i, o in pairs]
+    device = pairs[0][2].device if pairs else None
+    n_out, identity = kmap.n_out, kmap.identity is not None
+    outs = [o for _, _, o in pairs]
+    work = torch.bincount(torch.cat(outs), minlength=n_out) if outs else torch.zeros(n_out, dtype=torch.long)
+    work += int(identity)                              # products per output row
+    row_start = torch.cumsum(work, 0) - work          # each row's first slot in the whole map's bag
+    total = int(work.sum())
+    count = max(1, min(count, n_out // 64))
+    per_block = max(1, -(-total // (count * _piece_products(device))))
+    pieces = count * per_block
+    targets = torch.tensor([total * k // pieces for k in range(1, pieces)], dtype=torch.long, device=device)
+    cuts = torch.cat([torch.zeros(1, dtype=torch.long, device=device),
+                      torch.searchsorted(row_start, targets), torch.full((1,), n_out, device=device)])
+    cuts = torch.cummax(cuts, 0).values
+    rows = cuts[1:] - cuts[:-1]
+    # Where each product sits in its piece's buffer, and the bag: slot row_start[o] + k holds the
+    # k-th product of row o (identity first, then offsets in order).
+    bag = torch.empty(total, dtype=torch.long, device=device)
+    used = rows.clone() if identity else torch.zeros_like(rows)     # buffer rows used per piece
+    free = row_start.clone()                                        # each row's next free slot
+    if identity:
+        bag[row_start] = torch.arange(n_out, device=device) - torch.repeat_interleave(cuts[:-1], rows)
+        free += 1
+    per_offset = []
+    for n, i, o in pairs:
+        at = torch.searchsorted(o, cuts)
+        counts = at[1:] - at[:-1]
+        # position in the piece's buffer: rows used before this offset + rank within the offset
+        pos = torch.arange(o.numel(), device=device) + torch.repeat_interleave(used - at[:-1], counts)
+        slot = torch.index_select(free, 0, o)
+        bag.index_copy_(0, slot, pos)
+        free.index_copy_(0, o, slot + 1)
+        used += counts
+        per_offset.append((n, i, o, at.tolist()))
+    cut_list, slots = cuts.tolist(), row_start.tolist() + [total]
+    made = []
+    for b, (lo, hi) in enumerate(zip(cut_list[:-1], cut_list[1:])):
+        if hi > lo:
+            part = [(n, i[at[b]:at[b + 1]], o[at[b]:at[b + 1]]) for n, i, o, at in per_offset if at[b + 1] > at[b]]
+            reads = torch.cat([i for _, i, _ in part]) if part else bag[:0]
+            writes = torch.cat([o for _, _, o in part]) if part else bag[:0]
+            made.append((b // per_block, Piece(lo, hi, reads, writes, [n for n, _, _ in part],
+                                               [i.numel() for _, i, _ in part], bag[slots[lo]:slots[hi]],
+                                               row_start[lo:hi] - slots[lo])))
     blocks = []
-    for b, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:])):
-        part = [(n, i[at[b]:at[b + 1]], o[at[b]:at[b + 1]]) for n, i, o, at in per_offset if at[b + 1] > at[b]]
-        blocks.append(Block(lo, hi, part))
-    return blocks
+    for w in range(count):
+        mine = [p for owner, p in made if owner == w]
+        if mine:
+            blocks.append(Block(mine[0].lo, mine[-1].hi, mine))
+    return blocks or [Block(0, 0, [])]
 
 
 def _group_pairs(valid: torch.Tensor, in_rows: torch.Tensor, out_rows: torch.Tensor, skip=None):
@@ -195,7 +272,7 @@ def submanifold_map(table: HashTable, kernel_size: int) -> KernelMap:
     tasks = [(table, list(range(lo, hi)), shifts[lo:hi], centre) for lo, hi in zip(cuts[:-1], cuts[1:])]
     half = [p for part in run_tasks(_submanifold_pairs, tasks) for p in part]
     mirrored = [(volume - 1 - n, out_idx, in_idx) for n, in_idx, out_idx in reversed(half)]
-    return KernelMap(half + mirrored, m, m, volume, identity=centre)
+    return KernelMap(half + mirrored, m, m, volume, identity=centre, mirrored=True)
 
 
 def _coarse_sites(coords: torch.Tensor, kernel_size: int, stride: int):
@@ -297,45 +374,50 @@ def get_upsample_map(x: SparseTensor, target: SparseTensor, kernel_size: int, st
 
 # --- the convolution -----------------------------------------------------------------------------
 
-# Pairs are taken a chunk of rows at a time so that the gathered rows and their products stay in the
-# core's cache between the gather, the product and the scatter (~1 MB each: 8192 rows of 32 floats):
-# one conv's forward 13-14% faster than a whole offset at a time on 67k voxels, a U-Net's forward +
-# backward 5-6% (benchmarks/bench_sparse.py's room, A/B in one process). Each row still occurs once per offset,
-# so every output row is summed in the same order as without chunks.
-CHUNK_BYTES = 1 << 20
+# The products of a piece are added up with ``embedding_bag`` (mode "sum"): each output row reads its
+# own products, in offset order, and is written once, 4-7x faster on a CPU than scattering each
+# offset's products with ``index_add_``. A piece holds about this many products, so that its buffer
+# stays in the core's cache between the products and the sums (~1 MB at 32 channels).
+PIECE_PRODUCTS = 32768
 
 
-def _chunk_rows(*widths: int) -> int:
-    return max(1024, CHUNK_BYTES // (4 * max(widths)))
+def _piece_products(device) -> int:
+    # On a GPU one piece per conv: fewer, larger kernels.
+    return PIECE_PRODUCTS if device is None or torch.device(device).type == "cpu" else 1 << 24
 
 
-def _chunks(pairs, rows: int):
-    """Each (n, a, b) of ``pairs`` cut into pieces of at most ``rows`` pairs."""
-    for n, a, b in pairs:
-        for start in range(0, a.numel(), rows):
-            yield n, a[start:start + rows], b[start:start + rows]
+def _sum_products(products: torch.Tensor, piece: Piece, out: torch.Tensor) -> None:
+    """out[piece.lo:piece.hi] = the sums of each row's products (zero for a row with none)."""
+    rows = out[piece.lo:piece.hi]
+    if piece.size == 0:
+        rows.zero_()
+        return
+    rows.copy_(torch.embedding_bag(products[:piece.size], piece.bag, piece.bag_offsets, False, 0)[0])
+
+
+def _scratch(x: torch.Tensor, block: Block, widths: tuple[int, ...]) -> list[torch.Tensor]:
+    """Buffers reused by every piece of a block: the products (piece size rows), then one gather
+    buffer per further width (the most pairs one offset has in a piece: gathered one offset at a
+    time, its rows are still in the core's cache for the product)."""
+    size = max((p.size for p in block.pieces), default=0)
+    most = max((n for p in block.pieces for n in p.sizes), default=0)
+    return [x.new_empty(size, widths[0])] + [x.new_empty(most, w) for w in widths[1:]]
 
 
 def _forward_block(task) -> None:
     """out[lo:hi] = identity term + the block's pairs (n, i, o): x[i] @ weight[n] added at row o."""
     x, weight, kmap, block, out = task
-    rows = out[block.lo:block.hi]
-    if kmap.identity is not None:
-        torch.mm(x[block.lo:block.hi], weight[kmap.identity], out=rows)
-    else:
-        rows.zero_()
-    if not block.pairs:
-        return
-    # One pair of scratch buffers reused by every chunk: no allocation per offset.
-    chunk = _chunk_rows(x.shape[1], weight.shape[2])
-    most = min(chunk, max(i.numel() for _, i, _ in block.pairs))
-    gathered = x.new_empty(most, x.shape[1])
-    product = x.new_empty(most, weight.shape[2])
-    for n, in_idx, out_idx in _chunks(block.pairs, chunk):
-        p = in_idx.numel()
-        g = torch.index_select(x, 0, in_idx, out=gathered[:p])
+    products, gathered = _scratch(x, block, (weight.shape[2], x.shape[1]))
+    w = weight.unbind(0)
+    for piece in block.pieces:
+        at = 0
+        if kmap.identity is not None:
+            at = piece.hi - piece.lo
+            torch.mm(x[piece.lo:piece.hi], w[kmap.identity], out=products[:at])
+        for n, i, p in zip(piece.offsets, piece.reads.split(piece.sizes), products[at:piece.size].split(piece.sizes)):
+            torch.mm(torch.index_select(x, 0, i, out=gathered[:i.numel()]), w[n], out=p)
         # rows outside [lo, hi) are never touched, so blocks can run at the same time
-        out.index_add_(0, out_idx, torch.mm(g, weight[n], out=product[:p]))
+        _sum_products(products, piece, out)
 
 
 def _gather_mm_scatter(x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
@@ -353,34 +435,32 @@ def _backward_block(task) -> torch.Tensor | None:
     """For the input rows [lo, hi) of one block of the transposed map: those rows of grad_x (written
     in place) and the block's share of grad_W, FloatTensor[K, C_in, C_out] (or None)."""
     x, weight, grad_out, tmap, block, grad_x, need_w = task
-    lo, hi = block.lo, block.hi
     c_in, c_out = weight.shape[1], weight.shape[2]
     grad_w = x.new_zeros(weight.shape) if need_w else None
     centre = tmap.identity
-    if grad_x is not None:
-        if centre is not None:
-            torch.mm(grad_out[lo:hi], weight[centre].t(), out=grad_x[lo:hi])
-        else:
-            grad_x[lo:hi].zero_()
-    if need_w and centre is not None:
-        torch.mm(x[lo:hi].t(), grad_out[lo:hi], out=grad_w[centre])
-    if not block.pairs:
-        return grad_w
-    chunk = _chunk_rows(c_in, c_out)
-    most = min(chunk, max(i.numel() for _, i, _ in block.pairs))
-    g_buf = x.new_empty(most, c_out)
-    x_buf = x.new_empty(most, c_in) if need_w else None
-    p_buf = x.new_empty(most, c_in) if grad_x is not None else None
-    # Pairs of the transposed map: (n, row o of grad_out, row i of x). Each chunk's rows of
+    products, g_buf, x_buf = _scratch(x, block, (c_in, c_out, c_in if need_w else 0))
+    w_t = weight.transpose(1, 2).unbind(0)
+    grad_ws = grad_w.unbind(0) if need_w else None
+    # The transposed map reads rows of grad_out and writes rows of x: each offset's rows of
     # grad_out are gathered once for both products.
-    for n, out_idx, in_idx in _chunks(block.pairs, chunk):
-        p = out_idx.numel()
-        g = torch.index_select(grad_out, 0, out_idx, out=g_buf[:p])
+    for piece in block.pieces:
+        lo, hi, at = piece.lo, piece.hi, 0
+        if centre is not None:
+            if grad_x is not None:
+                at = hi - lo
+                torch.mm(grad_out[lo:hi], w_t[centre], out=products[:at])
+            if need_w:
+                grad_ws[centre].addmm_(x[lo:hi].t(), grad_out[lo:hi])
+        products_n = products[at:piece.size].split(piece.sizes) if grad_x is not None else piece.sizes
+        for n, o, i, p in zip(piece.offsets, piece.reads.split(piece.sizes), piece.writes.split(piece.sizes),
+                              products_n):
+            g = torch.index_select(grad_out, 0, o, out=g_buf[:o.numel()])
+            if grad_x is not None:
+                torch.mm(g, w_t[n], out=p)
+            if need_w:
+                grad_ws[n].addmm_(torch.index_select(x, 0, i, out=x_buf[:i.numel()]).t(), g)
         if grad_x is not None:
-            grad_x.index_add_(0, in_idx, torch.mm(g, weight[n].t(), out=p_buf[:p]))
-        if need_w:
-            a = torch.index_select(x, 0, in_idx, out=x_buf[:p])
-            grad_w[n].addmm_(a.t(), g)
+            _sum_products(products, piece, grad_x)
     return grad_w
 
 

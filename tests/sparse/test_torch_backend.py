@@ -325,23 +325,51 @@ def test_submanifold_map_mirrors_the_offsets_it_does_not_search():
 
 
 @pytest.mark.parametrize("kind", ["submanifold", "strided"])
-def test_convs_in_chunks_of_a_few_pairs_equal_dense_convs(monkeypatch, kind):
-    """The pairs of each offset go through gather, product and scatter a chunk at a time (for the
-    cache): with chunks of 7 pairs the outputs and both gradients still equal the dense conv's."""
-    monkeypatch.setattr(backend, "_chunk_rows", lambda *widths: 7)
+def test_convs_in_pieces_of_a_few_products_equal_dense_convs(monkeypatch, kind):
+    """Output rows go through gather, product and sum a piece at a time (for the cache): with
+    pieces of about 7 products the outputs and both gradients still equal the dense conv's."""
+    monkeypatch.setattr(backend, "PIECE_PRODUCTS", 7)
     x = random_tensor(3, 4)
     if kind == "submanifold":
         conv = layer(SubMConv3d, 4, 6, 3)
         y = conv(x)
         dense = F.conv3d(densify(x.features, x.coords), to_dense_conv_weight(conv.weight), padding=1)
         ref = read(dense, x.coords)
+        kmap = backend.get_submanifold_map(x, 3)
     else:
         conv = layer(SparseConv3d, 4, 6, 2, 2)
         y = conv(x)
         dense = F.conv3d(densify(x.features, x.coords), to_dense_conv_weight(conv.weight), stride=2)
         ref = read(dense, y.coords)
-    assert max(i.numel() for _, i, _ in backend.get_submanifold_map(x, 3).pairs) > 7  # chunks were cut
+        kmap = backend.get_downsample_map(x, 2, 2)
     torch.testing.assert_close(y.features, ref, rtol=1e-10, atol=1e-10)
     up = torch.randn_like(ref)
     for a, b in zip(grads(y.features, up, x.features, conv.weight), grads(ref, up, x.features, conv.weight)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    assert len(kmap.blocks(1)[0].pieces) > 10 and len(kmap.transposed().blocks(1)[0].pieces) > 10
+
+
+def test_each_row_of_a_piece_sums_its_products_identity_first_then_offsets_in_order():
+    x = random_tensor(4, 3, grid=9, occupancy=0.5)
+    kmap = backend.get_submanifold_map(x, 3)
+    # the transposed map's pieces are kmap's mirrored (offset n -> 26 - n), not cut again
+    for twin, order in ((kmap, 1), (kmap.transposed(), -1)):
+        for count in (1, 2):
+            seen = []
+            for block in twin.blocks(count):
+                for piece in block.pieces:
+                    assert block.lo <= piece.lo < piece.hi <= block.hi
+                    # what each buffer row holds: (output row, offset), identity rows first
+                    held = [(r, twin.identity) for r in range(piece.lo, piece.hi)]
+                    held += [(o, n) for n, _, out_idx in piece.pairs for o in out_idx.tolist()]
+                    assert piece.size == len(held)
+                    ends = piece.bag_offsets.tolist()[1:] + [piece.size]
+                    for r, (start, end) in enumerate(zip(piece.bag_offsets.tolist(), ends)):
+                        got = [held[j] for j in piece.bag[start:end].tolist()]
+                        offsets = [n for _, n in got]
+                        assert {o for o, _ in got} == {piece.lo + r} and offsets[0] == twin.identity
+                        assert offsets[1:] == sorted(offsets[1:], key=lambda n: order * n)
+                    seen += [(n, i, o) for n, in_idx, out_idx in piece.pairs
+                             for i, o in zip(in_idx.tolist(), out_idx.tolist())]
+            want = [(n, i, o) for n, in_idx, out_idx in twin.pairs for i, o in zip(in_idx.tolist(), out_idx.tolist())]
+            assert sorted(seen) == sorted(want)

@@ -51,11 +51,13 @@ def test_rows_are_cut_into_one_block_per_worker_with_every_pair_once():
     kmap = backend.get_downsample_map(x, 2, 2)  # pairs not sorted by output row
     blocks = kmap.blocks(3)
     assert len(blocks) == 3 and blocks[0].lo == 0 and blocks[-1].hi == kmap.n_out
-    for block in blocks:
-        for _, _, out_idx in block.pairs:
-            assert bool(((out_idx >= block.lo) & (out_idx < block.hi)).all())
+    assert all(a.hi == b.lo for a, b in zip(blocks[:-1], blocks[1:]))
+    pieces = [p for block in blocks for p in block.pieces]
+    for piece in pieces:
+        for _, _, out_idx in piece.pairs:
+            assert bool(((out_idx >= piece.lo) & (out_idx < piece.hi)).all())
     for n, in_idx, out_idx in kmap.pairs:
-        parts = [(i, o) for b in blocks for m, i, o in b.pairs if m == n]
+        parts = [(i, o) for p in pieces for m, i, o in p.pairs if m == n]
         got = sorted(zip(torch.cat([i for i, _ in parts]).tolist(), torch.cat([o for _, o in parts]).tolist()))
         assert got == sorted(zip(in_idx.tolist(), out_idx.tolist()))
 
