@@ -15,6 +15,14 @@ BATCH = 2
 pytestmark = pytest.mark.usefixtures("two_threads")  # tests/conftest.py
 
 
+@pytest.fixture(autouse=True, params=["pairs", "columns"])
+def conv_path(request, monkeypatch):
+    """Every test runs both ways a conv can go: through its pairs (pieces, summed per row) and
+    through each output row's neighbourhood (what convs with few input channels do)."""
+    monkeypatch.setattr(backend, "FEW_CHANNELS", 0 if request.param == "pairs" else 1 << 20)
+    return request.param
+
+
 def random_sites(seed, grid=GRID, batch=BATCH, occupancy=0.3, shift=0):
     """IntTensor[M, 4] with ~occupancy of each scene's grid^3 cells active, in random row order."""
     g = torch.Generator().manual_seed(seed)
