@@ -13,7 +13,10 @@ Weights are ``(K, C_in, C_out)``; see ``to_dense_conv_weight`` / ``from_dense_co
 Conv = output rows cut into pieces; per piece, for each kernel offset ``index_select`` input rows ->
 ``mm`` with ``W[n]`` into the piece's product buffer, then each output row sums its own products
 with ``embedding_bag`` (identity first, then offsets in order), so every row is summed in the same
-order however the rows are cut: results are deterministic on CPU and CUDA.
+order however the rows are cut: results are deterministic on CPU and CUDA. Without gradients (a
+map used about once, by inference) each offset's products are scattered with ``index_add_``
+instead, in the same order; a conv with few input channels reads whole neighbourhoods instead
+(``FEW_CHANNELS``).
 """
 from __future__ import annotations
 
@@ -92,7 +95,7 @@ class KernelMap:
     """
 
     __slots__ = ("pairs", "n_in", "n_out", "kernel_volume", "identity", "out_coords", "mirrored",
-                 "_blocks", "_transposed", "_neighbours")
+                 "_blocks", "_row_ranges", "_transposed", "_neighbours")
 
     def __init__(self, pairs, n_in: int, n_out: int, kernel_volume: int, identity=None,
                  out_coords=None, mirrored: bool = False) -> None:
@@ -100,6 +103,7 @@ class KernelMap:
         self.kernel_volume, self.identity, self.out_coords = kernel_volume, identity, out_coords
         self.mirrored = mirrored
         self._blocks: dict[int, list[Block]] = {}
+        self._row_ranges: dict[int, list[Block]] = {}
         self._transposed = None
         self._neighbours = None
 
@@ -130,6 +134,13 @@ class KernelMap:
         """Number of (input, output, offset) products, the identity offset included."""
         return sum(i.numel() for _, i, _ in self.pairs) + (self.n_in if self.identity is not None else 0)
 
+    def row_ranges(self, count: int) -> list["Block"]:
+        """The output rows cut into ``count`` contiguous ranges, each one piece with the pairs
+        that write it but no bag (built once per count): cheap to make, for a conv that scatters."""
+        if count not in self._row_ranges:
+            self._row_ranges[count] = _split_rows(self, count)
+        return self._row_ranges[count]
+
     def blocks(self, count: int) -> list["Block"]:
         """The output rows cut into ``count`` contiguous ranges of about equal work, each cut again
         into pieces (built once per count): what each conv worker computes, a piece at a time."""
@@ -157,7 +168,8 @@ class Piece:
 
     def __init__(self, lo, hi, pairs, bag, bag_offsets) -> None:
         self.lo, self.hi, self.pairs = lo, hi, pairs
-        self.bag, self.bag_offsets, self.size = bag, bag_offsets, bag.numel()
+        self.bag, self.bag_offsets = bag, bag_offsets
+        self.size = bag.numel() if bag is not None else 0
 
 
 class Block:
@@ -178,6 +190,20 @@ def _sorted_by_output(pairs) -> list:
             in_idx = in_idx[order]
         out.append((n, in_idx, out_idx))
     return out
+
+
+def _split_rows(kmap: KernelMap, count: int) -> list[Block]:
+    if count <= 1 or kmap.n_out < 64 * count:
+        return [Block(0, kmap.n_out, [Piece(0, kmap.n_out, kmap.pairs, None, None)])]
+    pairs = _sorted_by_output(kmap.pairs)
+    cuts = [kmap.n_out * k // count for k in range(count + 1)]
+    bounds = torch.tensor(cuts, device=pairs[0][2].device if pairs else None)
+    per_offset = [(n, i, o, torch.searchsorted(o, bounds).tolist()) for n, i, o in pairs]
+    blocks = []
+    for b, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:])):
+        part = [(n, i[at[b]:at[b + 1]], o[at[b]:at[b + 1]]) for n, i, o, at in per_offset if at[b + 1] > at[b]]
+        blocks.append(Block(lo, hi, [Piece(lo, hi, part, None, None)]))
+    return blocks
 
 
 def _cut_rows(kmap: KernelMap, count: int) -> list[Block]:
@@ -425,14 +451,46 @@ def _forward_block(task) -> None:
         _sum_products(products, piece, out)
 
 
-def _gather_mm_scatter(x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+# Without gradients a conv's map is usually used once (inference on a new scene), where cutting it
+# into pieces with bags costs about what the sums save: such a conv adds each offset's products into
+# the output with ``index_add_`` instead, ~1 MB of pairs at a time so that gathered rows and products
+# stay in the core's cache. Each row is summed in the same order (identity, then offsets in order).
+CHUNK_BYTES = 1 << 20
+
+
+def _scatter_block(task) -> None:
+    x, weight, kmap, block, out = task
+    lo, hi, pairs = block.lo, block.hi, block.pieces[0].pairs
+    rows = out[lo:hi]
+    if kmap.identity is not None:
+        torch.mm(x[lo:hi], weight[kmap.identity], out=rows)
+    else:
+        rows.zero_()
+    if not pairs:
+        return
+    chunk = max(1024, CHUNK_BYTES // (4 * max(x.shape[1], weight.shape[2])))
+    most = min(chunk, max(i.numel() for _, i, _ in pairs))
+    gathered, product = x.new_empty(most, x.shape[1]), x.new_empty(most, weight.shape[2])
+    for n, in_idx, out_idx in pairs:
+        for start in range(0, in_idx.numel(), chunk):
+            i, o = in_idx[start:start + chunk], out_idx[start:start + chunk]
+            g = torch.index_select(x, 0, i, out=gathered[:i.numel()])
+            out.index_add_(0, o, torch.mm(g, weight[n], out=product[:i.numel()]))
+
+
+def _gather_mm_scatter(x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, pieces: bool = True) -> torch.Tensor:
     """out[n_out, C_out] = sum over pairs (n, i, o) of x[i] @ weight[n], added at row o.
 
     On a CPU the output rows are cut into one block per conv worker (``pcseg.sparse.workers``):
     one hand-off per conv instead of a parallel region per op, and every row is summed in the
-    same order (identity, then offsets in order) however many workers run."""
+    same order (identity, then offsets in order) however many workers run. ``pieces=False``
+    scatters instead of building the map's pieces, unless they exist already."""
     out = x.new_empty(kmap.n_out, weight.shape[2])
-    run_tasks(_forward_block, [(x, weight, kmap, b, out) for b in kmap.blocks(_worker_count(x))])
+    count = _worker_count(x)
+    if pieces or count in kmap._blocks:
+        run_tasks(_forward_block, [(x, weight, kmap, b, out) for b in kmap.blocks(count)])
+    else:
+        run_tasks(_scatter_block, [(x, weight, kmap, b, out) for b in kmap.row_ranges(count)])
     return out
 
 
@@ -548,12 +606,14 @@ def _few_channels(features: torch.Tensor) -> bool:
 
 class _SparseConvFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, features, weight, kmap):
+    def forward(ctx, features, weight, kmap, backward_follows):
         ctx.save_for_backward(features, weight)
         ctx.kmap = kmap
-        if _few_channels(features):
+        if _few_channels(features) and (backward_follows or kmap._neighbours is not None):
+            ctx.columns = True
             return _columns_forward(features, weight, kmap)
-        return _gather_mm_scatter(features, weight, kmap)
+        ctx.columns = False
+        return _gather_mm_scatter(features, weight, kmap, pieces=backward_follows)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -561,12 +621,12 @@ class _SparseConvFunction(torch.autograd.Function):
         features, weight = ctx.saved_tensors
         grad_out = grad_out.contiguous()
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if _few_channels(features) and need_w:
+        if ctx.columns and need_w:
             grad_w = _columns_weight_grad(features, weight, grad_out, ctx.kmap)
             grad_x = _conv_backward(features, weight, grad_out, ctx.kmap, True, False)[0] if need_x else None
-            return grad_x, grad_w, None
+            return grad_x, grad_w, None, None
         grad_x, grad_w = _conv_backward(features, weight, grad_out, ctx.kmap, need_x, need_w)
-        return grad_x, grad_w, None
+        return grad_x, grad_w, None, None
 
 
 def sparse_conv(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
@@ -580,7 +640,8 @@ def sparse_conv(features: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -
                          f"got {list(weight.shape)}")
     if weight.dtype != features.dtype:
         raise ValueError(f"sparse_conv: weight is {weight.dtype} but features are {features.dtype}")
-    return _SparseConvFunction.apply(features.contiguous(), weight.contiguous(), kmap)
+    backward_follows = torch.is_grad_enabled() and (features.requires_grad or weight.requires_grad)
+    return _SparseConvFunction.apply(features.contiguous(), weight.contiguous(), kmap, backward_follows)
 
 
 # --- weight layout conversions -------------------------------------------------------------------

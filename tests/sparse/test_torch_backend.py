@@ -381,3 +381,17 @@ def test_each_row_of_a_piece_sums_its_products_identity_first_then_offsets_in_or
                              for i, o in zip(in_idx.tolist(), out_idx.tolist())]
             want = [(n, i, o) for n, in_idx, out_idx in twin.pairs for i, o in zip(in_idx.tolist(), out_idx.tolist())]
             assert sorted(seen) == sorted(want)
+
+
+@pytest.mark.parametrize("kind", ["submanifold", "strided"])
+def test_without_gradients_a_conv_scatters_and_gives_the_same_outputs(kind):
+    """Inference on a new scene uses each map about once: no pieces are built for it (nor a
+    neighbour table for a few-channel conv), and the outputs equal the training forward's."""
+    x = random_tensor(5, 4)
+    conv = layer(SubMConv3d, 4, 6, 3) if kind == "submanifold" else layer(SparseConv3d, 4, 6, 2, 2)
+    with torch.no_grad():
+        y = conv(x)
+    kmap = backend.get_submanifold_map(x, 3) if kind == "submanifold" else backend.get_downsample_map(x, 2, 2)
+    assert not kmap._blocks and kmap._neighbours is None
+    again = conv(SparseTensor(x.features.detach().requires_grad_(), x.coords))  # a new cache
+    torch.testing.assert_close(y.features, again.features, rtol=1e-12, atol=1e-12)
