@@ -128,3 +128,28 @@ def test_set_threads_runs_torch_on_one_thread_and_convs_on_n_workers(restore_thr
         runtime.set_threads(-1)
     with pytest.raises(ValueError, match="threads"):
         workers.set_conv_threads(1.5)
+
+
+def test_piece_loops_compile_and_equal_their_python(restore_threads, monkeypatch):
+    """The conv's loops are compiled by TorchScript (GIL-free on the workers); where that is not
+    possible they run as Python: both give the same results, forward and backward."""
+    from pcseg.sparse import torch_backend as backend
+
+    loops = (backend._forward_pieces, backend._backward_pieces, backend._scatter_pairs)
+    for fn in loops:
+        assert isinstance(backend._loop(fn), torch.jit.ScriptFunction), fn.__name__
+    compiled = unet_pass(2)
+    with torch.no_grad():
+        compiled_inference = unet_pass_inference()
+    monkeypatch.setattr(backend, "_compiled", {fn.__name__: fn for fn in loops})
+    for got, want in zip(unet_pass(2), compiled):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(unet_pass_inference(), compiled_inference, rtol=0, atol=0)
+
+
+def unet_pass_inference():
+    x = random_tensor(0, 12, grid=12, occupancy=0.4)
+    subm, down = layer(SubMConv3d, 12, 8, seed=1), layer(SparseConv3d, 8, 16, seed=2)
+    fine = subm(x)
+    return layer(SparseInverseConv3d, 16, 8, seed=4)(down(fine), fine).features
