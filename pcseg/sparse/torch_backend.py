@@ -426,8 +426,9 @@ PIECE_PRODUCTS = 32768
 
 
 def _piece_products(device) -> int:
-    # On a GPU one piece per conv: fewer, larger kernels.
-    return PIECE_PRODUCTS if device is None or torch.device(device).type == "cpu" else 1 << 24
+    # On a GPU fewer, larger kernels: pieces of 2M products (512 MB of buffer at 64 channels), so
+    # that a large batch's buffer stays bounded.
+    return PIECE_PRODUCTS if device is None or torch.device(device).type == "cpu" else 1 << 21
 
 
 def _scratch(x: torch.Tensor, block: Block, widths: tuple[int, ...]) -> list[torch.Tensor]:
