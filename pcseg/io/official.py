@@ -247,7 +247,7 @@ def _compact_instead(pred_dir: str | os.PathLike, scene_name: str) -> Path | Non
 
 def prediction_exists(pred_dir: str | os.PathLike, scene_name: str) -> bool:
     """Whether ``pred_dir`` holds a prediction of the scene: ``<scene>.txt`` or pcseg's compact file."""
-    return (Path(pred_dir) / f"{scene_name}.txt").is_file() or _compact_instead(pred_dir, scene_name) is not None
+    return (Path(pred_dir) / f"{scene_name}.txt").is_file() or compact_path(pred_dir, scene_name).is_file()
 
 
 def read_prediction_arrays(pred_dir: str | os.PathLike, scene_name: str, num_points: int | None = None
@@ -258,7 +258,12 @@ def read_prediction_arrays(pred_dir: str | os.PathLike, scene_name: str, num_poi
     if compact is not None:
         instances = read_compact_instances(compact, num_points)
         return instances.masks, instances.labels, instances.scores.astype(np.float64)
-    pred_dir = Path(pred_dir)
+    return _read_scene_txt(Path(pred_dir), scene_name, num_points)
+
+
+def _read_scene_txt(pred_dir: Path, scene_name: str, num_points: int | None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``read_prediction_arrays`` of a scene written as ``<scene>.txt`` and its mask files."""
     scene_txt = pred_dir / f"{scene_name}.txt"
     if not scene_txt.is_file():
         raise DataError(scene_txt, None, f"prediction file not found (nor {compact_path(pred_dir, scene_name)})")
@@ -322,7 +327,7 @@ def read_instance_predictions(pred_dir: str | os.PathLike, scene_name: str,
     compact = _compact_instead(pred_dir, scene_name)
     if compact is not None:
         return read_compact_instances(compact, num_points)
-    masks, labels, scores = read_prediction_arrays(pred_dir, scene_name, num_points)
+    masks, labels, scores = _read_scene_txt(Path(pred_dir), scene_name, num_points)
     return InstanceSet(masks, labels, scores.astype(np.float32))
 
 

@@ -206,18 +206,24 @@ def _sorted_by_output(pairs) -> list:
     return out
 
 
+def _cut_offsets(pairs, bounds: torch.Tensor) -> list:
+    """Each offset's pairs (sorted by output row) with where the output-row ``bounds`` cut them."""
+    return [(n, i, o, torch.searchsorted(o, bounds).tolist()) for n, i, o in pairs]
+
+
+def _between(cut: list, b: int) -> list:
+    """The (n, in_idx, out_idx) slices of ``cut`` (``_cut_offsets``) between bounds b and b + 1."""
+    return [(n, i[at[b]:at[b + 1]], o[at[b]:at[b + 1]]) for n, i, o, at in cut if at[b + 1] > at[b]]
+
+
 def _split_rows(kmap: KernelMap, count: int) -> list[Block]:
     if count <= 1 or kmap.n_out < 64 * count:
         return [Block(0, kmap.n_out, [Piece(0, kmap.n_out, kmap.pairs, None, None)])]
     pairs = _sorted_by_output(kmap.pairs)
     cuts = [kmap.n_out * k // count for k in range(count + 1)]
-    bounds = torch.tensor(cuts, device=pairs[0][2].device if pairs else None)
-    per_offset = [(n, i, o, torch.searchsorted(o, bounds).tolist()) for n, i, o in pairs]
-    blocks = []
-    for b, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:])):
-        part = [(n, i[at[b]:at[b + 1]], o[at[b]:at[b + 1]]) for n, i, o, at in per_offset if at[b + 1] > at[b]]
-        blocks.append(Block(lo, hi, [Piece(lo, hi, part, None, None)]))
-    return blocks
+    cut = _cut_offsets(pairs, torch.tensor(cuts, device=pairs[0][2].device if pairs else None))
+    return [Block(lo, hi, [Piece(lo, hi, _between(cut, b), None, None)])
+            for b, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:]))]
 
 
 def _cut_rows(kmap: KernelMap, count: int) -> list[Block]:
@@ -247,9 +253,9 @@ def _cut_rows(kmap: KernelMap, count: int) -> list[Block]:
     if identity:
         bag.scatter_(0, row_start, torch.arange(n_out, device=device) - torch.repeat_interleave(cuts[:-1], rows))
         free += 1
-    per_offset = []
-    for n, i, o in pairs:
-        at = torch.searchsorted(o, cuts)
+    cut = _cut_offsets(pairs, cuts)
+    for _, _, o, where in cut:
+        at = torch.tensor(where, device=device)
         counts = at[1:] - at[:-1]
         # position in the piece's buffer: rows used before this offset + rank within the offset
         pos = torch.arange(o.numel(), device=device) + torch.repeat_interleave(used - at[:-1], counts)
@@ -257,13 +263,12 @@ def _cut_rows(kmap: KernelMap, count: int) -> list[Block]:
         bag.scatter_(0, slot, pos)  # 1-d scatter_: 2-3x faster than index_copy_ here
         free.scatter_(0, o, slot + 1)
         used += counts
-        per_offset.append((n, i, o, at.tolist()))
     cut_list, slots = cuts.tolist(), row_start.tolist() + [total]
     made = []
     for b, (lo, hi) in enumerate(zip(cut_list[:-1], cut_list[1:])):
         if hi > lo:
-            part = [(n, i[at[b]:at[b + 1]], o[at[b]:at[b + 1]]) for n, i, o, at in per_offset if at[b + 1] > at[b]]
-            made.append((b // per_block, Piece(lo, hi, part, bag[slots[lo]:slots[hi]], row_start[lo:hi] - slots[lo])))
+            made.append((b // per_block, Piece(lo, hi, _between(cut, b), bag[slots[lo]:slots[hi]],
+                                               row_start[lo:hi] - slots[lo])))
     blocks = []
     for w in range(count):
         mine = [p for owner, p in made if owner == w]
@@ -548,13 +553,13 @@ def _scatter_pairs(x: torch.Tensor, weight: torch.Tensor, identity: int, lo: int
 
 def _scatter_block(task) -> None:
     x, weight, kmap, block, out, loop = task
-    pairs = block.pieces[0].pairs
+    lo, hi, offsets, reads, writes, _, _, _ = block.plans()[0]
     chunk = max(1024, CHUNK_BYTES // (4 * max(x.shape[1], weight.shape[2])))
-    most = min(chunk, max((i.numel() for _, i, _ in pairs), default=0))
+    most = min(chunk, max((i.numel() for i in reads), default=0))
     gathered, product = x.new_empty(most, x.shape[1]), x.new_empty(most, weight.shape[2])
     with torch.jit.optimized_execution(False):
-        loop(x, weight, -1 if kmap.identity is None else kmap.identity, block.lo, block.hi, [n for n, _, _ in pairs],
-             [i for _, i, _ in pairs], [o for _, _, o in pairs], out, chunk, gathered, product)
+        loop(x, weight, -1 if kmap.identity is None else kmap.identity, lo, hi, offsets, reads, writes, out,
+             chunk, gathered, product)
 
 
 def _gather_mm_scatter(x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, pieces: bool = True) -> torch.Tensor:
@@ -596,12 +601,15 @@ def _conv_backward(x, weight, grad_out, kmap: KernelMap, need_x: bool, need_w: b
     loop = _loop(_backward_pieces)
     tasks = [(x, weight, grad_out, tmap, b, grad_x, need_w, loop) for b in tmap.blocks(_worker_count(x))]
     shares = run_tasks(_backward_block, tasks)
-    grad_w = None
-    if need_w:
-        grad_w = shares[0]
-        for share in shares[1:]:
-            grad_w += share
-    return grad_x, grad_w
+    return grad_x, (_summed(shares) if need_w else None)
+
+
+def _summed(shares: list[torch.Tensor]) -> torch.Tensor:
+    """The workers' shares of a weight gradient, added in task order (the first one in place)."""
+    total = shares[0]
+    for share in shares[1:]:
+        total += share
+    return total
 
 
 def _worker_count(x: torch.Tensor) -> int:
@@ -617,10 +625,10 @@ FEW_CHANNELS = 8
 COLUMN_ROWS = 4096   # output rows per gather; fixed, so each row's sum does not depend on the workers
 
 
-def _column_chunks(kmap: KernelMap) -> list[list[tuple[int, int]]]:
+def _column_chunks(kmap: KernelMap, x: torch.Tensor) -> list[list[tuple[int, int]]]:
     """Row ranges of ``COLUMN_ROWS``, dealt out to the conv workers in contiguous runs."""
     ranges = [(lo, min(lo + COLUMN_ROWS, kmap.n_out)) for lo in range(0, kmap.n_out, COLUMN_ROWS)]
-    count = max(1, min(_worker_count(kmap.neighbours()), len(ranges)))
+    count = max(1, min(_worker_count(x), len(ranges)))
     return [ranges[len(ranges) * k // count:len(ranges) * (k + 1) // count] for k in range(count)]
 
 
@@ -642,7 +650,7 @@ def _columns_forward(x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> 
         for lo, hi in ranges:
             torch.mm(_columns(x_padded, kmap, lo, hi), flat, out=out[lo:hi])
 
-    run_tasks(task, _column_chunks(kmap))
+    run_tasks(task, _column_chunks(kmap, x))
     return out
 
 
@@ -655,11 +663,7 @@ def _columns_weight_grad(x: torch.Tensor, weight: torch.Tensor, grad_out: torch.
             share.addmm_(_columns(x_padded, kmap, lo, hi).t(), grad_out[lo:hi])
         return share
 
-    shares = run_tasks(task, _column_chunks(kmap))
-    grad_w = shares[0]
-    for share in shares[1:]:
-        grad_w += share
-    return grad_w.view(weight.shape)
+    return _summed(run_tasks(task, _column_chunks(kmap, x))).view(weight.shape)
 
 
 def _few_channels(features: torch.Tensor) -> bool:
