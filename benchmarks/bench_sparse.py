@@ -6,7 +6,10 @@ inverse convs, BatchNorm + ReLU), forward + backward, with 1 and 2 threads as pc
 (``pcseg.runtime.set_threads``: N conv worker threads, torch's own ops on one thread). Prints seconds,
 the conv arithmetic (2 * pairs * C_in * C_out, x3 for forward + both backward products) as GFLOP/s,
 and that rate as a fraction of the dense matmul rate measured in the same process on as many
-threads (torch's intra-op threads, for the matmul only).
+threads (torch's intra-op threads, for the matmul only). Beside it, the floor of this way of
+computing a sparse conv: the same products alone (each offset's rows of each piece as one plain
+``mm`` from a contiguous buffer, forward, input and weight gradient; no gathers, sums or ops between
+convs), cut into the same blocks and run on the same conv workers.
 
     python benchmarks/bench_sparse.py [--repeats 3] [--threads 1 2]
 """
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
+from typing import List
 
 import torch
 from torch import nn
@@ -22,6 +27,7 @@ from pcseg.sparse import (BatchNorm, ReLU, SparseConv3d, SparseInverseConv3d, Sp
                           SubMConv3d)
 from pcseg.runtime import set_threads
 from pcseg.sparse import torch_backend as backend
+from pcseg.sparse.workers import run_tasks
 
 VOXEL = 0.02
 
@@ -99,18 +105,63 @@ class UNet(nn.Module):
         return x
 
 
+def kernel_map(m, x, target):
+    if isinstance(m, SubMConv3d):
+        return backend.get_submanifold_map(x, m.kernel_size)
+    if isinstance(m, SparseConv3d):
+        return backend.get_downsample_map(x, m.kernel_size, m.stride)
+    return backend.get_upsample_map(x, target, m.kernel_size, m.stride)
+
+
 def conv_flops(log) -> float:
     """Forward conv arithmetic of one pass: 2 * pairs * C_in * C_out summed over convs."""
-    total = 0
+    return sum(2 * kernel_map(m, x, target).num_pairs() * m.in_channels * m.out_channels
+               for m, x, target in log)
+
+
+def _products(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, grad_w: torch.Tensor, rows: List[int],
+              offsets: List[int], out_a: torch.Tensor, out_b: torch.Tensor) -> None:
+    """Per entry the three products of ``rows[k]`` pairs through ``weight[offsets[k]]``: forward,
+    input gradient and weight gradient, on contiguous rows (nothing gathered or summed)."""
+    for k in range(len(rows)):
+        r, n = rows[k], offsets[k]
+        torch.mm(a[:r], weight[n], out=out_b[:r])
+        torch.mm(b[:r], weight[n].t(), out=out_a[:r])
+        grad_w[n].addmm_(a[:r].t(), b[:r])
+
+
+def products_alone(log, threads: int):
+    """A function that runs the U-Net's conv products alone (see the module's doc) on ``threads``
+    workers, a task per block of each conv's map, compiled as the conv's own loops are."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script is deprecated; the conv's own loops use it too
+        loop = torch.jit.script(_products)
+    convs = []
     for m, x, target in log:
-        if isinstance(m, SubMConv3d):
-            kmap = backend.get_submanifold_map(x, m.kernel_size)
-        elif isinstance(m, SparseConv3d):
-            kmap = backend.get_downsample_map(x, m.kernel_size, m.stride)
-        else:
-            kmap = backend.get_upsample_map(x, target, m.kernel_size, m.stride)
-        total += 2 * kmap.num_pairs() * m.in_channels * m.out_channels
-    return total
+        kmap, c_in, c_out = kernel_map(m, x, target), m.in_channels, m.out_channels
+        blocks = []
+        for block in kmap.blocks(threads):
+            rows, offsets = [], []
+            for piece in block.pieces:
+                if kmap.identity is not None:
+                    rows.append(piece.hi - piece.lo)
+                    offsets.append(kmap.identity)
+                rows += [i.numel() for _, i, _ in piece.pairs]
+                offsets += [n for n, _, _ in piece.pairs]
+            most = max(rows, default=0)
+            blocks.append((rows, offsets, torch.rand(most, c_in), torch.rand(most, c_out),
+                           torch.empty(most, c_in), torch.empty(most, c_out)))
+        convs.append((torch.rand(kmap.kernel_volume, c_in, c_out), blocks))
+
+    def task(job):
+        weight, (rows, offsets, a, b, out_a, out_b) = job
+        with torch.jit.optimized_execution(False):
+            loop(a, b, weight, torch.zeros_like(weight), rows, offsets, out_a, out_b)
+
+    def run():
+        for weight, blocks in convs:
+            run_tasks(task, [(weight, block) for block in blocks])
+    return run
 
 
 def matmul_rate(n=2048, repeats=3) -> float:
@@ -151,8 +202,8 @@ def main() -> None:
     x = fresh()
     net.log = []
     net(x)
-    flops = 3 * conv_flops(net.log)  # forward + input grad + weight grad
-    net.log = None
+    log, net.log = net.log, None
+    flops = 3 * conv_flops(log)  # forward + input grad + weight grad
     print(f"conv arithmetic, forward + backward: {flops / 1e9:.1f} GFLOP")
 
     for threads in args.threads:
@@ -169,10 +220,13 @@ def main() -> None:
         t_maps = timed(lambda: _build_maps(net, fresh()), args.repeats)
         t_cached = timed(lambda: step(cached), args.repeats)
         t_fresh = timed(lambda: step(fresh()), args.repeats)
+        t_products = timed(products_alone(log, threads), args.repeats)
         rate = flops / t_cached
         print(f"threads={threads}: fwd+bwd {t_cached:.3f} s with cached maps, {t_fresh:.3f} s "
               f"building maps too (maps alone {t_maps:.3f} s); "
-              f"{rate / 1e9:.1f} GFLOP/s = {rate / dense:.0%} of dense matmul ({dense / 1e9:.0f} GFLOP/s)")
+              f"{rate / 1e9:.1f} GFLOP/s = {rate / dense:.0%} of dense matmul ({dense / 1e9:.0f} GFLOP/s); "
+              f"its products alone {t_products:.3f} s = {flops / t_products / dense:.0%} of dense: the pass "
+              f"takes {t_cached / t_products:.2f}x its products' time")
 
 
 def _build_maps(net, x):
