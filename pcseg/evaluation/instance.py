@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import DataError
 from ..io.official import encode_gt_ids
 from ..labels import INSTANCE_IDS, INSTANCE_NAMES
-from ..structures import InstanceSet, Scene
+from ..structures import InstanceSet, MemberInstances, Scene
 
 OVERLAPS = np.append(np.arange(0.5, 0.95, 0.05), 0.25)  # 0.50..0.90 then 0.25, float noise included
 MIN_REGION_SIZE = 100
@@ -85,13 +85,18 @@ def _gt_instances(gt_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return value_class[is_gt], counts[is_gt], column
 
 
-def _intersections(masks: np.ndarray, column: np.ndarray, num_columns: int) -> np.ndarray:
-    """IntArray[K, C]: number of True entries of each mask row (BoolArray[K, N]) in each column class
-    (``column``: IntArray[N] in 0..C-1). The masks are bit-packed at once (8 vertices per byte); per
-    row only the non-zero bytes are unpacked again, so each row's arrays are small (masks are sparse)."""
-    packed = np.packbits(masks, axis=1)  # bit 7 of byte j = vertex 8j
+def _intersections(masks: np.ndarray | MemberInstances, column: np.ndarray, num_columns: int) -> np.ndarray:
+    """IntArray[K, C]: number of points of each predicted instance in each column class (``column``:
+    IntArray[N] in 0..C-1). Dense masks (BoolArray[K, N]) are bit-packed at once (8 vertices per
+    byte); per row only the non-zero bytes are unpacked again, so each row's arrays are small (masks
+    are sparse). ``MemberInstances`` are counted from their point lists: no K x N array is built."""
     column = column.astype(np.int32)  # smaller: the gathers below stay in cache
-    out = np.empty((masks.shape[0], num_columns), np.int64)
+    out = np.empty((len(masks), num_columns), np.int64)
+    if isinstance(masks, MemberInstances):
+        for k, members in enumerate(masks.members):
+            out[k] = np.bincount(column[members], minlength=num_columns)
+        return out
+    packed = np.packbits(masks, axis=1)  # bit 7 of byte j = vertex 8j
     for k in range(masks.shape[0]):
         row = packed[k]
         nonzero = np.flatnonzero(row != 0)  # numpy's nonzero is several times faster on bool
@@ -100,13 +105,14 @@ def _intersections(masks: np.ndarray, column: np.ndarray, num_columns: int) -> n
     return out
 
 
-def summarize_scene(gt_ids: np.ndarray, masks: np.ndarray | None, labels: np.ndarray | None,
+def summarize_scene(gt_ids: np.ndarray, masks: np.ndarray | MemberInstances | None, labels: np.ndarray | None,
                     scores: np.ndarray | None, name: str | None = None) -> _SceneSummary:
     """Reduce one scene to a ``_SceneSummary``.
 
     gt_ids: IntArray[N] official GT ids (nyu40 * 1000 + instance); masks: BoolArray[K, N] (or
-    non-zero = inside); labels: IntArray[K] nyu40 ids; scores: FloatArray[K]. masks None = no
-    prediction for the scene (every GT missed).
+    non-zero = inside), or a ``MemberInstances`` (each instance's points, as a building floor's
+    prediction is kept: its K x N masks are never built); labels: IntArray[K] nyu40 ids; scores:
+    FloatArray[K]. masks None = no prediction for the scene (every GT missed).
     """
     gt_ids = np.asarray(gt_ids, np.int64).reshape(-1)
     n = gt_ids.shape[0]
@@ -116,12 +122,17 @@ def summarize_scene(gt_ids: np.ndarray, masks: np.ndarray | None, labels: np.nda
     if masks is None or len(masks) == 0:
         empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
         return _SceneSummary(gt_class, gt_size, empty_i, empty_i, empty_f, empty_i, empty_i, empty_i, empty_i)
-    masks = np.asarray(masks)
-    if masks.ndim != 2 or masks.shape[1] != n:
-        raise DataError(name, "prediction masks", f"masks of shape {masks.shape} for a scene of {n} GT vertices")
-    if masks.dtype != bool:
-        masks = masks != 0
-    k = masks.shape[0]
+    if isinstance(masks, MemberInstances):
+        if masks.num_points != n:
+            raise DataError(name, "prediction masks", f"instances over {masks.num_points} points for a scene "
+                            f"of {n} GT vertices")
+    else:
+        masks = np.asarray(masks)
+        if masks.ndim != 2 or masks.shape[1] != n:
+            raise DataError(name, "prediction masks", f"masks of shape {masks.shape} for a scene of {n} GT vertices")
+        if masks.dtype != bool:
+            masks = masks != 0
+    k = len(masks)
     labels = np.asarray(labels, np.int64).reshape(k)
     scores = np.asarray(scores, np.float64).reshape(k)
     pred_class = _class_index(labels)
@@ -266,7 +277,8 @@ class InstanceEvaluator:
         if prediction is None:
             self.process_arrays(gt, None, None, None, name)
         else:
-            self.process_arrays(gt, prediction.masks, prediction.labels, prediction.scores, name)
+            masks = prediction if isinstance(prediction, MemberInstances) else prediction.masks
+            self.process_arrays(gt, masks, prediction.labels, prediction.scores, name)
 
     def process_arrays(self, gt_ids: np.ndarray, masks: np.ndarray | None, labels: np.ndarray | None,
                        scores: np.ndarray | None, name: str | None = None) -> None:

@@ -253,11 +253,13 @@ def prediction_exists(pred_dir: str | os.PathLike, scene_name: str) -> bool:
 def read_prediction_arrays(pred_dir: str | os.PathLike, scene_name: str, num_points: int | None = None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read one scene of a submission -> (masks BoolArray[K, N], labels IntArray[K], scores FloatArray[K]
-    float64 as the official reader keeps them). See ``read_instance_predictions``."""
+    float64 as the official reader keeps them). See ``read_instance_predictions``. A scene written as
+    pcseg's compact file gives its ``MemberInstances`` in place of the masks (the evaluator counts
+    their point lists; a building floor's K x N masks would take gigabytes)."""
     compact = _compact_instead(pred_dir, scene_name)
     if compact is not None:
         instances = read_compact_instances(compact, num_points)
-        return instances.masks, instances.labels, instances.scores.astype(np.float64)
+        return instances, instances.labels, instances.scores.astype(np.float64)
     return _read_scene_txt(Path(pred_dir), scene_name, num_points)
 
 

@@ -45,3 +45,22 @@ def test_random_scenes_exercise_the_hard_paths():
             half = iou > 0.5
             duplicates += np.unique(s.pair_gt[half]).shape[0] < s.pair_gt[half].shape[0]
     assert shared >= 5 and duplicates >= 5
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_member_instances_are_evaluated_from_their_point_lists(seed):
+    """A MemberInstances prediction (a building floor's) gives the same result as its dense masks,
+    and the evaluator never builds those masks."""
+    from pcseg.structures import MemberInstances
+
+    rng = np.random.default_rng(seed)
+    dense, members = InstanceEvaluator(), InstanceEvaluator()
+    for s in range(int(rng.integers(1, 4))):
+        gt, pred = random_scene(rng)
+        listed = MemberInstances([np.flatnonzero(m) for m in pred.masks], pred.labels, pred.scores, pred.num_points)
+        dense.process(gt, pred, name=f"scene{s}")
+        members.process(gt, listed, name=f"scene{s}")
+        assert listed._masks is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_array_equal(flatten(members.evaluate()), flatten(dense.evaluate()))

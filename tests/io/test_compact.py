@@ -48,8 +48,9 @@ def test_folder_readers_and_the_evaluator_read_compact_as_the_official_files(tmp
         inst = InstanceSet(masks, np.r_[classes, 3, 5], rng.random(8).astype(np.float32))
         write_instance_predictions(official, scene, inst)
         write_compact_instances(compact_path(compact, scene), inst)
-        masks, labels, scores = read_prediction_arrays(compact, scene, num_points=n)
-        np.testing.assert_array_equal(masks, inst.masks)
+        members, labels, scores = read_prediction_arrays(compact, scene, num_points=n)
+        assert isinstance(members, MemberInstances)  # the evaluator counts point lists: no K x N masks
+        np.testing.assert_array_equal(members.masks, inst.masks)
         np.testing.assert_array_equal(labels, inst.labels)
         assert scores.dtype == np.float64 and np.allclose(scores, inst.scores, atol=1e-6)
         assert isinstance(read_instance_predictions(compact, scene, num_points=n), MemberInstances)
