@@ -11,13 +11,16 @@ computing a sparse conv: the same products alone (each offset's rows of each pie
 ``mm`` from a contiguous buffer, forward, input and weight gradient; no gathers, sums or ops between
 convs), cut into the same blocks and run on the same conv workers.
 
-    python benchmarks/bench_sparse.py [--repeats 3] [--threads 1 2]
+    python benchmarks/bench_sparse.py [--repeats 3] [--threads 1 2] [--json benchmarks/results/sparse.json]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
 import warnings
+from pathlib import Path
 from typing import List
 
 import torch
@@ -186,7 +189,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
 
     coords = room_coords()
     feats = torch.rand(coords.shape[0], 3)
@@ -203,7 +208,8 @@ def main() -> None:
     net(x)
     log, net.log = net.log, None
     flops = 3 * conv_flops(log)  # forward + input grad + weight grad
-    print(f"conv arithmetic, forward + backward: {flops / 1e9:.1f} GFLOP")
+    print(f"conv arithmetic, forward + backward: {flops / 1e9:.1f} GFLOP (load {load:.1f})")
+    results = {}
 
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -226,6 +232,13 @@ def main() -> None:
               f"{rate / 1e9:.1f} GFLOP/s = {rate / dense:.0%} of dense matmul ({dense / 1e9:.0f} GFLOP/s); "
               f"its products alone {t_products:.3f} s = {flops / t_products / dense:.0%} of dense: the pass "
               f"takes {t_cached / t_products:.2f}x its products' time")
+        results[f"{threads} thread(s)"] = {
+            "dense matmul GFLOP/s": dense / 1e9, "fwd+bwd cached maps s": t_cached, "fwd+bwd building maps s": t_fresh,
+            "maps alone s": t_maps, "products alone s": t_products, "fraction of dense": rate / dense,
+            "products fraction of dense": flops / t_products / dense, "pass / products": t_cached / t_products}
+    if args.json:
+        args.json.write_text(json.dumps({"time": time.ctime(), "load": load, "voxels": int(coords.shape[0]),
+                                         "conv GFLOP fwd+bwd": flops / 1e9, "results": results}, indent=1) + "\n")
 
 
 def _build_maps(net, x):
