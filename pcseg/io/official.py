@@ -79,29 +79,55 @@ def _write_int_lines(path: str | os.PathLike, values: np.ndarray, atomic: bool =
 
 
 _POWERS_OF_TEN = 10 ** np.arange(1, 20, dtype=np.uint64)  # 10 .. 10^19
+_TABLE_DIGITS = 5  # values 0 .. 99999 (class ids, instance ids, segment ids) are looked up
+_tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def int_lines_bytes(values: np.ndarray) -> bytes:
-    """IntArray[N] -> b"<v0>\\n<v1>\\n..." exactly as ``"".join(f"{v}\\n" for v in values)`` encodes,
-    built with array arithmetic instead of one Python string per value (a 100k-vertex file: ~1 ms
-    instead of ~12): every value is written right-aligned into a fixed-width row, then the padding
-    is dropped."""
-    v = np.asarray(values).astype(np.int64, copy=False).reshape(-1)
-    if v.size == 0:
-        return b""
-    negative = v < 0
-    magnitude = np.where(negative, -(v + 1), v).astype(np.uint64) + negative  # |v|, int64 min included
-    used = np.searchsorted(_POWERS_OF_TEN, magnitude, side="right") + 1 + negative  # characters per value
-    width = int(used.max())
-    rows = np.empty((v.size, width + 1), np.uint8)
+def _digit_table(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lines of 0 .. 10^width - 1, each right-aligned in a row of ``width`` + 1 bytes, and which
+    bytes of each row are the line (built once per width)."""
+    if width not in _tables:
+        values = np.arange(10 ** width, dtype=np.uint64)
+        _tables[width] = _aligned_rows(values, width)
+    return _tables[width]
+
+
+def _aligned_rows(magnitude: np.ndarray, width: int, negative: np.ndarray | None = None):
+    """UInt8Array[N, width + 1]: each value's digits right-aligned then a newline ('-' before a
+    negative one's digits), and BoolArray[N, width + 1]: which bytes belong to the value's line."""
+    used = np.searchsorted(_POWERS_OF_TEN, magnitude, side="right") + 1  # digits per value
+    if negative is not None:
+        used += negative
+    rows = np.empty((magnitude.size, width + 1), np.uint8)
     rows[:, width] = ord("\n")
+    magnitude = magnitude.copy()
     for column in range(width - 1, -1, -1):
         rows[:, column] = ord("0") + (magnitude % 10).astype(np.uint8)
         magnitude //= 10
     first = width - used  # column of each value's first character
-    if negative.any():
+    if negative is not None and negative.any():
         rows[np.flatnonzero(negative), first[negative]] = ord("-")
-    return rows[np.arange(width + 1)[None, :] >= first[:, None]].tobytes()
+    return rows, np.arange(width + 1)[None, :] >= first[:, None]
+
+
+def int_lines_bytes(values: np.ndarray) -> bytes:
+    """IntArray[N] -> b"<v0>\\n<v1>\\n..." exactly as ``"".join(f"{v}\\n" for v in values)`` encodes,
+    built with array operations instead of one Python string per value: every value is written
+    right-aligned into a fixed-width row, then the padding is dropped. Values 0 .. 99999 (what pcseg
+    writes: classes, instance ids) take their rows from a table (a 240k-vertex file: ~2 ms instead of
+    ~11 with the arithmetic every other value goes through)."""
+    v = np.asarray(values).astype(np.int64, copy=False).reshape(-1)
+    if v.size == 0:
+        return b""
+    low, high = int(v.min()), int(v.max())
+    if low >= 0 and high < 10 ** _TABLE_DIGITS:
+        rows, keep = _digit_table(len(str(high)))
+        return np.take(rows, v, axis=0)[np.take(keep, v, axis=0)].tobytes()
+    negative = v < 0
+    magnitude = np.where(negative, -(v + 1), v).astype(np.uint64) + negative  # |v|, int64 min included
+    width = int((np.searchsorted(_POWERS_OF_TEN, magnitude, side="right") + 1 + negative).max())
+    rows, keep = _aligned_rows(magnitude, width, negative)
+    return rows[keep].tobytes()
 
 
 MASK_CHUNK_BYTES = 1 << 28

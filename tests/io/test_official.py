@@ -244,7 +244,8 @@ def test_int_lines_bytes_matches_python_formatting():
     rng = np.random.default_rng(5)
     extremes = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, -1, 0, 9, 10, -10, 99, 100])
     for values in (extremes, rng.integers(-10**15, 10**15, 2000), rng.integers(0, 41, 5000), np.arange(-1001, 1002),
-                   np.zeros(0, np.int64), np.array([7], np.int32)):
+                   np.zeros(0, np.int64), np.array([7], np.int32),
+                   np.array([0, 99999, 10, 9, 100]), rng.integers(0, 10**5, 3000), np.array([0]), np.array([100000, 3])):
         assert official.int_lines_bytes(values) == "".join(f"{int(v)}\n" for v in values).encode()
 
 
