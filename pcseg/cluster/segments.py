@@ -23,7 +23,7 @@ def _dense(segments: np.ndarray) -> np.ndarray:
 def _check_masks(instances: InstanceSet, segments: np.ndarray, min_cover: float) -> None:
     if not 0 < min_cover <= 1:
         raise ValueError(f"snap_to_segments: min_cover must be in (0, 1], got {min_cover}")
-    n = instances.masks.shape[1]
+    n = instances.num_points  # not masks.shape: MemberInstances would build their K x N masks
     if segments.shape != (n,):
         raise ValueError(f"snap_to_segments: segments must have shape ({n},) for the scene's {n} points, "
                          f"got {segments.shape}")

@@ -404,6 +404,7 @@ def test_snap_prediction_matches_the_definition_on_random_scenes(id_base):
     members = MemberInstances([np.flatnonzero(m) for m in masks], inst.labels, inst.scores, 600)
     got_members = snap_prediction(members, labels, segments, 0.4, min_size=200)[0]
     assert isinstance(got_members, MemberInstances) and got_members._masks is None
+    assert members._masks is None  # nor were the input's K x N masks built to check them
     np.testing.assert_array_equal(got_members.masks, np.array(want))
     np.testing.assert_array_equal(got_members.scores, got.scores)
 
