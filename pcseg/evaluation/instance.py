@@ -280,7 +280,7 @@ class InstanceEvaluator:
             masks = prediction if isinstance(prediction, MemberInstances) else prediction.masks
             self.process_arrays(gt, masks, prediction.labels, prediction.scores, name)
 
-    def process_arrays(self, gt_ids: np.ndarray, masks: np.ndarray | None, labels: np.ndarray | None,
+    def process_arrays(self, gt_ids: np.ndarray, masks: np.ndarray | MemberInstances | None, labels: np.ndarray | None,
                        scores: np.ndarray | None, name: str | None = None) -> None:
         """Add one scene from arrays (see ``summarize_scene``); scores may be float64 as read from files."""
         self._scenes.append(summarize_scene(gt_ids, masks, labels, scores, name))

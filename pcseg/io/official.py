@@ -87,17 +87,18 @@ def _digit_table(width: int) -> tuple[np.ndarray, np.ndarray]:
     """The lines of 0 .. 10^width - 1, each right-aligned in a row of ``width`` + 1 bytes, and which
     bytes of each row are the line (built once per width)."""
     if width not in _tables:
-        values = np.arange(10 ** width, dtype=np.uint64)
-        _tables[width] = _aligned_rows(values, width)
+        _tables[width] = _aligned_rows(np.arange(10 ** width, dtype=np.uint64), width=width)
     return _tables[width]
 
 
-def _aligned_rows(magnitude: np.ndarray, width: int, negative: np.ndarray | None = None):
+def _aligned_rows(magnitude: np.ndarray, negative: np.ndarray | None = None, width: int | None = None):
     """UInt8Array[N, width + 1]: each value's digits right-aligned then a newline ('-' before a
-    negative one's digits), and BoolArray[N, width + 1]: which bytes belong to the value's line."""
-    used = np.searchsorted(_POWERS_OF_TEN, magnitude, side="right") + 1  # digits per value
+    negative one's digits), and BoolArray[N, width + 1]: which bytes belong to the value's line
+    (``width``: the widest line's characters, by default as the values need)."""
+    used = np.searchsorted(_POWERS_OF_TEN, magnitude, side="right") + 1  # characters per value
     if negative is not None:
         used += negative
+    width = int(used.max()) if width is None else width
     rows = np.empty((magnitude.size, width + 1), np.uint8)
     rows[:, width] = ord("\n")
     magnitude = magnitude.copy()
@@ -125,8 +126,7 @@ def int_lines_bytes(values: np.ndarray) -> bytes:
         return np.take(rows, v, axis=0)[np.take(keep, v, axis=0)].tobytes()
     negative = v < 0
     magnitude = np.where(negative, -(v + 1), v).astype(np.uint64) + negative  # |v|, int64 min included
-    width = int((np.searchsorted(_POWERS_OF_TEN, magnitude, side="right") + 1 + negative).max())
-    rows, keep = _aligned_rows(magnitude, width, negative)
+    rows, keep = _aligned_rows(magnitude, negative)
     return rows[keep].tobytes()
 
 
@@ -277,7 +277,7 @@ def prediction_exists(pred_dir: str | os.PathLike, scene_name: str) -> bool:
 
 
 def read_prediction_arrays(pred_dir: str | os.PathLike, scene_name: str, num_points: int | None = None
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                           ) -> tuple[np.ndarray | MemberInstances, np.ndarray, np.ndarray]:
     """Read one scene of a submission -> (masks BoolArray[K, N], labels IntArray[K], scores FloatArray[K]
     float64 as the official reader keeps them). See ``read_instance_predictions``. A scene written as
     pcseg's compact file gives its ``MemberInstances`` in place of the masks (the evaluator counts
