@@ -25,6 +25,33 @@ def test_every_point_has_one_core_and_lies_in_that_block():
         TileGrid.over(xy, size=2.0, overlap=2.0)
 
 
+def _blocks_by_definition(grid, xy, cell):
+    """Each cell's block as its definition reads: the points within its widened bounds, and its core's."""
+    out = []
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            lo = grid.origin + np.array([i, j]) * grid.stride - grid.overlap / 2
+            inside = np.flatnonzero(((xy >= lo) & (xy < lo + grid.stride + grid.overlap)).all(1)
+                                    | (cell == i * grid.shape[1] + j))
+            if len(inside):
+                out.append((i * grid.shape[1] + j, inside))
+    return out
+
+
+@pytest.mark.parametrize("size, overlap", [(6.0, 2.0), (10.0, 0.5), (4.0, 3.5)])
+def test_blocks_are_the_points_within_each_cells_widened_bounds(size, overlap):
+    rng = np.random.default_rng(int(size * 10))
+    spread = rng.random((3000, 2)) * [23.0, 9.0]
+    on_bounds = np.floor(spread[:300] / (size - overlap)) * (size - overlap) + overlap / 2  # exactly on a bound
+    xy = np.concatenate([spread, on_bounds, spread[:200].astype(np.float32)])
+    grid = TileGrid.over(xy, size, overlap)
+    cell = grid.cells(xy)
+    got, want = grid.blocks(xy, cell), _blocks_by_definition(grid, xy, cell)
+    assert [c for c, _ in got] == [c for c, _ in want]
+    for (_, a), (_, b) in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
 class ObjectsPredictor:
     """A stand-in for a trained model: instances are the objects whose id (>= 1) is written in the
     red channel x 100, scored 0.9, class 5; every point's class is its object's id. It records the
