@@ -57,33 +57,27 @@ class TileGrid:
         """[(cell, indices of the points in its block, ascending)] for the points ``xy`` in core cells
         ``cell``, blocks without points left out, in cell order. A block holds the points within its
         widened bounds and those of its core cell. Per axis, each point's range of blocks comes from
-        the sorted bounds (the same comparisons as testing every block), so the work grows with the
-        points, not with points x cells (a 2.9 M-point floor of 7 x 7 cells: 4.4 s -> 0.5 s)."""
-        import torch
-
-        n, columns = len(xy), self.shape[1]
-        first, last = [], []  # per axis: each point's first and last block index along it
+        the sorted bounds (the same comparisons as testing every block); each row of blocks then
+        tests only the points its range holds, so the work grows with the points times the rows,
+        not times the cells (a 2.9 M-point floor of 7 x 7 cells: 4.4 s before)."""
+        rows, columns = self.shape
+        first, last = [], []  # per axis: each point's first and last block along it (small ints)
         for axis in (0, 1):
             lo = self.origin[axis] + np.arange(self.shape[axis]) * self.stride - self.overlap / 2
             x = xy[:, axis]
-            first.append(np.searchsorted(lo + self.stride + self.overlap, x, side="right"))  # first with x < hi
-            last.append(np.minimum(np.searchsorted(lo, x, side="right"), self.shape[axis]) - 1)  # last with lo <= x
-        core = np.divmod(cell, columns)
-        in_range = [(first[a] <= core[a]) & (core[a] <= last[a]) for a in (0, 1)]
-        outside = np.flatnonzero(~(in_range[0] & in_range[1]))  # a core cell's own points beyond its bounds
-        blocks, points = [cell[outside]], [outside]
-        for di in range(int((last[0] - first[0]).max(initial=0)) + 1):
-            for dj in range(int((last[1] - first[1]).max(initial=0)) + 1):
-                i, j = first[0] + di, first[1] + dj
-                inside = np.flatnonzero((i <= last[0]) & (j <= last[1]))
-                blocks.append(i[inside] * columns + j[inside])
-                points.append(inside)
-        block = np.concatenate(blocks)
-        counts = np.bincount(block, minlength=self.shape[0] * columns)
-        # by cell, then point (torch's sort: ~3x numpy's on millions of int64 keys)
-        key = torch.sort(torch.from_numpy(block * n + np.concatenate(points)))[0].numpy()
-        members = np.split(key % max(n, 1), np.cumsum(counts)[:-1])
-        return [(c, members[c]) for c in np.flatnonzero(counts).tolist()]
+            first.append(np.searchsorted(lo + self.stride + self.overlap, x, side="right").astype(np.int32))
+            last.append((np.searchsorted(lo, x, side="right") - 1).astype(np.int32))  # last with lo <= x
+        core_i, core_j = (a.astype(np.int32) for a in np.divmod(cell, columns))
+        out = []
+        for i in range(rows):
+            row = (first[0] <= i) & (last[0] >= i)
+            held = np.flatnonzero(row | (core_i == i))  # ascending
+            row, lo_j, hi_j, own_j = row[held], first[1][held], last[1][held], np.where(core_i[held] == i, core_j[held], -1)
+            for j in range(columns):
+                inside = held[(row & (lo_j <= j) & (hi_j >= j)) | (own_j == j)]
+                if len(inside):
+                    out.append((i * columns + j, inside))
+        return out
 
 
 def _drop_duplicates(members: list[np.ndarray], scores: np.ndarray, num_points: int) -> np.ndarray:
