@@ -70,11 +70,12 @@ class TileGrid:
         core_i, core_j = (a.astype(np.int32) for a in np.divmod(cell, columns))
         out = []
         for i in range(rows):
-            row = (first[0] <= i) & (last[0] >= i)
-            held = np.flatnonzero(row | (core_i == i))  # ascending
-            row, lo_j, hi_j, own_j = row[held], first[1][held], last[1][held], np.where(core_i[held] == i, core_j[held], -1)
+            in_row = (first[0] <= i) & (last[0] >= i)
+            held = np.flatnonzero(in_row | (core_i == i))  # ascending: the row's points, by bounds or core
+            in_row, lo_j, hi_j = in_row[held], first[1][held], last[1][held]
+            own_j = np.where(core_i[held] == i, core_j[held], -1)  # the core column of the row's own points
             for j in range(columns):
-                inside = held[(row & (lo_j <= j) & (hi_j >= j)) | (own_j == j)]
+                inside = held[(in_row & (lo_j <= j) & (hi_j >= j)) | (own_j == j)]
                 if len(inside):
                     out.append((i * columns + j, inside))
         return out

@@ -94,14 +94,14 @@ def _digit_table(width: int) -> tuple[np.ndarray, np.ndarray]:
 def _aligned_rows(magnitude: np.ndarray, negative: np.ndarray | None = None, width: int | None = None):
     """UInt8Array[N, width + 1]: each value's digits right-aligned then a newline ('-' before a
     negative one's digits), and BoolArray[N, width + 1]: which bytes belong to the value's line
-    (``width``: the widest line's characters, by default as the values need)."""
+    (``width``: the widest line's characters, by default as the values need). ``magnitude``
+    (UInt64Array, a temporary of the caller's) is used up: divided down to zero in place."""
     used = np.searchsorted(_POWERS_OF_TEN, magnitude, side="right") + 1  # characters per value
     if negative is not None:
         used += negative
     width = int(used.max()) if width is None else width
     rows = np.empty((magnitude.size, width + 1), np.uint8)
     rows[:, width] = ord("\n")
-    magnitude = magnitude.copy()
     for column in range(width - 1, -1, -1):
         rows[:, column] = ord("0") + (magnitude % 10).astype(np.uint8)
         magnitude //= 10
