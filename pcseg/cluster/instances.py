@@ -131,6 +131,27 @@ def fragment_factor(centres: np.ndarray, classes: np.ndarray, sizes: np.ndarray,
     return np.minimum(1.0, sizes / np.maximum(largest, 1))
 
 
+
+def _add_unless_duplicate(masks: np.ndarray, labels: np.ndarray, scores: np.ndarray, new_masks: np.ndarray,
+                          new_labels: np.ndarray, new_scores: np.ndarray, weights, duplicate_iou: float):
+    """The hypotheses with the new ones appended, in order, except each that has an IoU >= ``duplicate_iou``
+    (points counted by ``weights``, or one each) with one of its label already kept."""
+    w = np.ones(masks.shape[1]) if weights is None else torch.as_tensor(weights).double().cpu().numpy()
+    all_masks, all_labels = np.concatenate([masks, new_masks]), np.concatenate([labels, new_labels])
+    rows = [np.flatnonzero(m) for m in all_masks]  # each hypothesis's points: pairs cost their sizes, not N
+    size = np.array([w[r].sum() for r in rows])
+    kept = list(range(len(masks)))
+    for k in range(len(masks), len(all_masks)):
+        inside = all_masks[k]
+        for q in kept:
+            if all_labels[q] == all_labels[k]:
+                inter = w[rows[q][inside[rows[q]]]].sum()
+                if inter >= duplicate_iou * (size[q] + size[k] - inter):
+                    break
+        else:
+            kept.append(k)
+    return all_masks[kept], all_labels[kept], np.concatenate([scores, new_scores])[kept]
+
 def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = "meanshift",
                       bandwidth: float = 0.6, eps: float | None = None, min_samples: int = 5,
                       min_cluster_size: int | None = None, min_size: int = 50,
@@ -141,7 +162,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                       kernel: str = "flat", max_points: int = 10000, max_fit_points: int = 2000,
                       seed: int = 0, soft_threshold: float | None = None,
                       class_bandwidth: Sequence[float] | None = None, point_classes=None,
-                      fragment_radius: float = 0.0, weights=None) -> InstanceSet:
+                      fragment_radius: float = 0.0, weights=None, extra_scales: Sequence[float] = (),
+                      extra_score: float = 0.5, duplicate_iou: float = 0.9) -> InstanceSet:
     """Group points into instances: per predicted class, cluster that class's point features.
 
     embeddings:     FloatTensor[N, D] / FloatArray[N, D] per-point embeddings, or None when
@@ -192,6 +214,13 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     confident, tight clusters rank first; with ``fragment_radius`` > 0 and both embeddings and
     offsets, also x ``fragment_factor`` (radius: fragment_radius x the class's bandwidth, in the
     centres' units). Returns an InstanceSet over the N points, labels NYU40 ids.
+
+    extra_scales: more hypotheses per class, clustered (and scored) with the class's bandwidth times
+               each of these, their scores times ``extra_score`` so that they rank below the first
+               set's; one with the label and an IoU >= ``duplicate_iou`` (points counted by
+               ``weights``) of a hypothesis already kept is dropped. Two desks side by side whose
+               centres one radius joins come out apart at a smaller one (PointGroup's dual-set idea:
+               the ranked list keeps both readings, the evaluator's matching picks per object).
     """
     if method not in METHODS:
         raise ValueError(f"cluster_instances: method must be one of {METHODS}, got {method!r}")
@@ -201,6 +230,9 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
         raise ValueError(f"cluster_instances: embedding_weight must be > 0, got {embedding_weight}")
     if not fragment_radius >= 0:
         raise ValueError(f"cluster_instances: fragment_radius must be >= 0, got {fragment_radius}")
+    if not all(x > 0 for x in extra_scales) or not 0 < extra_score <= 1 or not 0 < duplicate_iou <= 1:
+        raise ValueError("cluster_instances: extra_scales must be > 0, extra_score and duplicate_iou in (0, 1], "
+                         f"got {list(extra_scales)}, {extra_score}, {duplicate_iou}")
     if embeddings is None and not use_offsets:
         raise ValueError("cluster_instances: embeddings is None: pass them, or offsets with use_offsets=True")
     min_cluster_size = min_size if min_cluster_size is None else min_cluster_size
@@ -252,70 +284,82 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     pairs = torch.nonzero(member.T)  # (class, point), sorted by class, then point
     ends = torch.cumsum(torch.bincount(pairs[:, 0], minlength=num_classes), 0).tolist()
     pairs = pairs[:, 1]
-    cluster_of, point_of = [], []  # per class: the (cluster, point) pairs of its clusters
-    cluster_class = []             # per cluster (numbered on across the classes): its class
-    label_of = dict(zip(classes, nyu.tolist()))
-    for c in classes:
-        idx = pairs[(ends[c - 1] if c else 0):ends[c]]
-        if idx.numel() < max(min_size, 1):
-            continue
-        f = feats[idx]
-        bw = radius[c]
-        eps_c = bw / 2 if eps is None else eps
-        if method == "meanshift":
-            cid = mean_shift_modes(f, bw, num_seeds, iters, seed, min_size, kernel=kernel, max_points=max_points,
-                                   checked=True, weights=None if weights is None else weights[idx])[0]
-        else:
-            fn = f.cpu().numpy()
-            # weighted rows: the counts are scaled to rows (these fits take no weights)
-            rate = 1.0 if weights is None else idx.numel() / float(weights[idx].sum())
-            if method == "hdbscan":
-                cid = _hdbscan(fn, min_cluster_size, min_samples, max_fit_points, seed, rate)
-            elif method == "hdbscan-package":
-                cid = _hdbscan_package(fn, min_cluster_size, min_samples, max_fit_points, seed, rate)
+    def hypotheses(scale: float):
+        """(masks, labels, scores) of every class's clusters at ``scale`` x its bandwidth, or None."""
+        cluster_of, point_of = [], []  # per class: the (cluster, point) pairs of its clusters
+        cluster_class = []             # per cluster (numbered on across the classes): its class
+        label_of = dict(zip(classes, nyu.tolist()))
+        for c in classes:
+            idx = pairs[(ends[c - 1] if c else 0):ends[c]]
+            if idx.numel() < max(min_size, 1):
+                continue
+            f = feats[idx]
+            bw = radius[c] * scale
+            eps_c = bw / 2 if eps is None else eps
+            if method == "meanshift":
+                cid = mean_shift_modes(f, bw, num_seeds, iters, seed, min_size, kernel=kernel, max_points=max_points,
+                                       checked=True, weights=None if weights is None else weights[idx])[0]
             else:
-                cid = _dbscan(fn, eps_c, min_samples, max_fit_points, seed, rate)
-            cid = torch.from_numpy(cid).to(f.device)
-        k = int(cid.max()) + 1 if cid.numel() else 0
-        if k == 0:
-            continue
-        valid = cid >= 0
-        cluster_of.append(cid[valid] + len(cluster_class))
-        point_of.append(idx[valid])
-        cluster_class += [c] * k
-    if not cluster_class:
-        return InstanceSet.empty(n)
-    # every class's clusters scored at once: a handful of calls per scene, not per class
-    count = len(cluster_class)
-    cid, point = torch.cat(cluster_of), torch.cat(point_of)
-    f = feats[point]
-    klass = torch.tensor(cluster_class, device=f.device)
-    w = None if weights is None else weights[point].to(f.dtype)
-    points_in = torch.bincount(cid, w, minlength=count)
-    size = points_in.to(f.dtype).clamp_min(1)
+                fn = f.cpu().numpy()
+                # weighted rows: the counts are scaled to rows (these fits take no weights)
+                rate = 1.0 if weights is None else idx.numel() / float(weights[idx].sum())
+                if method == "hdbscan":
+                    cid = _hdbscan(fn, min_cluster_size, min_samples, max_fit_points, seed, rate)
+                elif method == "hdbscan-package":
+                    cid = _hdbscan_package(fn, min_cluster_size, min_samples, max_fit_points, seed, rate)
+                else:
+                    cid = _dbscan(fn, eps_c, min_samples, max_fit_points, seed, rate)
+                cid = torch.from_numpy(cid).to(f.device)
+            k = int(cid.max()) + 1 if cid.numel() else 0
+            if k == 0:
+                continue
+            valid = cid >= 0
+            cluster_of.append(cid[valid] + len(cluster_class))
+            point_of.append(idx[valid])
+            cluster_class += [c] * k
+        if not cluster_class:
+            return None
+        # every class's clusters scored at once: a handful of calls per scene, not per class
+        count = len(cluster_class)
+        cid, point = torch.cat(cluster_of), torch.cat(point_of)
+        f = feats[point]
+        klass = torch.tensor(cluster_class, device=f.device)
+        w = None if weights is None else weights[point].to(f.dtype)
+        points_in = torch.bincount(cid, w, minlength=count)
+        size = points_in.to(f.dtype).clamp_min(1)
 
-    def mean_of(values):  # per cluster, over its points
-        total = torch.zeros((count, *values.shape[1:]), dtype=f.dtype, device=f.device)
-        return total.index_add_(0, cid, values if w is None else values * w.reshape(-1, *[1] * (values.ndim - 1)))
+        def mean_of(values):  # per cluster, over its points
+            total = torch.zeros((count, *values.shape[1:]), dtype=f.dtype, device=f.device)
+            return total.index_add_(0, cid, values if w is None else values * w.reshape(-1, *[1] * (values.ndim - 1)))
 
-    mean = mean_of(f) / size[:, None]
-    spread = mean_of((f - mean[cid]).norm(dim=1)) / size
-    conf = mean_of(probs[point, klass[cid]]) / size
-    bandwidths = torch.tensor(radius, dtype=f.dtype, device=f.device)[klass]
-    score = (conf * torch.exp(-spread / bandwidths)).double().cpu().numpy()
-    if fragment_radius > 0 and embeddings is not None and use_offsets:
-        centre = mean[:, -3:]  # the clusters' mean predicted centre (the last part of the features)
-        score *= fragment_factor(centre.double().cpu().numpy(), klass.cpu().numpy(), points_in.cpu().numpy(),
-                                 fragment_radius * bandwidths.double().cpu().numpy())
-    keep = (points_in >= max(min_size, 1)).cpu().numpy()
-    if not keep.any():
-        return InstanceSet.empty(n)
-    new_id = np.cumsum(keep) - 1
-    cid, point = cid.cpu().numpy(), point.cpu().numpy()
-    kept = keep[cid]
-    masks = np.zeros((int(keep.sum()), n), bool)  # one allocation for all classes
-    masks[new_id[cid[kept]], point[kept]] = True
-    # clamp: a far-spread cluster's exp() may underflow float32, yet every score must stay > 0
-    score = np.clip(score[keep], np.finfo(np.float32).tiny, 1.0)
-    labels = np.array([label_of[c] for c in cluster_class], np.int64)[keep]
-    return InstanceSet(masks, labels, score.astype(np.float32))
+        mean = mean_of(f) / size[:, None]
+        spread = mean_of((f - mean[cid]).norm(dim=1)) / size
+        conf = mean_of(probs[point, klass[cid]]) / size
+        bandwidths = torch.tensor(radius, dtype=f.dtype, device=f.device)[klass] * scale
+        score = (conf * torch.exp(-spread / bandwidths)).double().cpu().numpy()
+        if fragment_radius > 0 and embeddings is not None and use_offsets:
+            centre = mean[:, -3:]  # the clusters' mean predicted centre (the last part of the features)
+            score *= fragment_factor(centre.double().cpu().numpy(), klass.cpu().numpy(), points_in.cpu().numpy(),
+                                     fragment_radius * bandwidths.double().cpu().numpy())
+        keep = (points_in >= max(min_size, 1)).cpu().numpy()
+        if not keep.any():
+            return None
+        new_id = np.cumsum(keep) - 1
+        cid, point = cid.cpu().numpy(), point.cpu().numpy()
+        kept = keep[cid]
+        masks = np.zeros((int(keep.sum()), n), bool)  # one allocation for all classes
+        masks[new_id[cid[kept]], point[kept]] = True
+        # clamp: a far-spread cluster's exp() may underflow float32, yet every score must stay > 0
+        score = np.clip(score[keep], np.finfo(np.float32).tiny, 1.0)
+        labels = np.array([label_of[c] for c in cluster_class], np.int64)[keep]
+        return masks, labels, score.astype(np.float32)
+
+    first = hypotheses(1.0)
+    masks, labels, scores = first if first is not None else (np.zeros((0, n), bool), np.zeros(0, np.int64),
+                                                              np.zeros(0, np.float32))
+    for scale in extra_scales:
+        extra = hypotheses(float(scale))
+        if extra is not None:
+            masks, labels, scores = _add_unless_duplicate(masks, labels, scores, extra[0], extra[1],
+                                                          extra[2] * np.float32(extra_score), weights, duplicate_iou)
+    return InstanceSet(masks, labels, scores)

@@ -545,3 +545,71 @@ def test_hdbscan_and_dbscan_count_a_weighted_row_as_its_points(method):
     assert len(got) == 2 and same_partition(instance_partition(got, 80), gt)
     rows = cluster_instances(x, probs, method=method, bandwidth=0.6, min_size=1, min_cluster_size=60, min_samples=60)
     assert len(rows) < 2
+
+
+# --- extra hypotheses at a smaller bandwidth ------------------------------------------------------
+
+def _two_desks(gap: float):
+    """Two objects of one class whose predicted centres lie ``gap`` apart (200 points each), as
+    (embeddings, probs, points, offsets): the centres are the only thing that tells them apart."""
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-0.5, 0.5, (400, 3)).astype(np.float32)
+    centre = np.zeros((400, 3), np.float32)
+    centre[200:, 0] = gap
+    offsets = centre + rng.normal(0, 0.03, (400, 3)).astype(np.float32) - pts
+    probs = np.zeros((400, 20), np.float32)
+    probs[:, 12] = 1.0  # desk
+    return None, probs, pts, offsets
+
+
+def test_extra_scales_add_the_split_reading_of_objects_the_full_radius_joins():
+    emb, probs, pts, offsets = _two_desks(gap=0.7)
+    kwargs = dict(offsets=offsets, use_offsets=True, bandwidth=1.0, min_size=20)
+    one = cluster_instances(emb, probs, pts, **kwargs)
+    assert one.masks.sum(1).tolist() == [400]  # at 1 m the two centres 0.7 m apart are one mode
+    both = cluster_instances(emb, probs, pts, extra_scales=(0.5,), extra_score=0.5, **kwargs)
+    # the first set as it was, then the two objects found at 0.5 m, ranked at half their own score
+    assert np.array_equal(both.masks[:1], one.masks) and both.scores[0] == one.scores[0]
+    assert sorted(both.masks[1:].sum(1).tolist()) == [200, 200]
+    assert not (both.masks[1] & both.masks[2]).any()
+    alone = cluster_instances(emb, probs, pts, **{**kwargs, "bandwidth": 0.5})
+    assert sorted((both.scores[1:] / 0.5).tolist()) == pytest.approx(sorted(alone.scores.tolist()))
+    assert both.labels.tolist() == [semantic20_to_nyu40(np.array([12]))[0]] * 3
+
+
+def test_extra_hypotheses_equal_to_a_kept_one_are_dropped():
+    emb, probs, pts, offsets = _two_desks(gap=3.0)  # apart at any radius: the same two clusters again
+    kwargs = dict(offsets=offsets, use_offsets=True, bandwidth=1.0, min_size=20)
+    one = cluster_instances(emb, probs, pts, **kwargs)
+    both = cluster_instances(emb, probs, pts, extra_scales=(0.7,), **kwargs)
+    assert sorted(one.masks.sum(1).tolist()) == [200, 200]
+    assert np.array_equal(both.masks, one.masks) and np.array_equal(both.scores, one.scores)
+
+
+def test_duplicates_are_judged_by_points_and_label():
+    from pcseg.cluster.instances import _add_unless_duplicate
+
+    kept = np.zeros((1, 300), bool)
+    kept[0, :200] = True
+    new = np.zeros((3, 300), bool)
+    new[0, :210] = True          # IoU 200 / 210 = 0.95 by rows
+    new[1, :210] = True          # the same rows under another label
+    new[2, 100:300] = True       # IoU 100 / 300
+    labels, scores = np.array([5]), np.array([0.9], np.float32)
+    new_labels, new_scores = np.array([5, 7, 5]), np.array([0.4, 0.3, 0.2], np.float32)
+    masks, out_labels, out_scores = _add_unless_duplicate(kept, labels, scores, new, new_labels, new_scores, None, 0.9)
+    assert out_labels.tolist() == [5, 7, 5] and out_scores.tolist() == pytest.approx([0.9, 0.3, 0.2])
+    assert np.array_equal(masks[1:], new[1:])
+    # rows that stand for many points (voxels): rows 200..209 hold 100 points each, IoU 200 / 1200
+    w = np.ones(300)
+    w[200:210] = 100.0
+    masks, out_labels, _ = _add_unless_duplicate(kept, labels, scores, new, new_labels, new_scores, w, 0.9)
+    assert out_labels.tolist() == [5, 5, 7, 5]
+
+
+@pytest.mark.parametrize("bad", [dict(extra_scales=(0.0,)), dict(extra_scales=(0.7,), extra_score=0.0),
+                                 dict(extra_scales=(0.7,), duplicate_iou=1.5)])
+def test_bad_extra_hypothesis_settings_are_named(bad):
+    emb, probs, pts, offsets = _two_desks(gap=0.7)
+    with pytest.raises(ValueError, match="extra_scales"):
+        cluster_instances(emb, probs, pts, offsets=offsets, use_offsets=True, bandwidth=1.0, **bad)

@@ -174,10 +174,12 @@ def test_train_split_all_uses_every_scene(data, tmp_path):
 
 
 def test_recipe_checks_the_clustering_keys():
-    ok = load_config(BottomUpRecipe, None, ["class_bandwidth=[" + ",".join(["0.5"] * 20) + "]", "soft_threshold=0.2"])
+    ok = load_config(BottomUpRecipe, None, ["class_bandwidth=[" + ",".join(["0.5"] * 20) + "]", "soft_threshold=0.2",
+                                            "extra_scales=[0.7,0.5]", "extra_score=0.3"])
     assert ok.class_bandwidth == [0.5] * 20 and ok.soft_threshold == 0.2
+    assert ok.extra_scales == [0.7, 0.5] and ok.extra_score == 0.3
     for bad in ("class_bandwidth=[0.5,0.5]", "soft_threshold=1.5", "class_balance=2", "warmup_steps=-1",
-                "embedding_weight=0"):
+                "embedding_weight=0", "extra_scales=[0.7,0]", "extra_score=0"):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             load_config(BottomUpRecipe, None, [bad])
 

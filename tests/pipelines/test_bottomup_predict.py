@@ -300,6 +300,13 @@ def test_the_recipes_embedding_weight_reaches_the_clustering(setup):
     np.testing.assert_array_equal(got.masks, want.masks[:, out.inverse.numpy()])
     unweighted = group_instances(out, dataclasses.replace(recipe, embedding_weight=1.0)).instances
     assert unweighted.masks.shape != got.masks.shape or not np.array_equal(unweighted.masks, got.masks)
+    # a prediction's extra hypotheses (extra_scales) come after the first set, unchanged
+    extra = dataclasses.replace(recipe, extra_scales=[0.5], extra_score=0.4)
+    both = group_instances(out, extra).instances
+    wider = cluster_instances(out.embeddings * 0.3, out.probs, out.points, offsets=out.offsets, weights=out.counts,
+                              **{**settings, "extra_scales": (0.5,), "extra_score": 0.4})
+    np.testing.assert_array_equal(both.masks, wider.masks[:, out.inverse.numpy()])
+    np.testing.assert_array_equal(both.masks[:len(got)], got.masks)
 
 
 def test_a_scan_wider_than_a_block_is_predicted_in_blocks(setup, tmp_path, capsys):

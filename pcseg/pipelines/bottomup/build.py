@@ -42,4 +42,5 @@ def cluster_settings(recipe: BottomUpRecipe) -> dict:
                 use_offsets=recipe.use_offsets, coord_weight=recipe.coord_weight,
                 embedding_weight=recipe.embedding_weight,
                 soft_threshold=recipe.soft_threshold or None, class_bandwidth=recipe.class_bandwidth or None,
-                fragment_radius=recipe.fragment_radius)
+                fragment_radius=recipe.fragment_radius, extra_scales=tuple(recipe.extra_scales),
+                extra_score=recipe.extra_score)

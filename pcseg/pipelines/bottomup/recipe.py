@@ -14,7 +14,7 @@ CLUSTER_METHODS = ("meanshift", "hdbscan", "hdbscan-package", "dbscan")
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "embed_dim", "offsets", "head_hidden", "height_feature")
 # the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
 PREDICT_KEYS = ("cluster_method", "bandwidth", "min_size", "use_embeddings", "embedding_weight", "use_offsets", "coord_weight",
-                "class_bandwidth", "soft_threshold", "fragment_radius", "segment_snap", "superpoints", "tile_size", "tile_overlap",
+                "class_bandwidth", "soft_threshold", "fragment_radius", "extra_scales", "extra_score", "segment_snap", "superpoints", "tile_size", "tile_overlap",
                 "backend", "threads")
 
 
@@ -50,6 +50,10 @@ class BottomUpRecipe(SceneSettings):
     fragment_radius: float = 2.0         # joint grouping: a cluster whose mean centre lies within this many
                                          # bandwidths of a larger one of its class is ranked by its share
                                          # of it (a part of an object the embeddings split); 0 = off
+    extra_scales: list[float] = field(default_factory=list)  # more hypotheses per class at these
+                                         # times its bandwidth (touching objects of one class that the
+                                         # full radius joins); [] = one set
+    extra_score: float = 0.5             # ... ranked at this times their own score, below the first set
     # engine
     out_dir: str = "runs/bottomup"
 
@@ -69,6 +73,8 @@ class BottomUpRecipe(SceneSettings):
              "clustering needs use_embeddings, or use_offsets with an offset head")
         need(0 <= self.soft_threshold <= 1, "soft_threshold", "must be in [0, 1]")
         need(self.fragment_radius >= 0, "fragment_radius", "must be >= 0")
+        need(all(x > 0 for x in self.extra_scales), "extra_scales", "must be bandwidth factors > 0")
+        need(0 < self.extra_score <= 1, "extra_score", "must be in (0, 1]")
         need(self.min_size >= 1, "min_size", "must be >= 1")
 
     def architecture(self) -> dict[str, Any]:
