@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """What ``pcseg predict`` costs outside the network, over a folder of rooms, as a user runs it.
 
-    python benchmarks/bench_predict_folder.py [--repeats 2] [--json benchmarks/results/predict_folder.json]
+    python benchmarks/bench_predict_folder.py [--repeats 2] [--json benchmarks/results/predict_folder.json] [KEY=VALUE ...]
+
+KEY=VALUE: prediction settings for both runs, as ``pcseg predict`` takes them (e.g. ``extra_scales=[]``).
 
 Two folders of ScanNet scene folders, written to a temporary directory:
 * "synthetic rooms": 8 synthetic rooms as ``pcseg data synth`` writes them (80-100k points,
@@ -109,7 +111,7 @@ def sequential(folder: Path, model, recipe, work: Path) -> dict[str, float]:
     return totals
 
 
-def measure(folder: Path, model, recipe, repeats: int, work: Path) -> dict:
+def measure(folder: Path, model, recipe, repeats: int, work: Path, overrides=()) -> dict:
     from pcseg.pipelines import predict_to_folder
     from pcseg.io import read_scene
     from pcseg.io.scannet import list_scenes
@@ -118,7 +120,7 @@ def measure(folder: Path, model, recipe, repeats: int, work: Path) -> dict:
     n = len(scenes)
     stages = [sequential(folder, model, recipe, work) for _ in range(repeats)]
     best = {k: min(s[k] for s in stages) for k in stages[0]}
-    wall = min(_folder_wall(predict_to_folder, folder, work) for _ in range(repeats))
+    wall = min(_folder_wall(predict_to_folder, folder, work, overrides) for _ in range(repeats))
     outside = best["read"] + best["cluster"] + best["write"]
     return {"rooms": n, "points per room": int(np.mean([len(s) for s in scenes])),
             "segments per room": int(np.mean([len(np.unique(s.segments)) for s in scenes])),
@@ -128,8 +130,8 @@ def measure(folder: Path, model, recipe, repeats: int, work: Path) -> dict:
             "wall overhead": (wall - best["network"]) / best["network"]}
 
 
-def _folder_wall(predict_to_folder, folder: Path, work: Path) -> float:
-    run = predict_to_folder(folder, work / "pred", progress=False, overrides=("tile_size=0",))
+def _folder_wall(predict_to_folder, folder: Path, work: Path, overrides=()) -> float:
+    run = predict_to_folder(folder, work / "pred", progress=False, overrides=("tile_size=0", *overrides))
     shutil.rmtree(work / "pred")
     return run["read"] + run["wall"]  # reading every input first, then the rooms
 
@@ -138,19 +140,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = ap.parse_args()
 
     from pcseg.pipelines.bottomup.predict import load_model
 
     load = os.getloadavg()[0]
     rate = matmul_rate()
-    model, recipe = load_model()
+    model, recipe = load_model(overrides=args.overrides)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folders = write_folders(Path(tmp))
         print(f"load {load:.1f}, fp32 matmul {rate:.0f} GFLOP/s on one thread")
         for name, folder in folders.items():
-            r = measure(folder, model, recipe, args.repeats, Path(tmp))
+            r = measure(folder, model, recipe, args.repeats, Path(tmp), args.overrides)
             results[name] = r
             print(f"{name}: {r['rooms']} x {r['points per room']} points, {r['segments per room']} segments; "
                   f"per room: read {r['read s/room']:.3f} s, network {r['network s/room']:.3f} s, cluster + snap "
@@ -159,6 +162,7 @@ def main() -> None:
                   f"wall overhead {r['wall overhead']:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"load": load, "matmul_gflops_1thread": rate, "time": time.ctime(),
+                                         "overrides": args.overrides,
                                          "results": results}, indent=1) + "\n")
 
 

@@ -589,21 +589,20 @@ def test_extra_hypotheses_equal_to_a_kept_one_are_dropped():
 def test_duplicates_are_judged_by_points_and_label():
     from pcseg.cluster.instances import _add_unless_duplicate
 
-    kept = np.zeros((1, 300), bool)
-    kept[0, :200] = True
-    new = np.zeros((3, 300), bool)
-    new[0, :210] = True          # IoU 200 / 210 = 0.95 by rows
-    new[1, :210] = True          # the same rows under another label
-    new[2, 100:300] = True       # IoU 100 / 300
+    kept = [np.arange(200)]
+    new = [np.arange(210),          # IoU 200 / 210 = 0.95 by rows
+           np.arange(210),          # the same rows under another label
+           np.arange(100, 300)]     # IoU 100 / 300
     labels, scores = np.array([5]), np.array([0.9], np.float32)
     new_labels, new_scores = np.array([5, 7, 5]), np.array([0.4, 0.3, 0.2], np.float32)
-    masks, out_labels, out_scores = _add_unless_duplicate(kept, labels, scores, new, new_labels, new_scores, None, 0.9)
+    members, out_labels, out_scores = _add_unless_duplicate(kept, labels, scores, new, new_labels, new_scores,
+                                                            np.ones(300), 0.9)
     assert out_labels.tolist() == [5, 7, 5] and out_scores.tolist() == pytest.approx([0.9, 0.3, 0.2])
-    assert np.array_equal(masks[1:], new[1:])
+    assert [m.tolist() for m in members[1:]] == [m.tolist() for m in new[1:]]
     # rows that stand for many points (voxels): rows 200..209 hold 100 points each, IoU 200 / 1200
     w = np.ones(300)
     w[200:210] = 100.0
-    masks, out_labels, _ = _add_unless_duplicate(kept, labels, scores, new, new_labels, new_scores, w, 0.9)
+    members, out_labels, _ = _add_unless_duplicate(kept, labels, scores, new, new_labels, new_scores, w, 0.9)
     assert out_labels.tolist() == [5, 5, 7, 5]
 
 
