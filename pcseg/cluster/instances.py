@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..labels import semantic20_to_nyu40
-from ..structures import InstanceSet
+from ..structures import InstanceSet, MemberInstances
 from .meanshift import mean_shift_modes, nearest
 
 METHODS = ("meanshift", "hdbscan", "hdbscan-package", "dbscan")
@@ -170,7 +170,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                       seed: int = 0, soft_threshold: float | None = None,
                       class_bandwidth: Sequence[float] | None = None, point_classes=None,
                       fragment_radius: float = 0.0, weights=None, extra_scales: Sequence[float] = (),
-                      extra_score: float = 0.5, duplicate_iou: float = 0.9) -> InstanceSet:
+                      extra_score: float = 0.5, duplicate_iou: float = 0.9,
+                      compact: bool = False) -> InstanceSet | MemberInstances:
     """Group points into instances: per predicted class, cluster that class's point features.
 
     embeddings:     FloatTensor[N, D] / FloatArray[N, D] per-point embeddings, or None when
@@ -228,6 +229,7 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
                ``weights``) of a hypothesis already kept is dropped. Two desks side by side whose
                centres one radius joins come out apart at a smaller one (PointGroup's dual-set idea:
                the ranked list keeps both readings, the evaluator's matching picks per object).
+    compact:   return the instances as their rows' indices (``MemberInstances``), no K x N masks.
     """
     if method not in METHODS:
         raise ValueError(f"cluster_instances: method must be one of {METHODS}, got {method!r}")
@@ -372,6 +374,8 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
             members, labels, scores = _add_unless_duplicate(members, labels, scores, extra[0], extra[1],
                                                             extra[2] * np.float32(extra_score), row_weights,
                                                             duplicate_iou)
+    if compact:
+        return MemberInstances(members, labels, scores, n)
     masks = np.zeros((len(members), n), bool)  # one allocation for all classes
     if members:
         masks[np.repeat(np.arange(len(members)), [len(m) for m in members]), np.concatenate(members)] = True

@@ -612,3 +612,13 @@ def test_bad_extra_hypothesis_settings_are_named(bad):
     emb, probs, pts, offsets = _two_desks(gap=0.7)
     with pytest.raises(ValueError, match="extra_scales"):
         cluster_instances(emb, probs, pts, offsets=offsets, use_offsets=True, bandwidth=1.0, **bad)
+
+
+def test_compact_instances_are_the_same_as_masks():
+    emb, probs, pts, offsets = _two_desks(gap=0.7)
+    kwargs = dict(offsets=offsets, use_offsets=True, bandwidth=1.0, min_size=20, extra_scales=(0.5,))
+    dense = cluster_instances(emb, probs, pts, **kwargs)
+    compact = cluster_instances(emb, probs, pts, compact=True, **kwargs)
+    assert isinstance(compact, MemberInstances) and len(compact) == len(dense) == 3
+    assert np.array_equal(compact.masks, dense.masks) and np.array_equal(compact.scores, dense.scores)
+    assert np.array_equal(compact.labels, dense.labels)

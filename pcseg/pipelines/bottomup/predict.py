@@ -16,7 +16,7 @@ from ...data import collate
 from ...data.voxelize import voxel_mean
 from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
-from ...ids import members_of_rows
+from ...ids import members_of_pairs
 from ...labels import semantic20_to_nyu40
 from ...structures import InstanceSet, MemberInstances, Prediction, Scene
 from .. import SHIPPED_MODEL
@@ -71,12 +71,14 @@ def group_instances(out: NetworkOutput, recipe: BottomUpRecipe) -> Prediction:
     start = time.perf_counter()
     embeddings = out.embeddings if recipe.use_embeddings else None
     classes = out.probs.argmax(1)
-    instances = cluster_instances(embeddings, out.probs, out.points, offsets=out.offsets, point_classes=classes,
-                                  weights=out.counts, **cluster_settings(recipe))
+    voxel_instances = cluster_instances(embeddings, out.probs, out.points, offsets=out.offsets,
+                                        point_classes=classes, weights=out.counts, compact=True,
+                                        **cluster_settings(recipe))
     inverse = out.inverse.cpu().numpy()
     # by their points' indices (snapping and writing take them as they are): no K x N masks
-    instances = MemberInstances(members_of_rows(instances.masks, inverse), instances.labels, instances.scores,
-                                len(inverse))
+    instances = MemberInstances(members_of_pairs(*voxel_instances.pairs(), inverse, len(voxel_instances),
+                                                 voxel_instances.num_points),
+                                voxel_instances.labels, voxel_instances.scores, len(inverse))
     classes = classes.cpu().numpy()[inverse]
     cluster = time.perf_counter() - start
     return Prediction(instances, semantic20_to_nyu40(classes), {"network": out.seconds, "cluster": cluster},
