@@ -131,7 +131,6 @@ def fragment_factor(centres: np.ndarray, classes: np.ndarray, sizes: np.ndarray,
     return np.minimum(1.0, sizes / np.maximum(largest, 1))
 
 
-
 # The extra readings find their modes on a smaller sample of each class's rows than the first set
 # (every row is still assigned): they rank below it, and on a 240k-point scan this halves their cost.
 EXTRA_MAX_POINTS = 1000
@@ -293,8 +292,10 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     pairs = torch.nonzero(member.T)  # (class, point), sorted by class, then point
     ends = torch.cumsum(torch.bincount(pairs[:, 0], minlength=num_classes), 0).tolist()
     pairs = pairs[:, 1]
+
     def hypotheses(scale: float, max_points: int):
-        """(masks, labels, scores) of every class's clusters at ``scale`` x its bandwidth, or None."""
+        """(members: each cluster's rows, ascending; labels; scores) of every class's clusters at ``scale`` x
+        its bandwidth, or None; mean-shift finds modes on at most ``max_points`` rows of a class."""
         cluster_of, point_of = [], []  # per class: the (cluster, point) pairs of its clusters
         cluster_class = []             # per cluster (numbered on across the classes): its class
         label_of = dict(zip(classes, nyu.tolist()))
