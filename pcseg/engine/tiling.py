@@ -81,8 +81,12 @@ class TileGrid:
         return out
 
 
-def _drop_duplicates(members: list[np.ndarray], scores: np.ndarray, num_points: int) -> np.ndarray:
-    """Indices of the instances to keep: of two with mask IoU >= DUPLICATE_IOU, the higher score."""
+def _drop_duplicates(members: list[np.ndarray], scores: np.ndarray, num_points: int,
+                     blocks: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the instances to keep: of two with mask IoU >= DUPLICATE_IOU, the higher score; with
+    ``blocks`` (the block of each), only two from different blocks are copies of one object: a block's
+    own overlapping hypotheses (soft grouping's other classes, a second reading) stay, as they do when
+    the scan is predicted whole."""
     from scipy.sparse import csr_matrix
 
     if len(members) < 2:
@@ -94,6 +98,8 @@ def _drop_duplicates(members: list[np.ndarray], scores: np.ndarray, num_points: 
     shared = (incidence @ incidence.T).tocoo()
     iou = shared.data / (sizes[shared.row] + sizes[shared.col] - shared.data)
     clash = (shared.row != shared.col) & (iou >= DUPLICATE_IOU)
+    if blocks is not None:
+        clash &= blocks[shared.row] != blocks[shared.col]
     loser = np.where(scores[shared.row[clash]] >= scores[shared.col[clash]], shared.col[clash], shared.row[clash])
     keep = np.ones(len(members), bool)
     keep[loser] = False
@@ -109,7 +115,7 @@ def predict_tiled(predictor, scene: Scene, size: float, overlap: float, progress
     cell = grid.cells(xy)
     blocks = grid.blocks(xy, cell)
     semantic = np.zeros(len(scene), np.int64)
-    members, labels, scores = [], [], []
+    members, labels, scores, owners = [], [], [], []
     timings: dict[str, float] = {"blocks": float(len(blocks))}
     merge = 0.0
     for block_cell, index in tqdm(blocks, desc=f"{scene.name}: blocks", unit="block", disable=not progress, leave=False):
@@ -131,11 +137,12 @@ def predict_tiled(predictor, scene: Scene, size: float, overlap: float, progress
                 members.append(index[points[k]])
             labels.append(inst.labels[mine])
             scores.append(inst.scores[mine])
+            owners.append(np.full(len(mine), block_cell))
         merge += time.perf_counter() - start
     start = time.perf_counter()
     labels_all = np.concatenate(labels) if labels else np.zeros(0, np.int64)
     scores_all = np.concatenate(scores) if scores else np.zeros(0, np.float32)
-    keep = _drop_duplicates(members, scores_all, len(scene))
+    keep = _drop_duplicates(members, scores_all, len(scene), np.concatenate(owners) if owners else None)
     # by their points: a floor's K x N masks would be gigabytes, and time beyond linear to fill
     instances = MemberInstances([members[k] for k in keep], labels_all[keep], scores_all[keep], len(scene))
     timings["merge"] = merge + time.perf_counter() - start

@@ -100,6 +100,9 @@ def test_duplicates_keep_the_higher_score():
     a, b, c = np.arange(0, 100), np.arange(5, 100), np.arange(200, 260)
     keep = _drop_duplicates([a, b, c], np.array([0.5, 0.8, 0.1]), 300)
     assert keep.tolist() == [1, 2]
+    # copies come from different blocks: one block's own overlapping hypotheses all stay
+    assert _drop_duplicates([a, b, c], np.array([0.5, 0.8, 0.1]), 300, np.array([4, 4, 4])).tolist() == [0, 1, 2]
+    assert _drop_duplicates([a, b, c], np.array([0.5, 0.8, 0.1]), 300, np.array([3, 4, 4])).tolist() == [1, 2]
 
 
 def test_floor_of_rooms_renumbers_and_aligns(tmp_path):
