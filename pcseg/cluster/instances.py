@@ -293,12 +293,13 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
     ends = torch.cumsum(torch.bincount(pairs[:, 0], minlength=num_classes), 0).tolist()
     pairs = pairs[:, 1]
 
+    label_of = dict(zip(classes, nyu.tolist()))
+
     def hypotheses(scale: float, max_points: int):
         """(members: each cluster's rows, ascending; labels; scores) of every class's clusters at ``scale`` x
         its bandwidth, or None; mean-shift finds modes on at most ``max_points`` rows of a class."""
         cluster_of, point_of = [], []  # per class: the (cluster, point) pairs of its clusters
         cluster_class = []             # per cluster (numbered on across the classes): its class
-        label_of = dict(zip(classes, nyu.tolist()))
         for c in classes:
             idx = pairs[(ends[c - 1] if c else 0):ends[c]]
             if idx.numel() < max(min_size, 1):
@@ -375,9 +376,5 @@ def cluster_instances(embeddings, semantic_probs, points=None, *, method: str = 
             members, labels, scores = _add_unless_duplicate(members, labels, scores, extra[0], extra[1],
                                                             extra[2] * np.float32(extra_score), row_weights,
                                                             duplicate_iou)
-    if compact:
-        return MemberInstances(members, labels, scores, n)
-    masks = np.zeros((len(members), n), bool)  # one allocation for all classes
-    if members:
-        masks[np.repeat(np.arange(len(members)), [len(m) for m in members]), np.concatenate(members)] = True
-    return InstanceSet(masks, labels, scores)
+    found = MemberInstances(members, labels, scores, n)
+    return found if compact else InstanceSet(found.masks, labels, scores)
