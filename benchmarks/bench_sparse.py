@@ -16,8 +16,11 @@ cloud, as ``pcseg predict`` reads it; ``--voxel`` metres, 0.02 = ScanNet's stand
 shipped recipes'): real and generated scans are sparser than the box room at the finest level (about
 3 neighbours per voxel at 2 cm instead of 10), which changes how much of the pass the products are.
 
+``--spconv`` also times the same pass on spconv's CPU wheel (compiled gather-GEMM-scatter kernels,
+one thread only), as a reference for what compiled kernels from a wheel give on this CPU.
+
     python benchmarks/bench_sparse.py [--repeats 3] [--threads 1 2] [--scene DIR --voxel 0.02]
-                                      [--json benchmarks/results/sparse.json]
+                                      [--spconv] [--json benchmarks/results/sparse.json]
 """
 from __future__ import annotations
 
@@ -206,10 +209,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--scene", type=Path, help="a scan (ScanNet scene folder or point cloud) instead of the box room")
     parser.add_argument("--voxel", type=float, default=VOXEL, help="voxel size in metres for --scene (default 0.02)")
+    parser.add_argument("--spconv", action="store_true",
+                        help="also time the pass on spconv's compiled kernels (1 thread; pip install spconv)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if args.voxel <= 0:
         parser.error(f"--voxel must be > 0, got {args.voxel}")
+    if args.spconv:
+        from pcseg.sparse.backend import is_importable
+        if not is_importable("spconv"):
+            parser.error("--spconv needs spconv: pip install spconv (the CPU wheel; make test installs it)")
+        if 1 not in args.threads:
+            parser.error("--spconv runs on one thread only: include 1 in --threads")
     load = os.getloadavg()[0]
 
     voxel = args.voxel if args.scene else VOXEL
@@ -257,10 +268,30 @@ def main() -> None:
             "dense matmul GFLOP/s": dense / 1e9, "fwd+bwd cached maps s": t_cached, "fwd+bwd building maps s": t_fresh,
             "maps alone s": t_maps, "products alone s": t_products, "fraction of dense": rate / dense,
             "products fraction of dense": flops / t_products / dense, "pass / products": t_cached / t_products}
+        if args.spconv and threads == 1:
+            t_spconv = spconv_pass(step, feats, coords, args.repeats)
+            print(f"threads=1: the same pass on spconv {_spconv_version()} (a compiled gather-GEMM-scatter, the CPU "
+                  f"wheel): {t_spconv:.3f} s = {flops / t_spconv / dense:.0%} of dense")
+            results["1 thread(s)"].update({"spconv fwd+bwd cached maps s": t_spconv,
+                                           "spconv fraction of dense": flops / t_spconv / dense})
     if args.json:
         args.json.write_text(json.dumps({"time": time.ctime(), "load": load, "input": source, "voxel m": voxel,
                                          "voxels": int(coords.shape[0]),
                                          "conv GFLOP fwd+bwd": flops / 1e9, "results": results}, indent=1) + "\n")
+
+
+def spconv_pass(step, feats, coords, repeats: int) -> float:
+    """The pass on the spconv backend (one thread only: its CPU scatter-add is not thread-safe)."""
+    from pcseg.sparse.backend import use_backend
+
+    with use_backend("spconv"):
+        cached = SparseTensor(feats, coords)
+        return timed(lambda: step(cached), repeats)
+
+
+def _spconv_version() -> str:
+    import spconv
+    return spconv.__version__
 
 
 def _build_maps(net, x):
