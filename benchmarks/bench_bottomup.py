@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from pcseg.cluster import cluster_instances, dbscan_xyz, snap_labels_to_segments, snap_to_scene_segments
-from pcseg.data import SceneDataset, collate, voxelize
+from pcseg.data import SceneDataset, voxelize
+from pcseg.pipelines.scenes import input_batch
 from pcseg.pipelines.bottomup.build import cluster_settings
 from pcseg.pipelines.bottomup.predict import load_model, predict_scene
 from pcseg.evaluation import InstanceEvaluator, SemanticEvaluator, format_table, to_json_dict
@@ -89,7 +90,7 @@ def main() -> None:
     method_seconds = {m: [] for m in methods}
     for scene in scenes:
         with torch.no_grad():
-            out = model(collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature))
+            out = model(input_batch([Scene(scene.points, scene.colors, name=scene.name)], recipe))
         probs = torch.softmax(out["semantic_logits"], 1)
         settings = cluster_settings(recipe)
         emb = out["embeddings"] if recipe.use_embeddings else None
@@ -143,7 +144,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(6):
             t0 = time.perf_counter()
-            batch = collate([Scene(room.points, room.colors, name=room.name)], height=recipe.height_feature)
+            batch = input_batch([Scene(room.points, room.colors, name=room.name)], recipe)
             voxelize(batch.points, batch.offset, recipe.voxel_size)
             t1 = time.perf_counter()
             pred = predict_scene(model, room, recipe)

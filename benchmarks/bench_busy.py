@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
 
-    from pcseg.data import collate
+    from pcseg.pipelines.scenes import input_batch
     from pcseg.pipelines.bottomup.predict import load_model, predict_scene
 
     load = os.getloadavg()
@@ -127,7 +127,7 @@ def main() -> None:
     model, recipe = load_model()
     small, big = rooms()
     print(f"rooms: {len(small[0])} points; the large scene {len(big)} points")
-    train_batch = collate(small, height=recipe.height_feature)  # the input channels the model was trained on
+    train_batch = input_batch(small, recipe)  # the input the model reads
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
     def predict(scene):

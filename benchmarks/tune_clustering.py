@@ -27,7 +27,8 @@ import torch
 from tqdm import tqdm
 
 from pcseg.cluster import cluster_instances, snap_to_scene_segments
-from pcseg.data import SceneDataset, collate, instance_sizes
+from pcseg.data import SceneDataset, instance_sizes
+from pcseg.pipelines.scenes import input_batch
 from pcseg.pipelines.bottomup.predict import load_model
 from pcseg.evaluation import InstanceEvaluator
 from pcseg.labels import SEMANTIC20_NAMES
@@ -72,7 +73,7 @@ def main() -> None:
     with torch.no_grad():
         for i in tqdm(range(len(tune)), desc="network", unit="room"):
             scene = tune.load(i)
-            batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature)
+            batch = input_batch([Scene(scene.points, scene.colors, name=scene.name)], recipe)
             out = model(batch)
             outputs.append((scene, batch.points, torch.softmax(out["semantic_logits"], 1), out["offsets"]))
 

@@ -90,7 +90,7 @@ def grid_picture(path: Path, room: int = 3, shown_threshold: float = 0.3) -> Non
 
     sure = pred.instances.scores >= shown_threshold  # the confident instances, as the cells shown
     shown = InstanceSet(pred.instances.masks[sure], pred.instances.labels[sure], pred.instances.scores[sure])
-    print(draw_grid_cells(scene, grid_cells(p.model, scene, p.recipe.height_feature), shown, path, shown_threshold))
+    print(draw_grid_cells(scene, grid_cells(p.model, scene, p.recipe), shown, path, shown_threshold))
 
 
 if __name__ == "__main__":

@@ -266,10 +266,30 @@ def floor_level(z: np.ndarray) -> float:
     return float(np.percentile(z, FLOOR_PERCENTILE)) if len(z) else 0.0
 
 
-def collate(scenes: Sequence[Scene], height: bool = False) -> Batch:
+# The mean colour of a standard synthetic room (the mean of the per-room mean colours of 100 of the
+# 400 training rooms of seed 0): what the shipped models saw, and what ``balance_colors`` moves a scan to.
+REFERENCE_COLOR = (0.576, 0.555, 0.520)
+MAX_COLOR_GAIN = 4.0
+
+
+def balance_colors(colors: np.ndarray, reference: Sequence[float] = REFERENCE_COLOR) -> np.ndarray:
+    """FloatArray[N, 3] colours with each channel scaled so that the scene's mean colour is ``reference``
+    (a per-scene white balance and exposure correction: a scan darker or warmer than the training rooms,
+    as real scans are, is moved back to their colours; a per-channel gain of the input gives the same
+    result), clipped to 0..1. Gains are capped at ``MAX_COLOR_GAIN`` (a nearly black channel stays dark)."""
+    colors = np.asarray(colors, np.float32)
+    if len(colors) == 0:
+        return colors
+    mean = colors.mean(0, dtype=np.float64)
+    gain = np.minimum(np.asarray(reference, np.float64) / np.maximum(mean, 1e-6), MAX_COLOR_GAIN)
+    return np.clip(colors * gain.astype(np.float32), 0.0, 1.0)
+
+
+def collate(scenes: Sequence[Scene], height: bool = False, color_reference: Sequence[float] | None = None) -> Batch:
     """Pack scenes into the model's Batch.
 
-    features: FloatTensor[M, 3] colours in 0..1, plus with ``height=True`` a 4th channel, the
+    features: FloatTensor[M, 3] colours in 0..1 (with ``color_reference``, each scene's colours through
+              ``balance_colors`` to that mean colour), plus with ``height=True`` a 4th channel, the
               height above the scene's floor level (``floor_level``, metres).
     semantic, instance: from ``training_labels`` (None unless every scene is labelled).
     Instance ids stay per scene (not made unique across the batch): keep scenes apart by batch index.
@@ -283,7 +303,7 @@ def collate(scenes: Sequence[Scene], height: bool = False) -> Batch:
             raise TypeError(f"collate: expected Scenes, got {type(s).__name__}")
     feats = []
     for s in scenes:
-        f = s.colors
+        f = s.colors if color_reference is None else balance_colors(s.colors, color_reference)
         if height:
             z = s.points[:, 2:3]
             f = np.concatenate([f, z - floor_level(z)], 1)

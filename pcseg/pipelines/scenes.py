@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data import Augmentation, SceneDataset, collate
+from ..data import REFERENCE_COLOR, Augmentation, SceneDataset, collate
 from ..engine.checkpoint import check_compatible, load_checkpoint, load_model_state
 from ..engine.config import prediction_recipe, require
 from ..engine.device import resolve_device
@@ -45,6 +45,10 @@ class SceneSettings(TrainingSettings):
     labels_tsv: str | None = None
     cache_dir: str | None = None
     height_feature: bool = False         # add height above the floor as a 4th input channel
+    color_reference: list[float] = field(default_factory=lambda: list(REFERENCE_COLOR))
+                                         # each scene's colours scaled per channel to this mean colour, in
+                                         # training and prediction (data.balance_colors: a per-scene white
+                                         # balance, real scans are darker and warmer); [] = colours as read
     # the sparse U-Net backbone
     voxel_size: float = 0.05
     widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
@@ -92,6 +96,8 @@ class SceneSettings(TrainingSettings):
         need(self.lr_anneal in ("steps", "budget"), "lr_anneal", "must be steps or budget")
         need(0 < self.scale_min <= self.scale_max, "scale_min", "needs 0 < scale_min <= scale_max")
         need(0 <= self.color_cast <= 1, "color_cast", "must be in [0, 1]")
+        need(len(self.color_reference) in (0, 3) and all(0 < c <= 1 for c in self.color_reference),
+             "color_reference", "must be [] (off) or three colour values in (0, 1]")
         need(isinstance(self.holes, int) and not isinstance(self.holes, bool) and self.holes >= 0, "holes",
              "must be an integer >= 0")
         need(0 <= self.point_noise <= 0.1, "point_noise", "must be in [0, 0.1] metres")
@@ -103,6 +109,12 @@ class SceneSettings(TrainingSettings):
         need(self.tile_size >= 0, "tile_size", "must be >= 0 metres (0 = never tile)")
         need(0 <= self.tile_overlap and (self.tile_size == 0 or self.tile_overlap < self.tile_size), "tile_overlap",
              "must be >= 0 and smaller than tile_size")
+
+
+def input_batch(scenes: Sequence[Scene], recipe: SceneSettings):
+    """The network's input Batch for ``scenes`` as the recipe's model reads them (its height channel and
+    colour balance), in training and prediction alike."""
+    return collate(scenes, height=recipe.height_feature, color_reference=recipe.color_reference or None)
 
 
 def select_backend(recipe: SceneSettings, device: torch.device) -> str:
@@ -276,7 +288,7 @@ class SceneTrainer(ABC):
         self.dataset.set_epoch(epoch)
         batches = epoch_batches(len(self.dataset), recipe.batch_size, recipe.seed, epoch, info.rank, info.world_size)
         return DataLoader(self.dataset, batch_sampler=batches[first:], num_workers=recipe.workers,
-                          collate_fn=functools.partial(collate, height=recipe.height_feature))
+                          collate_fn=functools.partial(input_batch, recipe=recipe))
 
     def forward(self, batch):
         losses = self.net(batch.to(self.device))

@@ -18,12 +18,14 @@ from .colors import instance_colors
 MAX_POINTS = 40_000  # drawn per panel: enough to see the room
 
 
-def grid_cells(model, scene: Scene, height: bool, device="cpu") -> list[dict]:
+def grid_cells(model, scene: Scene, recipe, device="cpu") -> list[dict]:
     """Per grid of a grid model: its size, xy minimum, cell edge and the cells' category probabilities
-    FloatArray[S, S, instance classes] (row = y, column = x) for ``scene``."""
+    FloatArray[S, S, instance classes] (row = y, column = x) for ``scene``, read as ``recipe`` (the
+    model's GridRecipe) has the network read it."""
     from ..data import collate
 
-    batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=height).to(device)
+    batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature,
+                    color_reference=recipe.color_reference or None).to(device)  # as pipelines.scenes.input_batch
     model.eval()
     out = []
     for grid, probs in model.cell_probabilities(batch):

@@ -275,3 +275,34 @@ def test_height_channel_is_measured_from_the_floor_not_a_stray_point():
     batch = collate([Scene(points, np.full_like(points, 0.5), name="s")], height=True)
     height = batch.features[:, 3].numpy()
     assert height.shape == (5001,) and abs(np.median(height[:2000])) < 0.01 and height[-1] < -1.4
+
+
+def test_balance_colors_moves_each_scene_to_the_reference_mean():
+    from pcseg.data import REFERENCE_COLOR, balance_colors
+
+    rng = np.random.default_rng(0)
+    colors = rng.uniform(0.1, 0.4, (1000, 3)).astype(np.float32)
+    out = balance_colors(colors, (0.6, 0.5, 0.4))
+    np.testing.assert_allclose(out.mean(0), [0.6, 0.5, 0.4], rtol=1e-5)  # no value clipped here
+    np.testing.assert_allclose(out, colors * (np.array([0.6, 0.5, 0.4]) / colors.mean(0)), rtol=1e-5)
+    # a per-channel cast and darkening of the scan is undone: same result without and with it
+    cast = colors * np.array([0.9, 0.7, 0.6], np.float32)
+    np.testing.assert_allclose(balance_colors(cast), balance_colors(colors), rtol=1e-5)
+    np.testing.assert_allclose(balance_colors(colors).mean(0), REFERENCE_COLOR, rtol=1e-5)
+    # clipped to 0..1; a nearly black channel gains at most MAX_COLOR_GAIN; black and empty scans stay so
+    bright = balance_colors(np.array([[0.9, 0.01, 0.0], [0.1, 0.01, 0.0]], np.float32), (0.9, 0.5, 0.5))
+    np.testing.assert_allclose(bright, [[1.0, 0.04, 0.0], [0.18, 0.04, 0.0]], rtol=1e-5)
+    assert balance_colors(np.zeros((0, 3), np.float32)).shape == (0, 3)
+
+
+def test_collate_balances_each_scene_on_its_own(data):
+    from pcseg.data import balance_colors
+
+    root, _ = data
+    ds = SceneDataset(root, split=None)
+    scenes = [ds[0], ds[1]]
+    n = len(scenes[0])
+    batch = collate(scenes, height=True, color_reference=(0.5, 0.5, 0.5))
+    assert torch.allclose(batch.features[:n, :3], torch.from_numpy(balance_colors(scenes[0].colors, (0.5, 0.5, 0.5))))
+    assert torch.allclose(batch.features[n:, :3], torch.from_numpy(balance_colors(scenes[1].colors, (0.5, 0.5, 0.5))))
+    assert torch.equal(batch.features[:, 3], collate(scenes, height=True).features[:, 3])  # height unchanged

@@ -363,3 +363,24 @@ def test_masks_compact_and_auto_write_one_file_per_scene_that_eval_scores_alike(
         sorted(p.name for p in (tmp_path / "compact" / "instances").iterdir())
     assert main(base + ["--out", str(tmp_path / "forced"), "--masks", "files"]) == 0
     assert (tmp_path / "forced" / "predicted_masks").is_dir() and not (tmp_path / "forced" / "instances").exists()
+
+
+def test_a_colour_cast_scan_predicts_as_the_scan_does(setup):
+    """Colours are balanced per scene before the network (``color_reference``): a darker, warmer copy of a
+    scan (a per-channel gain, as a real scan's exposure and white balance) gives the same network outputs
+    and instances; with ``color_reference=[]`` the network reads the colours as they are."""
+    from pcseg.pipelines.bottomup.predict import run_network
+
+    data, ckpt = setup
+    scene = read_scannet_scene(list_scenes(data)[0])
+    cast = dataclasses.replace(scene, colors=scene.colors * np.array([0.8, 0.6, 0.45], np.float32))
+    model, recipe = load_model(ckpt, overrides=["min_size=5", "bandwidth=0.2"])
+    a, b = run_network(model, scene, recipe), run_network(model, cast, recipe)
+    torch.testing.assert_close(b.probs, a.probs, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(b.embeddings, a.embeddings, atol=1e-5, rtol=1e-4)
+    first, second = predict_scene(model, scene, recipe), predict_scene(model, cast, recipe)
+    assert len(first.instances) > 0
+    np.testing.assert_array_equal(second.instances.to_ids(), first.instances.to_ids())
+    model, recipe = load_model(ckpt, overrides=["color_reference=[]"])
+    a, b = run_network(model, scene, recipe), run_network(model, cast, recipe)
+    assert not torch.allclose(a.embeddings, b.embeddings, atol=1e-3)

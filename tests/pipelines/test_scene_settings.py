@@ -28,3 +28,14 @@ def test_crop_points_trains_on_a_partial_scene():
 def test_bad_crop_points_is_named(value):
     with pytest.raises(ValueError, match="crop_points: must be an integer"):
         BottomUpRecipe(crop_points=value)
+
+
+def test_color_reference_defaults_to_the_synthetic_rooms_and_is_checked():
+    from pcseg.data import REFERENCE_COLOR
+    from pcseg.pipelines.grid.recipe import GridRecipe
+
+    assert BottomUpRecipe().color_reference == list(REFERENCE_COLOR) == GridRecipe().color_reference
+    assert BottomUpRecipe(color_reference=[]).color_reference == []
+    for bad in ([0.5, 0.5], [0.0, 0.5, 0.5], [0.5, 1.2, 0.5]):
+        with pytest.raises(ValueError, match="color_reference: must be"):
+            BottomUpRecipe(color_reference=bad)

@@ -16,7 +16,7 @@ def test_cells_of_each_grid_and_a_picture(tmp_path):
     rng = np.random.default_rng(0)
     points = (rng.random((3000, 3)) * [4.0, 3.0, 2.0]).astype(np.float32)
     scene = Scene(points, rng.random((3000, 3)).astype(np.float32), name="room")
-    cells = grid_cells(model, scene, height=False)
+    cells = grid_cells(model, scene, recipe)
     assert [c["size"] for c in cells] == [4, 8]
     for c in cells:
         assert c["probs"].shape == (c["size"], c["size"], 18) and ((c["probs"] >= 0) & (c["probs"] <= 1)).all()

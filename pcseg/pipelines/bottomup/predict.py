@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from ...cluster import cluster_instances
-from ...data import collate
 from ...data.voxelize import voxel_mean
 from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
@@ -20,7 +19,7 @@ from ...ids import members_of_pairs
 from ...labels import semantic20_to_nyu40
 from ...structures import InstanceSet, MemberInstances, Prediction, Scene
 from .. import SHIPPED_MODEL
-from ..scenes import ScenePredictor, load_scene_model
+from ..scenes import ScenePredictor, input_batch, load_scene_model
 from .build import build_model, cluster_settings
 from .recipe import PREDICT_KEYS, BottomUpRecipe
 
@@ -53,7 +52,7 @@ def run_network(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
                 device: str | torch.device = "cpu") -> NetworkOutput:
     """Voxelize and run the network on a non-empty scene."""
     start = time.perf_counter()
-    batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature).to(device)
+    batch = input_batch([Scene(scene.points, scene.colors, name=scene.name)], recipe).to(device)
     out, voxels = model.voxel_outputs(batch)
     probs = torch.softmax(out["semantic_logits"], 1)
     points = voxel_mean(batch.points, voxels)

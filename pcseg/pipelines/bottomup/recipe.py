@@ -13,7 +13,7 @@ CLUSTER_METHODS = ("meanshift", "hdbscan", "hdbscan-package", "dbscan")
 # settings that define the network: a checkpoint only loads into a model built with the same values
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "embed_dim", "offsets", "head_hidden", "height_feature")
 # the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
-PREDICT_KEYS = ("cluster_method", "bandwidth", "min_size", "use_embeddings", "embedding_weight", "use_offsets", "coord_weight",
+PREDICT_KEYS = ("color_reference", "cluster_method", "bandwidth", "min_size", "use_embeddings", "embedding_weight", "use_offsets", "coord_weight",
                 "class_bandwidth", "soft_threshold", "fragment_radius", "extra_scales", "extra_score", "segment_snap", "superpoints", "tile_size", "tile_overlap",
                 "backend", "threads")
 

@@ -13,14 +13,13 @@ import numpy as np
 import torch
 
 from ...cluster.nms import mask_nms_of_iou, matrix_nms_of_iou, pairs_class_iou
-from ...data import collate
 from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
 from ...ids import members_of_pairs, nonzero_pairs
 from ...labels import semantic20_to_nyu40
 from ...models.grid_segmenter import Candidates
 from ...structures import InstanceSet, MemberInstances, Prediction, Scene
-from ..scenes import ScenePredictor, load_scene_model
+from ..scenes import ScenePredictor, input_batch, load_scene_model
 from .build import build_model
 from .recipe import PREDICT_KEYS, GridRecipe
 
@@ -41,7 +40,7 @@ class GridOutput:
 @torch.no_grad()
 def run_network(model: torch.nn.Module, scene: Scene, recipe: GridRecipe, device: str | torch.device = "cpu") -> GridOutput:
     start = time.perf_counter()
-    batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature).to(device)
+    batch = input_batch([Scene(scene.points, scene.colors, name=scene.name)], recipe).to(device)
     out = model(batch)
     synchronize(device)
     return GridOutput(out["candidates"][0], out["voxels"].inverse, time.perf_counter() - start)

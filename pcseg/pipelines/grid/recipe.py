@@ -14,7 +14,7 @@ NMS_METHODS = ("matrix", "mask")
 ARCHITECTURE_KEYS = ("voxel_size", "widths", "blocks", "height_feature", "grids", "size_ranges", "mask_dim",
                      "head_hidden", "dynamic_hidden", "coord_features")
 # the keys a prediction may override (`pcseg predict ... key=value`): the rest were fixed by training
-PREDICT_KEYS = ("score_threshold", "peak_window", "mask_threshold", "nms", "nms_iou", "nms_kernel", "nms_sigma", "final_threshold",
+PREDICT_KEYS = ("color_reference", "score_threshold", "peak_window", "mask_threshold", "nms", "nms_iou", "nms_kernel", "nms_sigma", "final_threshold",
                 "max_instances",
                 "min_size", "segment_snap", "superpoints", "tile_size", "tile_overlap",
                 "backend", "threads")
