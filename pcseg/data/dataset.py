@@ -276,9 +276,11 @@ def balance_colors(colors: np.ndarray, reference: Sequence[float] = REFERENCE_CO
     """FloatArray[N, 3] colours with each channel scaled so that the scene's mean colour is ``reference``
     (a per-scene white balance and exposure correction: a scan darker or warmer than the training rooms,
     as real scans are, is moved back to their colours; a per-channel gain of the input gives the same
-    result), clipped to 0..1. Gains are capped at ``MAX_COLOR_GAIN`` (a nearly black channel stays dark)."""
+    result), clipped to 0..1. Gains are capped at ``MAX_COLOR_GAIN`` (a nearly black channel stays dark).
+    A scan of one colour (a cloud without colours, read as grey) is left as it is: that grey is what
+    the models' colourless training scenes had."""
     colors = np.asarray(colors, np.float32)
-    if len(colors) == 0:
+    if len(colors) == 0 or not np.ptp(colors, axis=0).any():
         return colors
     mean = colors.mean(0, dtype=np.float64)
     gain = np.minimum(np.asarray(reference, np.float64) / np.maximum(mean, 1e-6), MAX_COLOR_GAIN)

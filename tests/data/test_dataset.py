@@ -293,6 +293,8 @@ def test_balance_colors_moves_each_scene_to_the_reference_mean():
     bright = balance_colors(np.array([[0.9, 0.01, 0.0], [0.1, 0.01, 0.0]], np.float32), (0.9, 0.5, 0.5))
     np.testing.assert_allclose(bright, [[1.0, 0.04, 0.0], [0.18, 0.04, 0.0]], rtol=1e-5)
     assert balance_colors(np.zeros((0, 3), np.float32)).shape == (0, 3)
+    grey = np.full((50, 3), 0.5, np.float32)  # a cloud without colours: one grey, left as read
+    np.testing.assert_array_equal(balance_colors(grey), grey)
 
 
 def test_collate_balances_each_scene_on_its_own(data):
