@@ -31,20 +31,23 @@ SETS = {  # name: (folder, scenes, seed, domain)
 }
 
 
-def score(checkpoint: Path, data: Path, gt: Path, work: Path) -> dict:
+def score(checkpoint: Path | None, data: Path, gt: Path, work: Path, overrides=()) -> dict:
+    """``pcseg predict`` (``overrides``: its KEY=VALUE settings) and the scores: AP, AP50, AP25, mIoU
+    and each class's AP ("class AP")."""
     from pcseg.pipelines import predict_to_folder
     from pcseg.evaluation import SemanticEvaluator
     from pcseg.evaluation.folders import folder_evaluator
 
     pred = work / "pred"
-    predict_to_folder(data, pred, checkpoint=checkpoint, progress=False)
+    predict_to_folder(data, pred, checkpoint=checkpoint, overrides=list(overrides), progress=False)
     semantic = SemanticEvaluator()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = folder_evaluator(gt, pred, progress=False, semantic=semantic).evaluate()
         miou = semantic.evaluate()["mIoU"]
     shutil.rmtree(pred)
-    return {"AP": result["AP"], "AP50": result["AP50"], "AP25": result["AP25"], "mIoU": miou}
+    return {"AP": result["AP"], "AP50": result["AP50"], "AP25": result["AP25"], "mIoU": miou,
+            "class AP": {name: c["AP"] for name, c in result["classes"].items()}}
 
 
 def main() -> None:

@@ -20,10 +20,13 @@ import argparse
 import dataclasses
 import json
 import shutil
+import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_generalise import score  # noqa: E402  (pcseg predict + the official-equivalent scores)
 
 # each change alone: the field of the shifted domain that carries it
 CHANGES = {"colour cast": "color_cast", "vertex noise": "noise_sigma", "holes": ("holes", "hole_radius"),
@@ -45,23 +48,6 @@ def domains() -> dict[str, str]:
         names[change] = name
     names["shifted (all four)"] = "shifted"
     return names
-
-
-def score(checkpoint, data: Path, gt: Path, work: Path, overrides: list[str]) -> dict:
-    from pcseg.evaluation import SemanticEvaluator
-    from pcseg.evaluation.folders import folder_evaluator
-    from pcseg.pipelines import predict_to_folder
-
-    pred = work / "pred"
-    predict_to_folder(data, pred, checkpoint=checkpoint, overrides=overrides, progress=False)
-    semantic = SemanticEvaluator()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = folder_evaluator(gt, pred, progress=False, semantic=semantic).evaluate()
-        miou = semantic.evaluate()["mIoU"]
-    shutil.rmtree(pred)
-    classes = {name: c["AP"] for name, c in result["classes"].items()}
-    return {"AP": result["AP"], "AP50": result["AP50"], "AP25": result["AP25"], "mIoU": miou, "class AP": classes}
 
 
 def main() -> None:
