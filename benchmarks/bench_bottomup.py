@@ -30,8 +30,7 @@ import numpy as np
 import torch
 
 from pcseg.cluster import cluster_instances, dbscan_xyz, snap_labels_to_segments, snap_to_scene_segments
-from pcseg.data import SceneDataset, voxelize
-from pcseg.pipelines.scenes import input_batch
+from pcseg.data import SceneDataset, input_batch, voxelize
 from pcseg.pipelines.bottomup.build import cluster_settings
 from pcseg.pipelines.bottomup.predict import load_model, predict_scene
 from pcseg.evaluation import InstanceEvaluator, SemanticEvaluator, format_table, to_json_dict

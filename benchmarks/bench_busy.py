@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
 
-    from pcseg.pipelines.scenes import input_batch
+    from pcseg.data import input_batch
     from pcseg.pipelines.bottomup.predict import load_model, predict_scene
 
     load = os.getloadavg()

@@ -27,8 +27,7 @@ import torch
 from tqdm import tqdm
 
 from pcseg.cluster import cluster_instances, snap_to_scene_segments
-from pcseg.data import SceneDataset, instance_sizes
-from pcseg.pipelines.scenes import input_batch
+from pcseg.data import SceneDataset, input_batch, instance_sizes
 from pcseg.pipelines.bottomup.predict import load_model
 from pcseg.evaluation import InstanceEvaluator
 from pcseg.labels import SEMANTIC20_NAMES

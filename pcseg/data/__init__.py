@@ -8,13 +8,13 @@ with the inverse map back to points.
 """
 from pcseg.data.augment import Augmentation, elastic_distortion, jitter_colors, rotation_z
 from pcseg.data.dataset import (REFERENCE_COLOR, PointCloudFiles, SceneDataset, balance_colors, collate,
-                                 feature_channels, instance_sizes, semantic_point_counts, training_labels)
+                                 feature_channels, input_batch, instance_sizes, semantic_point_counts, training_labels)
 from pcseg.data.voxelize import Voxels, voxel_mean, voxelize
 
 __all__ = [
     "Voxels", "voxelize", "voxel_mean",
     "Augmentation", "elastic_distortion", "jitter_colors", "rotation_z",
-    "SceneDataset", "PointCloudFiles", "collate", "balance_colors", "REFERENCE_COLOR", "feature_channels",
+    "SceneDataset", "PointCloudFiles", "collate", "input_batch", "balance_colors", "REFERENCE_COLOR", "feature_channels",
     "semantic_point_counts",
     "instance_sizes", "training_labels",
 ]

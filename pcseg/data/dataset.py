@@ -323,3 +323,9 @@ def collate(scenes: Sequence[Scene], height: bool = False, color_reference: Sequ
     return Batch(points=cat([s.points for s in scenes], torch.float32), features=cat(feats, torch.float32),
                  offset=torch.cumsum(counts, 0), semantic=semantic, instance=instance,
                  names=tuple(s.name for s in scenes))
+
+
+def input_batch(scenes: Sequence[Scene], recipe) -> Batch:
+    """The network's input Batch for ``scenes`` as a recipe's model reads them (its ``height_feature``
+    channel and ``color_reference`` balance), in training, prediction and pictures alike."""
+    return collate(scenes, height=recipe.height_feature, color_reference=recipe.color_reference or None)

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data import REFERENCE_COLOR, Augmentation, SceneDataset, collate
+from ..data import REFERENCE_COLOR, Augmentation, SceneDataset, input_batch
 from ..engine.checkpoint import check_compatible, load_checkpoint, load_model_state
 from ..engine.config import prediction_recipe, require
 from ..engine.device import resolve_device
@@ -109,12 +109,6 @@ class SceneSettings(TrainingSettings):
         need(self.tile_size >= 0, "tile_size", "must be >= 0 metres (0 = never tile)")
         need(0 <= self.tile_overlap and (self.tile_size == 0 or self.tile_overlap < self.tile_size), "tile_overlap",
              "must be >= 0 and smaller than tile_size")
-
-
-def input_batch(scenes: Sequence[Scene], recipe: SceneSettings):
-    """The network's input Batch for ``scenes`` as the recipe's model reads them (its height channel and
-    colour balance), in training and prediction alike."""
-    return collate(scenes, height=recipe.height_feature, color_reference=recipe.color_reference or None)
 
 
 def select_backend(recipe: SceneSettings, device: torch.device) -> str:

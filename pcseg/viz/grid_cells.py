@@ -22,10 +22,9 @@ def grid_cells(model, scene: Scene, recipe, device="cpu") -> list[dict]:
     """Per grid of a grid model: its size, xy minimum, cell edge and the cells' category probabilities
     FloatArray[S, S, instance classes] (row = y, column = x) for ``scene``, read as ``recipe`` (the
     model's GridRecipe) has the network read it."""
-    from ..data import collate
+    from ..data import input_batch
 
-    batch = collate([Scene(scene.points, scene.colors, name=scene.name)], height=recipe.height_feature,
-                    color_reference=recipe.color_reference or None).to(device)  # as pipelines.scenes.input_batch
+    batch = input_batch([Scene(scene.points, scene.colors, name=scene.name)], recipe).to(device)
     model.eval()
     out = []
     for grid, probs in model.cell_probabilities(batch):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ...cluster import cluster_instances
+from ...data import input_batch
 from ...data.voxelize import voxel_mean
 from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
@@ -19,7 +20,7 @@ from ...ids import members_of_pairs
 from ...labels import semantic20_to_nyu40
 from ...structures import InstanceSet, MemberInstances, Prediction, Scene
 from .. import SHIPPED_MODEL
-from ..scenes import ScenePredictor, input_batch, load_scene_model
+from ..scenes import ScenePredictor, load_scene_model
 from .build import build_model, cluster_settings
 from .recipe import PREDICT_KEYS, BottomUpRecipe
 

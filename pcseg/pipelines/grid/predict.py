@@ -13,13 +13,14 @@ import numpy as np
 import torch
 
 from ...cluster.nms import mask_nms_of_iou, matrix_nms_of_iou, pairs_class_iou
+from ...data import input_batch
 from ...engine.device import synchronize
 from ...engine.snapping import snap_to_scene
 from ...ids import members_of_pairs, nonzero_pairs
 from ...labels import semantic20_to_nyu40
 from ...models.grid_segmenter import Candidates
 from ...structures import InstanceSet, MemberInstances, Prediction, Scene
-from ..scenes import ScenePredictor, input_batch, load_scene_model
+from ..scenes import ScenePredictor, load_scene_model
 from .build import build_model
 from .recipe import PREDICT_KEYS, GridRecipe
 
