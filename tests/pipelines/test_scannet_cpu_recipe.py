@@ -42,4 +42,3 @@ def test_trains_from_scratch_with_init_weights_null(scannet_like, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "starting from" not in proc.stdout
     assert load_checkpoint(tmp_path / "scratch" / "model.pt")["config"]["init_weights"] is None
-
