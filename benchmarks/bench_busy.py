@@ -127,7 +127,7 @@ def main() -> None:
     model, recipe = load_model()
     small, big = rooms()
     print(f"rooms: {len(small[0])} points; the large scene {len(big)} points")
-    train_batch = input_batch(small, recipe)  # the input the model reads
+    train_batch = input_batch(small, recipe, training=True)  # the input the model reads in training
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
     def predict(scene):

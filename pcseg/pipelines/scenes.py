@@ -46,9 +46,10 @@ class SceneSettings(TrainingSettings):
     cache_dir: str | None = None
     height_feature: bool = False         # add height above the floor as a 4th input channel
     color_reference: list[float] = field(default_factory=lambda: list(REFERENCE_COLOR))
-                                         # each scene's colours scaled per channel to this mean colour, in
-                                         # training and prediction (data.balance_colors: a per-scene white
-                                         # balance, real scans are darker and warmer); [] = colours as read
+                                         # at prediction, each scene's colours scaled per channel to this mean
+                                         # colour (data.balance_colors: a per-scene white balance, real scans
+                                         # are darker and warmer; training reads colours as they are and
+                                         # casts them at random); [] = colours as read
     # the sparse U-Net backbone
     voxel_size: float = 0.05
     widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
@@ -282,7 +283,7 @@ class SceneTrainer(ABC):
         self.dataset.set_epoch(epoch)
         batches = epoch_batches(len(self.dataset), recipe.batch_size, recipe.seed, epoch, info.rank, info.world_size)
         return DataLoader(self.dataset, batch_sampler=batches[first:], num_workers=recipe.workers,
-                          collate_fn=functools.partial(input_batch, recipe=recipe))
+                          collate_fn=functools.partial(input_batch, recipe=recipe, training=True))
 
     def forward(self, batch):
         losses = self.net(batch.to(self.device))

@@ -308,3 +308,20 @@ def test_collate_balances_each_scene_on_its_own(data):
     assert torch.allclose(batch.features[:n, :3], torch.from_numpy(balance_colors(scenes[0].colors, (0.5, 0.5, 0.5))))
     assert torch.allclose(batch.features[n:, :3], torch.from_numpy(balance_colors(scenes[1].colors, (0.5, 0.5, 0.5))))
     assert torch.equal(batch.features[:, 3], collate(scenes, height=True).features[:, 3])  # height unchanged
+
+
+def test_input_batch_balances_colours_at_prediction_and_reads_them_as_they_are_in_training(data):
+    from types import SimpleNamespace
+
+    from pcseg.data import REFERENCE_COLOR, balance_colors, input_batch
+
+    root, _ = data
+    scene = SceneDataset(root, split=None)[0]
+    recipe = SimpleNamespace(height_feature=True, color_reference=list(REFERENCE_COLOR))
+    predicted, trained = input_batch([scene], recipe), input_batch([scene], recipe, training=True)
+    assert not np.allclose(scene.colors, balance_colors(scene.colors))  # the balance changes these colours
+    assert torch.allclose(predicted.features[:, :3], torch.from_numpy(balance_colors(scene.colors)))
+    assert torch.allclose(trained.features[:, :3], torch.from_numpy(scene.colors))
+    assert torch.equal(predicted.features[:, 3], trained.features[:, 3])  # the height channel either way
+    recipe.color_reference = []
+    assert torch.allclose(input_batch([scene], recipe).features[:, :3], torch.from_numpy(scene.colors))

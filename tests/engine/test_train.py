@@ -345,3 +345,21 @@ def test_a_grid_model_starts_from_a_bottomup_checkpoints_backbone(data, tmp_path
     state = small.state_dict()
     assert all(torch.equal(state[k], want[k]) for k in state if k.startswith("backbone."))
     assert state["backbone.stem.0.weight"].shape[-1] == 6
+
+
+def test_training_batches_read_colours_as_they_are(data):
+    """The recipe's colour balance is for prediction: the training loader reads the (augmented) colours
+    as they are, so the random colour casts reach the network."""
+    from pcseg.data import balance_colors
+    from pcseg.engine.distributed import DistInfo
+    from pcseg.engine.loop import epoch_batches
+    from pcseg.pipelines import get
+
+    recipe = load_config(BottomUpRecipe, data, [*TINY, "augment=false", "train_split=all"])
+    trainer = get("bottomup").trainer(recipe, torch.device("cpu"), DistInfo(), False, False)
+    first = epoch_batches(len(trainer.dataset), recipe.batch_size, recipe.seed, 0)[0]
+    scenes = [trainer.dataset[i] for i in first]
+    colors = torch.from_numpy(np.concatenate([s.colors for s in scenes]))
+    balanced = torch.from_numpy(np.concatenate([balance_colors(s.colors) for s in scenes]))
+    features = next(iter(trainer.batches(0, 0))).features[:, :3]
+    assert torch.equal(features, colors) and not torch.allclose(features, balanced)
