@@ -89,7 +89,7 @@ def main() -> None:
     method_seconds = {m: [] for m in methods}
     for scene in scenes:
         with torch.no_grad():
-            out = model(input_batch([Scene(scene.points, scene.colors, name=scene.name)], recipe))
+            out = model(input_batch([scene], recipe))
         probs = torch.softmax(out["semantic_logits"], 1)
         settings = cluster_settings(recipe)
         emb = out["embeddings"] if recipe.use_embeddings else None
@@ -143,7 +143,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(6):
             t0 = time.perf_counter()
-            batch = input_batch([Scene(room.points, room.colors, name=room.name)], recipe)
+            batch = input_batch([room], recipe)
             voxelize(batch.points, batch.offset, recipe.voxel_size)
             t1 = time.perf_counter()
             pred = predict_scene(model, room, recipe)

@@ -31,7 +31,6 @@ from pcseg.data import SceneDataset, input_batch, instance_sizes
 from pcseg.pipelines.bottomup.predict import load_model
 from pcseg.evaluation import InstanceEvaluator
 from pcseg.labels import SEMANTIC20_NAMES
-from pcseg.structures import Scene
 
 
 def size_bandwidths(median_sizes: np.ndarray, scale: float, lo: float, hi: float, default: float) -> list[float]:
@@ -72,7 +71,7 @@ def main() -> None:
     with torch.no_grad():
         for i in tqdm(range(len(tune)), desc="network", unit="room"):
             scene = tune.load(i)
-            batch = input_batch([Scene(scene.points, scene.colors, name=scene.name)], recipe)
+            batch = input_batch([scene], recipe)
             out = model(batch)
             outputs.append((scene, batch.points, torch.softmax(out["semantic_logits"], 1), out["offsets"]))
 

@@ -24,7 +24,7 @@ def grid_cells(model, scene: Scene, recipe, device="cpu") -> list[dict]:
     model's GridRecipe) has the network read it."""
     from ..data import input_batch
 
-    batch = input_batch([Scene(scene.points, scene.colors, name=scene.name)], recipe).to(device)
+    batch = input_batch([scene], recipe).to(device)
     model.eval()
     out = []
     for grid, probs in model.cell_probabilities(batch):

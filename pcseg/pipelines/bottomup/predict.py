@@ -53,7 +53,7 @@ def run_network(model: torch.nn.Module, scene: Scene, recipe: BottomUpRecipe,
                 device: str | torch.device = "cpu") -> NetworkOutput:
     """Voxelize and run the network on a non-empty scene."""
     start = time.perf_counter()
-    batch = input_batch([Scene(scene.points, scene.colors, name=scene.name)], recipe).to(device)
+    batch = input_batch([scene], recipe).to(device)
     out, voxels = model.voxel_outputs(batch)
     probs = torch.softmax(out["semantic_logits"], 1)
     points = voxel_mean(batch.points, voxels)

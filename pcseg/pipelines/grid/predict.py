@@ -41,7 +41,7 @@ class GridOutput:
 @torch.no_grad()
 def run_network(model: torch.nn.Module, scene: Scene, recipe: GridRecipe, device: str | torch.device = "cpu") -> GridOutput:
     start = time.perf_counter()
-    batch = input_batch([Scene(scene.points, scene.colors, name=scene.name)], recipe).to(device)
+    batch = input_batch([scene], recipe).to(device)
     out = model(batch)
     synchronize(device)
     return GridOutput(out["candidates"][0], out["voxels"].inverse, time.perf_counter() - start)
